@@ -1,0 +1,1 @@
+"""pspnet-geo: PSPNet segmentation of large georeferenced rasters into polygons."""
