@@ -1,0 +1,110 @@
+"""The unit of work: one block of tiles, read, run through the model and blended.
+
+A worker reads the block's pixels once (reflecting past the scene edges), runs every tile
+that holds at least one valid pixel, finishes the block's interior and hands back its share
+of the seams around it. Everything a task needs travels as small values (paths, the plan);
+the model is loaded by the worker itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rasterio.windows import Window
+
+from pspnet_geo.inference import load_model, predict
+from pspnet_geo.scene import Scene, read_window
+from pspnet_geo.stitch import (
+    Accumulator, Contribution, FinishedPiece, PartialPiece, crop_contribution,
+)
+from pspnet_geo.tiling import Block, TilePlan
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """Everything a worker needs to process one block."""
+
+    scene: Scene
+    plan: TilePlan
+    block: Block
+    bands: tuple[int, ...]
+    model_path: str
+    device: str
+    batch_size: int
+    with_probabilities: bool
+
+
+@dataclass
+class BlockResult:
+    """A processed block: finished interior, seam shares, and how many tiles ran."""
+
+    block: Block
+    tiles_run: int
+    tiles_skipped: int
+    finished: list[FinishedPiece]
+    partials: list[PartialPiece]
+
+
+def run_block(job: BlockJob) -> BlockResult:
+    """Process one block of tiles (runs on a worker)."""
+    checkpoint, model = load_model(job.model_path, job.device)
+    origin, pixels, valid = read_block_pixels(job.scene, job.plan, job.block, list(job.bands))
+    pixels = checkpoint.normalise(pixels)
+    pixels[:, ~valid] = 0.0
+    pieces = job.plan.pieces_of(job.block)
+    interior = next((p for p in pieces if len(p.blocks) == 1), None)
+    seams = [p for p in pieces if len(p.blocks) > 1]
+    accumulator = Accumulator(interior.window, len(checkpoint.class_names)) if interior else None
+    partials = [PartialPiece(p.key, [], _crop(valid, origin, p.window)) for p in seams]
+    active = [t for t in job.block.tiles if _tile_has_data(job.plan, t, valid, origin)]
+    stack = np.stack([_crop(pixels, origin, job.plan.tile_window(*t)) for t in active]) if active else None
+    done = 0
+    for logits in (predict(model, stack, job.batch_size, job.device) if active else ()):
+        for tile_logits in logits:
+            tile = active[done]
+            done += 1
+            contribution = _weigh(job.plan, tile, tile_logits)
+            if accumulator:
+                accumulator.add(contribution)
+            for seam, partial in zip(seams, partials):
+                if tile in seam.tiles:
+                    partial.contributions.append(crop_contribution(contribution, seam.window))
+    finished = [accumulator.finish(_crop(valid, origin, interior.window), job.with_probabilities)] if accumulator else []
+    return BlockResult(job.block, len(active), len(job.block.tiles) - len(active), finished, partials)
+
+
+def read_block_pixels(scene: Scene, plan: TilePlan, block: Block, bands: list[int]) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+    """The block's tile extent as (origin, pixels, valid), mirrored past the scene edges.
+
+    One read covers every in-scene pixel the block's tiles need; indices past an edge are
+    mapped back by reflection, exactly as if the whole scene had been padded first. ``valid``
+    is mirrored the same way, so it says whether each pixel's source is nodata.
+    """
+    row_start = plan.rows.span(block.tile_rows[0])[0]
+    col_start = plan.cols.span(block.tile_cols[0])[0]
+    rows = plan.rows.reflect(np.arange(row_start, plan.rows.span(block.tile_rows[-1])[1]))
+    cols = plan.cols.reflect(np.arange(col_start, plan.cols.span(block.tile_cols[-1])[1]))
+    window = Window(int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1))
+    pixels, valid = read_window(scene, window, bands)
+    index = np.ix_(rows - rows.min(), cols - cols.min())
+    return (row_start, col_start), pixels[(slice(None), *index)], valid[index]
+
+
+def _tile_has_data(plan: TilePlan, tile: tuple[int, int], valid: np.ndarray, origin: tuple[int, int]) -> bool:
+    """Whether the tile holds a valid pixel inside the scene (reflected ones do not count)."""
+    window = plan.tile_window(*tile)
+    in_scene = Window(window.col_off, window.row_off,
+                      min(window.width, plan.width - window.col_off),
+                      min(window.height, plan.height - window.row_off))
+    return bool(_crop(valid, origin, in_scene).any())
+
+
+def _weigh(plan: TilePlan, tile: tuple[int, int], logits: np.ndarray) -> Contribution:
+    weights = plan.tile_weights(*tile)
+    return Contribution(tile, plan.tile_window(*tile), logits * weights, weights)
+
+
+def _crop(array: np.ndarray, origin: tuple[int, int], window: Window) -> np.ndarray:
+    r0, c0 = window.row_off - origin[0], window.col_off - origin[1]
+    return array[..., r0:r0 + window.height, c0:c0 + window.width]

@@ -1,0 +1,72 @@
+"""Running the model on tiles: one model per worker process, full batches, optional AMP.
+
+The model is loaded once per process (cached by checkpoint path, file stamp and device) and
+never travels in a Dask task graph: tasks carry the checkpoint's path, workers load it.
+Batches are always full (the last one is padded) because a convolution's result depends, in
+the last bits, on the batch size; fixed batches keep tiled runs bit-reproducible.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from pspnet_geo.checkpoint import Checkpoint
+from pspnet_geo.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` when a GPU is present, else ``cpu``; others are checked."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device} asked for, but no CUDA device is available")
+    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def load_model(path: str | os.PathLike, device: str) -> tuple[Checkpoint, torch.nn.Module]:
+    """The checkpoint at ``path`` and its model on ``device``, loaded once per process."""
+    stat = os.stat(path)
+    return _load_cached(os.fspath(path), stat.st_mtime_ns, stat.st_size, device)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str, mtime_ns: int, size: int, device: str):
+    log.info("loading model %s on %s (pid %d)", path, device, os.getpid())
+    checkpoint = Checkpoint.load(path)
+    return checkpoint, checkpoint.build_model(device)
+
+
+def predict(model: torch.nn.Module, tiles: np.ndarray, batch_size: int, device: str) -> Iterator[np.ndarray]:
+    """Float32 logits (n, classes, h, w) for normalised tiles (n, bands, h, w), batch by batch."""
+    for start in range(0, len(tiles), batch_size):
+        batch = tiles[start:start + batch_size]
+        yield _predict_batch(model, batch, batch_size, device)
+
+
+def _predict_batch(model: torch.nn.Module, batch: np.ndarray, batch_size: int, device: str) -> np.ndarray:
+    count = len(batch)
+    if count < batch_size:
+        padding = np.zeros((batch_size - count, *batch.shape[1:]), dtype=batch.dtype)
+        batch = np.concatenate([batch, padding])
+    inputs = torch.from_numpy(batch).to(device)
+    with torch.inference_mode(), _autocast(device):
+        logits = model(inputs)
+    return logits[:count].float().cpu().numpy()
+
+
+def _autocast(device: str) -> torch.autocast:
+    """Mixed precision on CUDA (bfloat16 where supported), none elsewhere."""
+    if device.startswith("cuda"):
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cpu", enabled=False)

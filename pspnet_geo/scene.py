@@ -1,0 +1,116 @@
+"""Reading a scene: what its grid is, and windowed reads of its pixels and validity mask.
+
+Only windows are ever read; nothing here loads a whole scene. A scene is described once by a
+small :class:`Scene` value that travels to Dask workers instead of an open dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from pspnet_geo.errors import BandMismatchError, RasterError, RunError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The grid and band layout of a raster, enough to plan and run inference on it."""
+
+    path: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: CRS | None
+    transform: Affine
+    nodata: float | None
+    block_shape: tuple[int, int]
+
+    @property
+    def georeferenced(self) -> bool:
+        """True when pixels map to a real coordinate system."""
+        return self.crs is not None
+
+
+def open_scene(path: str | os.PathLike) -> Scene:
+    """Describe the raster at ``path``, refusing grids pspnet-geo cannot write outputs on."""
+    path = os.fspath(path)
+    if not path.startswith("/vsi") and not os.path.exists(path):
+        raise RasterError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                scene = Scene(
+                    path=path, width=src.width, height=src.height, count=src.count,
+                    dtype=src.dtypes[0], crs=src.crs, transform=src.transform,
+                    nodata=src.nodata, block_shape=src.block_shapes[0],
+                )
+    except RasterioIOError as err:
+        raise RasterError(f"{path} is not a raster GDAL can read ({_first_line(err)})") from None
+    _check_grid(scene)
+    return scene
+
+
+def _check_grid(scene: Scene) -> None:
+    if not scene.transform.is_rectilinear:
+        raise RasterError(
+            f"{scene.path} has a rotated geotransform; warp it to a north-up grid first "
+            "(e.g. gdalwarp)"
+        )
+    if scene.crs is None:
+        log.warning("%s has no CRS: outputs are in pixel coordinates", scene.path)
+
+
+def select_bands(scene: Scene, bands: list[int] | None, expected: int) -> list[int]:
+    """The 1-based bands to feed a model that takes ``expected`` bands, checked against the scene."""
+    if bands is None:
+        if scene.count != expected:
+            raise BandMismatchError(
+                f"{scene.path} has {scene.count} bands but the model takes {expected}; "
+                "choose them with --bands"
+            )
+        return list(range(1, expected + 1))
+    if len(bands) != expected:
+        raise BandMismatchError(f"--bands names {len(bands)} bands but the model takes {expected}")
+    missing = [b for b in bands if not 1 <= b <= scene.count]
+    if missing:
+        raise BandMismatchError(f"{scene.path} has {scene.count} bands; no band {missing[0]}")
+    return list(bands)
+
+
+def read_window(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (bands, h, w) in the raster's dtype and a validity mask (h, w) for ``window``.
+
+    A pixel is valid unless GDAL's dataset mask marks it nodata in every band (its nodata
+    value, an internal mask or an alpha band), the convention rasterio and GDAL share.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(scene.path) as src:
+                pixels = src.read(bands, window=window)
+                valid = src.dataset_mask(window=window) > 0
+    except RasterioIOError as err:
+        raise RunError(
+            f"reading {scene.path} failed at rows {window.row_off}-"
+            f"{window.row_off + window.height}, cols {window.col_off}-"
+            f"{window.col_off + window.width}: {_first_line(err)}"
+        ) from None
+    return pixels, valid
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -1,0 +1,179 @@
+"""``segment``: a scene in, a class mask, probabilities and polygons out.
+
+read -> tile -> infer -> stitch -> vectorise -> write. Blocks of tiles run on the executor
+(threads, or Dask workers); finished pieces stream into the output GeoTIFFs as they arrive;
+the polygons are made from the finished mask, window by window. Every output is written
+under a temporary name and moved into place only when the whole run has succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pspnet_geo.blocks import BlockJob, run_block
+from pspnet_geo.checkpoint import Checkpoint
+from pspnet_geo.engine import Executor, open_executor
+from pspnet_geo.errors import InputError
+from pspnet_geo.inference import resolve_device
+from pspnet_geo.outputs import atomic_output, check_output_path
+from pspnet_geo.pipelines import Pipeline, load_pipeline, resolve_weights
+from pspnet_geo.raster_outputs import ClassInfo, RasterOutputs
+from pspnet_geo.scene import Scene, open_scene, select_bands
+from pspnet_geo.stitch import Stitcher
+from pspnet_geo.tiling import TilePlan, aligned_block_tiles
+from pspnet_geo.vector_io import check_vector_path, write_vector
+from pspnet_geo.vectorize import vectorize_mask
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CPU_BATCH = 1
+DEFAULT_GPU_BATCH = 8
+
+
+@dataclass
+class SegmentResult:
+    """What a run produced and what it cost."""
+
+    out: Path | None
+    mask_out: Path | None
+    proba_out: Path | None
+    features: int
+    tiles_run: int
+    tiles_skipped: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the blocks of one run are processed (everything but the scene and the model)."""
+
+    tile_size: int
+    overlap: int
+    block_tiles: int | None
+    bands: tuple[int, ...]
+    device: str
+    batch_size: int
+
+
+def segment(
+    scene: str | os.PathLike, out: str | os.PathLike | None = None, *,
+    model: str | os.PathLike | None = None, pipeline: str | None = None,
+    mask_out: str | os.PathLike | None = None, proba_out: str | os.PathLike | None = None,
+    tile_size: int | None = None, overlap: int | None = None, block_tiles: int | None = None,
+    bands: list[int] | None = None, batch_size: int | None = None, device: str = "auto",
+    workers: int = 1, threads: int | None = None, scheduler: str | None = None,
+    overwrite: bool = False, download: bool = False, progress: bool = True,
+) -> SegmentResult:
+    """Segment ``scene`` with a PSPNet checkpoint (``model``) or a named ``pipeline``.
+
+    Writes polygons to ``out`` (driver from the extension), the class mask to ``mask_out``
+    and uint8-scaled class probabilities to ``proba_out``, all on the scene's own grid and CRS.
+    """
+    started = time.perf_counter()
+    if out is None and mask_out is None and proba_out is None:
+        raise InputError("nothing to write: give an output path (--out, --mask-out or --proba-out)")
+    if out is not None:
+        check_vector_path(out, overwrite)
+    for path in (mask_out, proba_out):
+        if path is not None:
+            check_output_path(path, overwrite)
+    preset = load_pipeline(pipeline) if pipeline else None
+    model_path = _model_path(model, preset, download)
+    source = open_scene(scene)
+    checkpoint = Checkpoint.load(model_path)
+    settings = _settings(source, checkpoint, preset, tile_size, overlap, block_tiles, bands, batch_size, device)
+    with contextlib.ExitStack() as stack:
+        mask_tmp = _temporary(stack, mask_out, overwrite, ".tif")
+        proba_tmp = stack.enter_context(atomic_output(proba_out, overwrite)) if proba_out else None
+        classes = ClassInfo(tuple(checkpoint.class_names), tuple(map(tuple, checkpoint.class_colours)))
+        executor = stack.enter_context(open_executor(workers, threads, scheduler))
+        counts = _run(source, model_path, settings, classes, executor, mask_tmp, proba_tmp, progress)
+        features = 0
+        if out is not None:
+            polygons = vectorize_mask(mask_tmp, checkpoint.class_names, background=checkpoint.background)
+            features = len(polygons)
+            write_vector(polygons, out, overwrite=overwrite)
+    _warn_if_empty(source, counts)
+    return SegmentResult(
+        Path(out) if out else None, Path(mask_out) if mask_out else None,
+        Path(proba_out) if proba_out else None, features, *counts, time.perf_counter() - started,
+    )
+
+
+def _model_path(model: str | os.PathLike | None, preset: Pipeline | None, download: bool) -> str:
+    if model is not None:
+        return os.fspath(model)
+    if preset is None:
+        raise InputError("no model: give --model CHECKPOINT or --pipeline NAME")
+    return os.fspath(resolve_weights(preset, download=download))
+
+
+def _settings(scene: Scene, checkpoint: Checkpoint, preset: Pipeline | None, tile_size, overlap,
+              block_tiles, bands, batch_size, device) -> RunSettings:
+    tile = tile_size or (preset.tile_size if preset else checkpoint.tile_size)
+    if overlap is None:
+        overlap = preset.overlap if preset else tile // 4
+    if bands is None and preset is not None and scene.count != checkpoint.model.in_channels:
+        bands = list(preset.bands)
+    chosen = select_bands(scene, bands, checkpoint.model.in_channels)
+    device = resolve_device(device)
+    batch = batch_size or (DEFAULT_GPU_BATCH if device.startswith("cuda") else DEFAULT_CPU_BATCH)
+    if batch < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch}")
+    return RunSettings(tile, overlap, block_tiles, tuple(chosen), device, batch)
+
+
+def _temporary(stack: contextlib.ExitStack, path, overwrite: bool, suffix: str) -> Path:
+    """An atomic output for ``path``, or a scratch file removed at the end when none is asked."""
+    if path is not None:
+        return stack.enter_context(atomic_output(path, overwrite))
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="pspnet-geo-"))
+    return Path(folder) / f"mask{suffix}"
+
+
+def make_plan(scene: Scene, settings: RunSettings, slots: int) -> TilePlan:
+    """The tile plan, with blocks small enough that every execution slot has work."""
+    stride = settings.tile_size - settings.overlap
+    block_tiles = settings.block_tiles or aligned_block_tiles(max(stride, 1), scene.block_shape[0])
+    plan = TilePlan(scene.height, scene.width, settings.tile_size, settings.overlap, block_tiles)
+    while settings.block_tiles is None and plan.block_tiles > 1 and len(plan.blocks) < 2 * slots:
+        plan = TilePlan(scene.height, scene.width, settings.tile_size, settings.overlap, plan.block_tiles // 2)
+    return plan
+
+
+def _run(scene: Scene, model_path: str, settings: RunSettings, classes: ClassInfo,
+         executor: Executor, mask_path: Path, proba_path: Path | None, progress: bool) -> tuple[int, int]:
+    """Run every block, streaming finished pieces to disk; return (tiles run, tiles skipped)."""
+    plan = make_plan(scene, settings, executor.slots)
+    log.info("%s: %d x %d px, %d tiles of %d px (overlap %d) in %d blocks", scene.path, scene.width,
+             scene.height, plan.tile_count, plan.tile, plan.overlap, len(plan.blocks))
+    jobs = (BlockJob(scene, plan, block, settings.bands, model_path, settings.device,
+                     settings.batch_size, proba_path is not None) for block in plan.blocks)
+    stitcher = Stitcher(plan, len(classes.names), proba_path is not None)
+    outputs = RasterOutputs(scene, classes, mask_path, proba_path)
+    run = skipped = 0
+    try:
+        with tqdm(total=plan.tile_count, unit="tile", disable=not progress, dynamic_ncols=True) as bar:
+            for result in executor.map_unordered(run_block, jobs, in_flight=2 * executor.slots):
+                for piece in result.finished + stitcher.add((result.block.row, result.block.col), result.partials):
+                    outputs.write(piece)
+                run, skipped = run + result.tiles_run, skipped + result.tiles_skipped
+                bar.update(result.tiles_run + result.tiles_skipped)
+    finally:
+        outputs.close()
+    if stitcher.pending_count:
+        raise RuntimeError(f"{stitcher.pending_count} seam pieces were never completed")
+    return run, skipped
+
+
+def _warn_if_empty(scene: Scene, counts: tuple[int, int]) -> None:
+    if counts[0] == 0:
+        log.warning("%s: every pixel is nodata; no polygons and an all-nodata mask", scene.path)
