@@ -1,0 +1,136 @@
+"""ImageNet weights for the backbone: found in the torch hub cache, never downloaded unasked.
+
+pspnet-geo runs on machines without network access, so ``backbone_weights="auto"`` only uses a
+torchvision weight file that is already in ``torch.hub.get_dir()/checkpoints``; fetching one is
+a separate, explicit step (:func:`download_backbone_weights`). The RGB stem filters are adapted
+to any number of bands (:func:`adapt_first_conv`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+from torchvision.models import (
+    ResNet18_Weights,
+    ResNet34_Weights,
+    ResNet50_Weights,
+    ResNet101_Weights,
+    WeightsEnum,
+)
+
+from pspnet_geo.errors import CheckpointError, RunError
+
+log = logging.getLogger(__name__)
+
+WEIGHTS: dict[str, type[WeightsEnum]] = {
+    "resnet18": ResNet18_Weights,
+    "resnet34": ResNet34_Weights,
+    "resnet50": ResNet50_Weights,
+    "resnet101": ResNet101_Weights,
+}
+
+
+def _cache_folder() -> Path:
+    """Where torch.hub keeps downloaded weight files."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _file_name(weights: WeightsEnum) -> str:
+    """The file name torch.hub gives the download of ``weights``."""
+    return os.path.basename(urlparse(weights.url).path)
+
+
+def cached_weights_path(backbone: str) -> Path | None:
+    """The torchvision ImageNet weight file for ``backbone`` already in the cache, if any.
+
+    torchvision's default weights are preferred; any other ImageNet version found is used too.
+    """
+    enum = WEIGHTS[backbone]
+    versions = [enum.DEFAULT, *(w for w in enum if w is not enum.DEFAULT)]
+    for weights in versions:
+        path = _cache_folder() / _file_name(weights)
+        if path.is_file():
+            return path
+    return None
+
+
+def download_backbone_weights(backbone: str) -> Path:
+    """Download torchvision's default ImageNet weights for ``backbone`` into the torch cache.
+
+    Only for an explicit user request (a ``--download-weights`` flag): nothing else downloads.
+    """
+    weights = WEIGHTS[backbone].DEFAULT
+    path = _cache_folder() / _file_name(weights)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest = torch.hub.HASH_REGEX.search(path.name)
+        try:
+            torch.hub.download_url_to_file(weights.url, str(path), progress=True,
+                                           hash_prefix=digest.group(1) if digest else None)
+        except (OSError, RuntimeError) as err:
+            raise RunError(f"could not download {weights.url}: {err}") from None
+    return path
+
+
+def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """ImageNet stem filters (out, 3, k, k) turned into filters for ``in_channels`` bands.
+
+    Three or more bands: the first three bands get the RGB filters and every further band the
+    mean of the RGB filters. One or two bands: every band gets the mean RGB filter scaled by
+    3 / in_channels, so that a grey scene gives the same stem response as the RGB model sees
+    for that grey image (for one band this is the sum of the RGB filters).
+    """
+    mean = weight.mean(dim=1, keepdim=True)
+    if in_channels >= 3:
+        extra = mean.expand(-1, in_channels - 3, -1, -1)
+        return torch.cat([weight, extra], dim=1).contiguous()
+    return (mean * (3 / in_channels)).expand(-1, in_channels, -1, -1).contiguous()
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a torchvision ResNet state dict file, as a CheckpointError if unreadable."""
+    if not path.is_file():
+        raise CheckpointError(f"backbone weight file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch.load fails in many ways on a file that is not its own
+        raise CheckpointError(f"{path} is not a torch weight file, or is damaged") from None
+    if not isinstance(state, dict) or "conv1.weight" not in state:
+        raise CheckpointError(f"{path} is not a torchvision ResNet state dict")
+    return state
+
+
+def load_backbone_weights(
+    module: nn.Module, backbone: str, source: str | os.PathLike | None
+) -> Path | None:
+    """Load ImageNet weights into a ResNetBackbone; return the file used, None for random init.
+
+    ``source``: "auto" = the cached torchvision file if there is one, None = keep the random
+    initialisation, anything else = the path of a torchvision ResNet state dict.
+    """
+    if source is None:
+        return None
+    if source == "auto":
+        path = cached_weights_path(backbone)
+        if path is None:
+            log.info("no ImageNet weights for %s in %s; the backbone starts from random init",
+                     backbone, _cache_folder())
+            return None
+    else:
+        path = Path(source)
+    state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith("fc.")}
+    if state["conv1.weight"].shape[1] != 3:
+        raise CheckpointError(f"{path} is not an RGB ImageNet model (stem has "
+                              f"{state['conv1.weight'].shape[1]} input channels)")
+    state["conv1.weight"] = adapt_first_conv(state["conv1.weight"], module.conv1.in_channels)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError:
+        raise CheckpointError(f"{path} does not hold {backbone} weights") from None
+    log.info("backbone %s initialised from %s", backbone, path)
+    return path
