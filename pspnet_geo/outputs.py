@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +26,11 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"output folder {folder} is not writable")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise OutputError(f"output folder {folder} is not writable ({err.strerror})") from None
     return path
 
 

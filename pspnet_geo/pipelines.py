@@ -1,0 +1,321 @@
+"""Named pipeline presets: classes, bands, tiling and model settings for a known kind of data.
+
+A preset is one YAML file, NAME.yaml. The presets shipped with pspnet-geo live in the top-level
+``pipelines/`` folder of the source tree (installed as the data package ``pspnet_geo.presets``);
+other packages add theirs through the ``pspnet_geo.pipelines`` entry point group, each entry
+point loading to a folder of YAML files (a path, or a callable returning one). A preset names
+no weights, a local checkpoint, or a URL that is downloaded only when asked.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import os
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch.hub
+import yaml
+
+from pspnet_geo.errors import PipelineError
+from pspnet_geo.models.backbone import BACKBONES, OUTPUT_STRIDES
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "pspnet_geo.pipelines"
+SUFFIX = ".yaml"
+_KEYS = ("name", "description", "classes", "background", "bands", "tile_size", "overlap",
+         "model", "weights")
+_OPTIONAL_KEYS = ("postprocess",)  # reserved for clean-up settings; only {} is accepted so far
+_MIN_TILE = 64
+_TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "a mapping"}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A validated preset; ``source`` says where it came from (origin and file)."""
+
+    name: str
+    description: str
+    class_names: tuple[str, ...]
+    class_colours: tuple[tuple[int, int, int], ...]
+    background: int | None
+    bands: tuple[int, ...]
+    tile_size: int
+    overlap: int
+    backbone: str
+    output_stride: int
+    weights: str | None
+    source: str
+
+    def describe(self) -> str:
+        """A few lines for ``pspnet-geo pipelines``: classes, bands, tiling, model, origin."""
+        classes = ", ".join(
+            f"{index} {name} {'#%02x%02x%02x' % colour}"
+            + (" (background)" if index == self.background else "")
+            for index, (name, colour) in enumerate(zip(self.class_names, self.class_colours))
+        )
+        bands = ", ".join(map(str, self.bands))
+        return "\n".join([
+            f"{self.name}: {self.description}",
+            f"  classes ({len(self.class_names)}): {classes}",
+            f"  bands: {bands}; tile {self.tile_size} px, overlap {self.overlap} px",
+            f"  model: {self.backbone}, output stride {self.output_stride}; "
+            f"weights: {self.weights or 'none (train a model with pspnet-geo train)'}",
+            f"  from: {self.source}",
+        ])
+
+
+def builtin_presets() -> Traversable:
+    """The folder of the presets shipped with pspnet-geo.
+
+    Installed from a wheel, ``pipelines/`` is the package ``pspnet_geo.presets``. A source
+    checkout (the editable install used in development, or running from the repository) has no
+    such package, and the presets are the top-level ``pipelines/`` folder beside ``pspnet_geo/``.
+    """
+    try:
+        return importlib.resources.files("pspnet_geo.presets")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "pipelines"
+
+
+def load_pipeline(name: str | os.PathLike) -> Pipeline:
+    """The preset called ``name``, or the preset in ``name`` if it is a path to a .yaml file."""
+    if Path(name).suffix.lower() in (SUFFIX, ".yml"):
+        path = Path(name)
+        if not path.is_file():
+            raise PipelineError(f"pipeline file {path} does not exist")
+        return _read_preset(path, "file")
+    for origin, folder in _preset_folders():
+        candidate = folder.joinpath(f"{name}{SUFFIX}")
+        if candidate.is_file():
+            return _read_preset(candidate, origin)
+    known = ", ".join(p.name for p in list_pipelines())
+    raise PipelineError(f"unknown pipeline {name!r}; known: {known} (or a path to a .yaml file)")
+
+
+def list_pipelines() -> list[Pipeline]:
+    """Every preset found, built-in ones first; a later preset with a taken name is skipped."""
+    found: dict[str, Pipeline] = {}
+    for origin, folder in _preset_folders():
+        for entry in sorted(folder.iterdir(), key=lambda item: item.name):
+            if not entry.name.endswith(SUFFIX) or not entry.is_file():
+                continue
+            pipeline = _read_preset(entry, origin)
+            if pipeline.name in found:
+                log.warning("pipeline %s from %s is hidden by the one from %s",
+                            pipeline.name, pipeline.source, found[pipeline.name].source)
+                continue
+            found[pipeline.name] = pipeline
+    return list(found.values())
+
+
+def pipelines(name: str | None = None) -> str:
+    """What ``pspnet-geo pipelines`` prints: every preset, or the one ``name`` names or holds."""
+    found = [load_pipeline(name)] if name else list_pipelines()
+    return "\n\n".join(pipeline.describe() for pipeline in found)
+
+
+def resolve_weights(pipeline: Pipeline, download: bool = False) -> Path:
+    """The local checkpoint file the preset names; a URL is fetched only if ``download``.
+
+    A URL's file is kept in torch hub's checkpoint cache, where torch keeps its own weights,
+    and used from there afterwards.
+    """
+    name, weights = pipeline.name, pipeline.weights
+    if weights is None:
+        raise PipelineError(
+            f"pipeline {name} names no trained model: train one with "
+            f"`pspnet-geo train --pipeline {name} ...` and pass it with --model"
+        )
+    if not _is_url(weights):
+        path = Path(weights)
+        if not path.is_file():
+            raise PipelineError(f"pipeline {name}: its weights file {path} does not exist")
+        return path
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights).path)
+    if cached.is_file():
+        return cached
+    if not download:
+        raise PipelineError(
+            f"pipeline {name}: its weights {weights} are not downloaded yet (looked for "
+            f"{cached}); nothing is downloaded unless you ask for it"
+        )
+    log.info("downloading the weights of pipeline %s from %s", name, weights)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    try:  # torch writes a temporary file and renames it, so a failed download leaves nothing
+        torch.hub.download_url_to_file(weights, str(cached))
+    except OSError as err:
+        raise PipelineError(f"cannot download weights of pipeline {name}: {err}") from None
+    return cached
+
+
+def _preset_folders() -> list[tuple[str, Traversable]]:
+    """(origin, folder) of the built-in presets, then of each plugin that loads cleanly."""
+    folders: list[tuple[str, Traversable]] = [("built-in", builtin_presets())]
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"entry point {entry_point.name!r}"
+        try:
+            target = entry_point.load()
+            folder = Path(target() if callable(target) else target)
+        except Exception as err:  # a broken plugin must not hide every other preset
+            log.warning("skipping pipelines from %s (%s): %s", origin, entry_point.value, err)
+            continue
+        if not folder.is_dir():
+            log.warning("skipping pipelines from %s: %s is not a folder", origin, folder)
+            continue
+        folders.append((origin, folder))
+    return folders
+
+
+def _read_preset(entry: Traversable, origin: str) -> Pipeline:
+    """Parse and validate one YAML file into a Pipeline."""
+    where = str(entry)
+    stem = entry.name.rsplit(".", 1)[0]
+    try:
+        text = entry.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PipelineError(f"cannot read pipeline file {where}: {err}") from None
+    data = _parse_yaml(text, where)
+    _check_keys(data, _KEYS, _OPTIONAL_KEYS, where)
+    name = _typed(data["name"], str, f"{where}: name")
+    if name != stem:
+        raise PipelineError(f"{where}: name {name!r} must match the file name {stem!r}")
+    class_names, class_colours = _classes(data["classes"], where)
+    backbone, output_stride = _model(data["model"], where)
+    tile_size, overlap = _tiling(data["tile_size"], data["overlap"], where)
+    _postprocess(data.get("postprocess", {}), where)
+    return Pipeline(
+        name=name,
+        description=_typed(data["description"], str, f"{where}: description"),
+        class_names=class_names,
+        class_colours=class_colours,
+        background=_background(data["background"], len(class_names), where),
+        bands=_bands(data["bands"], where),
+        tile_size=tile_size,
+        overlap=overlap,
+        backbone=backbone,
+        output_stride=output_stride,
+        weights=_weights(data["weights"], Path(where).parent, where),
+        source=f"{origin} ({where})",
+    )
+
+
+def _is_url(weights: str) -> bool:
+    return urlparse(weights).scheme in ("http", "https")
+
+
+def _parse_yaml(text: str, where: str) -> dict:
+    """The YAML document as a mapping; a syntax error becomes one line (with its position)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        position = f", line {mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "unreadable"
+        raise PipelineError(f"{where}{position}: invalid YAML ({problem})") from None
+    return _typed(data, dict, where)
+
+
+def _check_keys(data: dict, required: tuple, optional: tuple, where: str) -> None:
+    """Unknown keys (typos) and missing keys are errors, so no setting is silently ignored."""
+    unknown = sorted(str(key) for key in data if key not in required + optional)
+    if unknown:
+        known = ", ".join(required + optional)
+        raise PipelineError(f"{where}: unknown key {unknown[0]!r} (known keys: {known})")
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise PipelineError(f"{where}: missing key {missing[0]!r}")
+
+
+def _typed(value: Any, kind: type, what: str) -> Any:
+    """``value`` if it is of ``kind`` (a YAML true/false is not an integer)."""
+    if isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool):
+        return value
+    found = "null" if value is None else type(value).__name__
+    raise PipelineError(f"{what} must be {_TYPE_NAMES[kind]}, not {found}")
+
+
+def _classes(value: Any, where: str) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
+    """Class names and RGB colours, in class-id order; both must be unique."""
+    entries = _typed(value, list, f"{where}: classes")
+    if len(entries) < 2:
+        raise PipelineError(f"{where}: classes needs at least two entries")
+    names, colours = [], []
+    for index, entry in enumerate(entries):
+        what = f"{where}: classes[{index}]"
+        _check_keys(_typed(entry, dict, what), ("name", "colour"), (), what)
+        names.append(_typed(entry["name"], str, f"{what}.name"))
+        colour = _typed(entry["colour"], list, f"{what}.colour")
+        if len(colour) != 3 or not all(type(c) is int and 0 <= c <= 255 for c in colour):
+            raise PipelineError(f"{what}.colour must be three integers 0-255, not {colour}")
+        colours.append(tuple(colour))
+    for label, values in (("name", names), ("colour", colours)):
+        if len(set(values)) != len(values):
+            raise PipelineError(f"{where}: two classes have the same {label}")
+    return tuple(names), tuple(colours)
+
+
+def _background(value: Any, class_count: int, where: str) -> int | None:
+    if value is None:
+        return None
+    background = _typed(value, int, f"{where}: background")
+    if not 0 <= background < class_count:
+        raise PipelineError(f"{where}: background {background} is not a class id")
+    return background
+
+
+def _bands(value: Any, where: str) -> tuple[int, ...]:
+    """1-based band indexes, each once."""
+    bands = _typed(value, list, f"{where}: bands")
+    if (not bands or not all(type(b) is int and b >= 1 for b in bands)
+            or len(set(bands)) < len(bands)):
+        raise PipelineError(f"{where}: bands must be distinct band numbers from 1, not {bands}")
+    return tuple(bands)
+
+
+def _tiling(tile_value: Any, overlap_value: Any, where: str) -> tuple[int, int]:
+    """Tile size and overlap; the overlap on both sides must leave part of the tile unshared."""
+    tile_size = _typed(tile_value, int, f"{where}: tile_size")
+    overlap = _typed(overlap_value, int, f"{where}: overlap")
+    if tile_size < _MIN_TILE:
+        raise PipelineError(f"{where}: tile_size must be at least {_MIN_TILE}, not {tile_size}")
+    if not 0 <= overlap < tile_size / 2:
+        raise PipelineError(f"{where}: overlap must be 0 or more and under tile_size / 2")
+    return tile_size, overlap
+
+
+def _model(value: Any, where: str) -> tuple[str, int]:
+    what = f"{where}: model"
+    _check_keys(_typed(value, dict, what), ("backbone", "output_stride"), (), what)
+    backbone = _typed(value["backbone"], str, f"{what}.backbone")
+    if backbone not in BACKBONES:
+        raise PipelineError(f"{what}.backbone {backbone!r} is not one of {', '.join(BACKBONES)}")
+    stride = _typed(value["output_stride"], int, f"{what}.output_stride")
+    if stride not in OUTPUT_STRIDES:
+        raise PipelineError(f"{what}.output_stride must be one of {OUTPUT_STRIDES}, not {stride}")
+    return backbone, stride
+
+
+def _weights(value: Any, folder: Path, where: str) -> str | None:
+    """None, an http(s) URL naming a file, or a local path (relative to the preset's folder)."""
+    if value is None:
+        return None
+    weights = _typed(value, str, f"{where}: weights")
+    if _is_url(weights):
+        if not os.path.basename(urlparse(weights).path):
+            raise PipelineError(f"{where}: weights URL {weights} does not end in a file name")
+        return weights
+    if "://" in weights or not weights.strip():
+        raise PipelineError(f"{where}: weights must be null, a local path or an http(s) URL")
+    return str(folder / Path(weights).expanduser())
+
+
+def _postprocess(value: Any, where: str) -> None:
+    if _typed(value, dict, f"{where}: postprocess"):
+        raise PipelineError(f"{where}: postprocess settings are not supported yet; leave it {{}}")

@@ -1,0 +1,103 @@
+"""Writing polygon tables to GeoPackage, GeoJSON, FlatGeobuf or GeoParquet.
+
+The format follows the file extension. Files are written in the table's own CRS (never
+reprojected to WGS84), under a temporary name that is moved into place only when the write
+succeeded, so a failed run leaves no half-written file. An empty table still makes a file.
+Shapefiles are not offered: they are several files (no single atomic move), cut field names
+to 10 characters and stop at 2 GB.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import pyarrow
+import pyogrio
+import pyogrio.errors
+
+from pspnet_geo.errors import OutputError
+from pspnet_geo.outputs import atomic_output, check_output_path
+
+log = logging.getLogger(__name__)
+
+GEOPARQUET = "GeoParquet"
+DRIVERS = {
+    ".gpkg": "GPKG",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".fgb": "FlatGeobuf",
+    ".parquet": GEOPARQUET,
+    ".geoparquet": GEOPARQUET,
+}
+_WRITE_ERRORS = (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+                 pyarrow.ArrowException)
+
+
+def check_vector_path(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Fail before a long run if ``path`` is not a writable new file of a known vector format."""
+    path = Path(path)
+    _driver(path)
+    return check_output_path(path, overwrite)
+
+
+def write_vector(
+    gdf: gpd.GeoDataFrame,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    layer: str | None = None,
+) -> Path:
+    """Write ``gdf`` to ``path`` in the format its extension names, atomically; return the path.
+
+    Formats: .gpkg (GeoPackage, one transaction per layer), .geojson/.json (GeoJSON),
+    .fgb (FlatGeobuf), .parquet/.geoparquet (GeoParquet). The CRS is kept as it is. GeoJSON
+    (RFC 7946) only knows WGS84, so a GeoJSON file in any other CRS declares it with the older
+    ``crs`` member, which GDAL, QGIS and geopandas read but strict RFC 7946 readers ignore
+    (they will assume longitude/latitude); GeoJSON also has no schema, so an empty one reads
+    back without columns. FlatGeobuf stores features in its spatial index's order. ``layer``
+    names the layer (default: the file name without its extension); GeoParquet holds a single
+    unnamed table and takes no layer name.
+    ``overwrite`` replaces the whole file (a GeoPackage's other layers too).
+    """
+    path = check_vector_path(path, overwrite)
+    driver = _driver(path)
+    if driver == GEOPARQUET and layer is not None:
+        raise OutputError(f"{path}: GeoParquet files have no layers; drop the layer name")
+    with atomic_output(path, overwrite) as temporary:
+        try:
+            if driver == GEOPARQUET:
+                gdf.to_parquet(temporary)
+            else:
+                _write_ogr(gdf, temporary, driver, layer or path.stem)
+        except _WRITE_ERRORS as err:
+            raise OutputError(f"cannot write {path}: {err}") from None
+    log.info("wrote %d features to %s", len(gdf), path)
+    return path
+
+
+def _write_ogr(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str) -> None:
+    """Write through GDAL with Arrow (a single transaction), declaring Polygon if empty.
+
+    The layer name is passed explicitly so it comes from the final name, not the temporary.
+    """
+    pyogrio.write_dataframe(
+        gdf,
+        temporary,
+        driver=driver,
+        layer=layer,
+        use_arrow=True,
+        geometry_type="Polygon" if len(gdf) == 0 else None,
+    )
+
+
+def _driver(path: Path) -> str:
+    """The writer for a path's extension, or an OutputError listing the known extensions."""
+    driver = DRIVERS.get(path.suffix.lower())
+    if driver is None:
+        known = ", ".join(DRIVERS)
+        found = f"'{path.suffix}'" if path.suffix else "no extension"
+        raise OutputError(f"{path}: unknown vector format ({found}); use one of {known}")
+    return driver
