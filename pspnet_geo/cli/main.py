@@ -47,5 +47,17 @@ def cli(verbose: int, quiet: bool) -> None:
     _configure_logging(-1 if quiet else verbose)
 
 
+def _broken_command(name: str, error: Exception) -> click.Command:
+    """A stand-in for a plugin command that failed to load, saying why when run."""
+
+    def fail() -> None:
+        raise click.ClickException(f"the {name} command failed to load: {error}")
+
+    return click.Command(name, callback=fail, help=f"(failed to load: {error})")
+
+
 for _entry in entry_points(group="pspnet_geo.commands"):
-    cli.add_command(_entry.load(), _entry.name)
+    try:
+        cli.add_command(_entry.load(), _entry.name)
+    except Exception as _error:  # a broken plugin must not take the whole CLI down
+        cli.add_command(_broken_command(_entry.name, _error))

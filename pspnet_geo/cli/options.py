@@ -1,0 +1,22 @@
+"""Click option types shared by several commands."""
+
+from __future__ import annotations
+
+import click
+
+
+class BandList(click.ParamType):
+    """A comma-separated list of 1-based band indexes, e.g. ``4,3,2``."""
+
+    name = "BANDS"
+
+    def convert(self, value, param, ctx) -> list[int]:
+        if isinstance(value, list):
+            return value
+        try:
+            bands = [int(part) for part in str(value).split(",") if part.strip()]
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of band numbers", param, ctx)
+        if not bands or min(bands) < 1:
+            self.fail(f"{value!r}: band numbers start at 1", param, ctx)
+        return bands

@@ -1,0 +1,40 @@
+"""``pspnet-geo segment``: a thin layer over :func:`pspnet_geo.segment`."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from pspnet_geo.cli.options import BandList
+from pspnet_geo.segment import segment
+
+log = logging.getLogger(__name__)
+_path = click.Path(dir_okay=False)
+
+
+@click.command("segment")
+@click.argument("scene", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", type=_path, help="Polygons; the driver follows the extension (.gpkg, .geojson, .parquet, .fgb).  [default: none]")
+@click.option("-m", "--model", type=_path, help="A checkpoint from `pspnet-geo train`.  [default: the pipeline's weights]")
+@click.option("-p", "--pipeline", help="A named preset (see `pspnet-geo pipelines`): classes, bands, tiling, weights.  [default: none]")
+@click.option("--mask-out", type=_path, help="Class-id GeoTIFF on the scene's grid.  [default: none]")
+@click.option("--proba-out", type=_path, help="Per-class probabilities GeoTIFF, uint8 (x255).  [default: none]")
+@click.option("--tile-size", type=int, help="Tile size in pixels.  [default: the pipeline's, else the model's training tile]")
+@click.option("--overlap", type=int, help="Pixels shared by neighbouring tiles, blended.  [default: the pipeline's, else tile/4]")
+@click.option("--block-tiles", type=int, help="Tiles per block side (the unit of work).  [default: aligned to the file's blocks, ~2048 px]")
+@click.option("--bands", type=BandList(), help="Scene bands to read, e.g. 4,3,2.  [default: all, if the count matches the model]")
+@click.option("--batch-size", type=int, help="Tiles per model call.  [default: 1 on CPU, 8 on GPU]")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--workers", default=1, show_default=True, help="Worker processes; more than 1 starts a local Dask cluster.")
+@click.option("--threads", type=int, help="Blocks run at once per worker.  [default: CPU cores / workers]")
+@click.option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://host:8786.  [default: none]")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.  [default: off]")
+@click.option("--download", is_flag=True, help="Allow downloading the pipeline's weights from its URL.  [default: off]")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def segment_command(scene, **options) -> None:
+    """Segment SCENE with PSPNet: class mask, probabilities and polygons on SCENE's own grid."""
+    result = segment(scene, **options)
+    outputs = ", ".join(str(p) for p in (result.out, result.mask_out, result.proba_out) if p)
+    click.echo(f"{result.tiles_run} tiles run, {result.tiles_skipped} empty tiles skipped, "
+               f"{result.features} polygons in {result.seconds:.1f} s -> {outputs}", err=True)

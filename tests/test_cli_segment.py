@@ -1,0 +1,120 @@
+"""``pspnet-geo segment`` through click's CliRunner: outputs, exit codes and bad inputs."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+from conftest import ATLANTA, BAD_INPUTS, LANDSAT
+from pspnet_geo.cli.main import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_clean_error(result, code, text):
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and text in lines[0], result.output
+
+
+def test_segment_writes_polygons_and_mask_in_the_scene_crs(tmp_path, atlanta_model):
+    result = run("segment", ATLANTA, "--out", tmp_path / "b.geojson", "--mask-out", tmp_path / "m.tif",
+                 "--model", atlanta_model, "--no-progress")
+    assert result.exit_code == 0, result.output
+    polygons = gpd.read_file(tmp_path / "b.geojson")
+    assert polygons.crs.to_epsg() == 32616 and {"class_id", "class_name", "area"} <= set(polygons.columns)
+    with rasterio.open(tmp_path / "m.tif") as mask, rasterio.open(ATLANTA) as scene:
+        assert mask.transform == scene.transform and mask.crs == scene.crs
+    assert "tiles run" in result.output
+
+
+def test_help_explains_every_option_with_its_default():
+    result = run("segment", "--help")
+    assert result.exit_code == 0
+    for option in ("--out", "--model", "--pipeline", "--mask-out", "--proba-out", "--tile-size",
+                   "--overlap", "--bands", "--batch-size", "--device", "--workers", "--scheduler",
+                   "--overwrite"):
+        assert option in result.output
+    assert result.output.count("default") >= 15
+
+
+def test_missing_file(tmp_path, atlanta_model):
+    assert_clean_error(run("segment", tmp_path / "nope.tif", "--out", tmp_path / "o.gpkg",
+                           "--model", atlanta_model), 2, "no such file")
+
+
+def test_a_file_that_is_not_a_raster(tmp_path, atlanta_model):
+    text = tmp_path / "notes.tif"
+    text.write_text("not a raster")
+    assert_clean_error(run("segment", text, "--out", tmp_path / "o.gpkg", "--model", atlanta_model),
+                       2, "not a raster")
+
+
+def test_a_rotated_geotransform(tmp_path, atlanta_model):
+    assert_clean_error(run("segment", BAD_INPUTS / "rotated.tif", "--out", tmp_path / "o.gpkg",
+                           "--model", atlanta_model), 2, "rotated")
+
+
+def test_a_read_error_part_way_fails_cleanly_and_leaves_no_output(tmp_path, landsat_model):
+    result = run("segment", BAD_INPUTS / "corrupt.tif", "--out", tmp_path / "o.gpkg", "--mask-out",
+                 tmp_path / "m.tif", "--model", landsat_model, "--tile-size", "128", "--no-progress")
+    assert_clean_error(result, 1, "failed at rows")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_all_nodata_scene_warns_and_makes_no_polygons(tmp_path, landsat_model):
+    result = run("segment", BAD_INPUTS / "all-nodata.tif", "--out", tmp_path / "o.gpkg", "--model",
+                 landsat_model, "--bands", "1,2,3", "--tile-size", "128", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "every pixel is nodata" in result.output
+    assert len(gpd.read_file(tmp_path / "o.gpkg")) == 0
+
+
+def test_a_raster_without_georeferencing_runs_in_pixel_coordinates(tmp_path, landsat_model):
+    result = run("segment", BAD_INPUTS / "not-georeferenced.jpg", "--out", tmp_path / "o.gpkg",
+                 "--model", landsat_model, "--tile-size", "256", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "no CRS" in result.output
+    polygons = gpd.read_file(tmp_path / "o.gpkg")
+    assert polygons.crs is None and len(polygons) > 0
+    assert polygons.total_bounds[2] <= 1024 and polygons.total_bounds[3] <= 768
+
+
+def test_a_band_count_that_does_not_match_the_model(tmp_path, atlanta_model):
+    assert_clean_error(run("segment", LANDSAT, "--out", tmp_path / "o.gpkg", "--model", atlanta_model),
+                       2, "has 3 bands but the model takes 1")
+
+
+def test_an_unknown_pipeline(tmp_path):
+    assert_clean_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--pipeline", "no-such"),
+                       2, "no-such")
+
+
+def test_a_pipeline_without_weights_says_how_to_train_one(tmp_path):
+    assert_clean_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--pipeline",
+                           "spacenet-buildings"), 2, "pspnet-geo train")
+
+
+@pytest.mark.parametrize("folder", ["missing-folder", "/proc"])
+def test_an_output_folder_that_cannot_be_written(tmp_path, atlanta_model, folder):
+    out = folder if folder.startswith("/") else tmp_path / folder
+    result = run("segment", ATLANTA, "--out", f"{out}/o.gpkg", "--model", atlanta_model)
+    assert_clean_error(result, 2, "output folder")
+
+
+def test_an_existing_output_is_kept_without_overwrite(tmp_path, atlanta_model):
+    (tmp_path / "o.gpkg").write_text("keep")
+    assert_clean_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--model", atlanta_model),
+                       2, "--overwrite")
+    assert (tmp_path / "o.gpkg").read_text() == "keep"
+
+
+def test_a_missing_model(tmp_path):
+    assert_clean_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--model", tmp_path / "m.pt"),
+                       2, "m.pt")

@@ -1,0 +1,148 @@
+"""segment(): invariance to how the work is cut, seams, nodata, grids and atomic outputs."""
+
+from __future__ import annotations
+
+import logging
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from conftest import ATLANTA, BAD_INPUTS, LANDSAT
+from pspnet_geo.errors import BandMismatchError, OutputError, RunError
+from pspnet_geo.segment import segment
+from pspnet_geo.tiling import TilePlan
+from reference import blend_whole_scene
+
+TILE, OVERLAP = 256, 64
+
+
+def read_mask(path):
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+@pytest.fixture(scope="module")
+def atlanta_reference(atlanta_model):
+    return blend_whole_scene(ATLANTA, atlanta_model, TILE, OVERLAP)
+
+
+@pytest.mark.parametrize("block_tiles", [1, 3, None])
+def test_mask_equals_the_in_memory_reference_for_any_block_size(tmp_path, atlanta_model, atlanta_reference, block_tiles):
+    segment(ATLANTA, mask_out=tmp_path / "mask.tif", model=atlanta_model, tile_size=TILE,
+            overlap=OVERLAP, block_tiles=block_tiles, progress=False)
+    mask = read_mask(tmp_path / "mask.tif")
+    assert np.array_equal(mask, atlanta_reference)
+    assert len(np.unique(mask)) == 2
+
+
+@pytest.mark.slow
+def test_mask_is_identical_with_two_dask_workers(tmp_path, atlanta_model, atlanta_reference):
+    segment(ATLANTA, mask_out=tmp_path / "mask.tif", model=atlanta_model, tile_size=TILE,
+            overlap=OVERLAP, block_tiles=2, workers=2, threads=1, progress=False)
+    assert np.array_equal(read_mask(tmp_path / "mask.tif"), atlanta_reference)
+
+
+def test_a_scene_smaller_than_one_tile(tmp_path, atlanta_model):
+    small = tmp_path / "small.tif"
+    with rasterio.open(ATLANTA) as src:
+        window = Window(300, 200, 77, 100)
+        profile = src.profile | {"width": 77, "height": 100, "transform": src.window_transform(window)}
+        with rasterio.open(small, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+    segment(small, mask_out=tmp_path / "mask.tif", model=atlanta_model, tile_size=TILE,
+            overlap=OVERLAP, progress=False)
+    assert np.array_equal(read_mask(tmp_path / "mask.tif"), blend_whole_scene(small, atlanta_model, TILE, OVERLAP))
+
+
+def seam_contrast(mask: np.ndarray, edges: list[int]) -> float:
+    """How much more often the class changes across the given row/column lines than elsewhere.
+
+    A line after pixel ``e`` separates pixels e and e+1. A seam makes predictions jump across
+    tile edges, so this is well above 1 for a mask with seams and about 1 without.
+    """
+    rows = (mask[1:, :] != mask[:-1, :]).mean(axis=1)
+    cols = (mask[:, 1:] != mask[:, :-1]).mean(axis=0)
+    on_edges = np.r_[rows[edges], cols[edges]].mean()
+    others = np.r_[np.delete(rows, edges), np.delete(cols, edges)].mean()
+    return on_edges / others
+
+
+def test_blending_removes_the_seams_of_an_overlap_free_run(tmp_path, atlanta_model, atlanta_reference):
+    segment(ATLANTA, mask_out=tmp_path / "butted.tif", model=atlanta_model, tile_size=TILE,
+            overlap=0, progress=False)
+    butted = read_mask(tmp_path / "butted.tif")
+    butted_edges = list(range(TILE - 1, 900 - 1, TILE))
+    stride = TILE - OVERLAP
+    blended_edges = sorted({*range(stride - 1, 899, stride), *range(TILE - 1, 899, stride)})
+    assert seam_contrast(butted, butted_edges) > 3
+    assert seam_contrast(atlanta_reference, blended_edges) < 2
+    assert seam_contrast(atlanta_reference, butted_edges) < 1.5
+
+
+def test_nodata_stays_nodata_and_empty_tiles_are_not_run(tmp_path, landsat_model):
+    result = segment(LANDSAT, tmp_path / "polygons.gpkg", mask_out=tmp_path / "mask.tif",
+                     model=landsat_model, tile_size=128, overlap=32, progress=False)
+    with rasterio.open(LANDSAT) as src:
+        valid = src.dataset_mask() > 0
+    mask = read_mask(tmp_path / "mask.tif")
+    assert np.array_equal(mask == 255, ~valid)
+    assert result.tiles_skipped > 0
+    assert result.tiles_run + result.tiles_skipped == TilePlan(718, 791, 128, 32, 1).tile_count
+    assert np.array_equal(mask, blend_whole_scene(LANDSAT, landsat_model, 128, 32))
+
+
+def test_outputs_are_on_the_scenes_exact_grid(tmp_path, landsat_model):
+    result = segment(LANDSAT, tmp_path / "polygons.gpkg", mask_out=tmp_path / "mask.tif",
+                     proba_out=tmp_path / "proba.tif", model=landsat_model, tile_size=128,
+                     overlap=32, progress=False)
+    with rasterio.open(LANDSAT) as scene, rasterio.open(tmp_path / "mask.tif") as mask, \
+            rasterio.open(tmp_path / "proba.tif") as proba:
+        for out in (mask, proba):
+            assert (out.crs, out.transform, out.width, out.height) == (scene.crs, scene.transform, scene.width, scene.height)
+            assert out.profile["tiled"] and out.compression is not None
+        assert mask.colormap(1)[1][:3] == (255, 0, 0)
+        probabilities, classes = proba.read(), mask.read(1)
+        valid = classes != 255
+        assert proba.count == 3 and proba.scales[0] == pytest.approx(1 / 255)
+        assert np.all(np.abs(probabilities[:, valid].astype(int).sum(axis=0) - 255) <= 2)
+        assert np.mean(probabilities[:, valid].argmax(axis=0) == classes[valid]) > 0.99
+        assert np.all(proba.dataset_mask()[~valid] == 0)
+    polygons = gpd.read_file(tmp_path / "polygons.gpkg")
+    assert polygons.crs == scene.crs and len(polygons) == result.features > 0
+    assert set(polygons.class_name) <= {"class1", "class2"} and (polygons.area > 0).all()
+
+
+def test_a_read_error_part_way_leaves_no_output(tmp_path, landsat_model):
+    with pytest.raises(RunError, match="corrupt.tif"):
+        segment(BAD_INPUTS / "corrupt.tif", tmp_path / "out.gpkg", mask_out=tmp_path / "mask.tif",
+                model=landsat_model, tile_size=128, overlap=32, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_output_needs_overwrite(tmp_path, atlanta_model):
+    (tmp_path / "mask.tif").write_bytes(b"keep me")
+    with pytest.raises(OutputError, match="--overwrite"):
+        segment(ATLANTA, mask_out=tmp_path / "mask.tif", model=atlanta_model, progress=False)
+    assert (tmp_path / "mask.tif").read_bytes() == b"keep me"
+
+
+def test_an_all_nodata_scene_gives_an_empty_layer_and_a_warning(tmp_path, caplog, landsat_model):
+    scene = tmp_path / "nodata.tif"
+    with rasterio.open(BAD_INPUTS / "all-nodata.tif") as src:
+        with rasterio.open(scene, "w", **(src.profile | {"count": 3})) as dst:
+            dst.write(src.read([1, 2, 3]))
+    with caplog.at_level(logging.WARNING):
+        result = segment(scene, tmp_path / "out.gpkg", model=landsat_model, tile_size=128, progress=False)
+    assert result.tiles_run == 0 and result.features == 0
+    assert len(gpd.read_file(tmp_path / "out.gpkg")) == 0
+    assert "nodata" in caplog.text
+
+
+def test_a_band_count_that_does_not_match_the_model(tmp_path, atlanta_model):
+    with pytest.raises(BandMismatchError, match="3 bands but the model takes 1"):
+        segment(LANDSAT, mask_out=tmp_path / "mask.tif", model=atlanta_model, progress=False)
+    segment(LANDSAT, mask_out=tmp_path / "mask.tif", model=atlanta_model, bands=[2], tile_size=128, progress=False)
+    assert read_mask(tmp_path / "mask.tif").shape == (718, 791)
