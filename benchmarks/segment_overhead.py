@@ -1,0 +1,285 @@
+"""How much ``segment`` costs beyond the model, and how its memory grows with the scene.
+
+For each scene size, in one run on the same tiles and threads, this times
+(a) the model alone: the forward passes over exactly the tiles ``segment`` runs, read and
+    normalised before the clock starts, with the same threads and batch size, and
+(b) the full ``segment``: read, infer, blend, write the mask, vectorise, write polygons,
+and records the peak resident memory of (b). Every measured run is a fresh child process, so
+each peak is that run's own. Targets on CPU: (b)/(a) <= 1.10, and the larger scene's peak
+memory <= 1.25 x the smaller's.
+
+The scenes are mosaics of the bundled aerial image (mirrored copies, so edges match), written
+window by window; the model is a PSPNet with random weights and BatchNorm statistics
+calibrated on that image (timings do not depend on the weights' values; nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+
+# Benchmark the checkout this script lives in, whether or not the package is installed.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pspnet_geo.blocks import read_block_pixels  # noqa: E402
+from pspnet_geo.checkpoint import Checkpoint, ModelConfig  # noqa: E402
+from pspnet_geo.inference import load_model, predict  # noqa: E402
+from pspnet_geo.models import PSPNet  # noqa: E402
+from pspnet_geo.scene import Scene, open_scene  # noqa: E402
+from pspnet_geo.segment import DEFAULT_CPU_BATCH, DEFAULT_GPU_BATCH, RunSettings, make_plan, segment  # noqa: E402
+from pspnet_geo.tiling import Block, TilePlan  # noqa: E402
+
+SOURCE = ROOT / "pspnet_geo" / "sample_data" / "aerial_rgb_cog" / "cogeo.tif"
+TILE, OVERLAP, FILE_BLOCK = 512, 128, 512
+OVERHEAD_TARGET, MEMORY_TARGET = 1.10, 1.25
+
+
+def build_scene(path: Path, size: int) -> Path:
+    """A ``size`` x ``size`` tiled, deflate GeoTIFF mosaic of the bundled image, on its grid."""
+    if path.exists():
+        return path
+    with rasterio.open(SOURCE) as src:
+        image = src.read()
+        profile = {"driver": "GTiff", "width": size, "height": size, "count": src.count,
+                   "dtype": src.dtypes[0], "crs": src.crs, "transform": src.transform,
+                   "tiled": True, "blockxsize": FILE_BLOCK, "blockysize": FILE_BLOCK,
+                   "compress": "deflate", "photometric": "RGB", "bigtiff": "IF_SAFER"}
+    partial = path.with_suffix(".partial.tif")
+    with rasterio.open(partial, "w", **profile) as dst:
+        for row in range(0, size, FILE_BLOCK):
+            for col in range(0, size, FILE_BLOCK):
+                rows = _mirrored(row, min(row + FILE_BLOCK, size), image.shape[1])
+                cols = _mirrored(col, min(col + FILE_BLOCK, size), image.shape[2])
+                window = Window(col, row, len(cols), len(rows))
+                dst.write(image[:, rows][:, :, cols], window=window)
+    partial.replace(path)
+    return path
+
+
+def _mirrored(start: int, stop: int, length: int) -> np.ndarray:
+    """Source indices for mosaic indices start..stop: copies alternate with mirrored copies."""
+    folded = np.arange(start, stop) % (2 * length)
+    return np.where(folded < length, folded, 2 * length - 1 - folded)
+
+
+def build_checkpoint(path: Path, backbone: str) -> Path:
+    """A 2-class PSPNet checkpoint, random weights, BatchNorm statistics from the bundled image."""
+    if path.exists():
+        return path
+    torch.manual_seed(0)
+    with rasterio.open(SOURCE) as src:
+        image = src.read().astype(np.float32)
+    mean, std = image.mean(axis=(1, 2)), image.std(axis=(1, 2)) + 1e-6
+    crop, edge = 256, image.shape[1] - 256
+    crops = np.stack([image[:, r:r + crop, c:c + crop] for r in (0, edge) for c in (0, edge)])
+    model = PSPNet(2, len(mean), backbone, aux=False, backbone_weights=None)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy((crops - mean[:, None, None]) / std[:, None, None]))
+    Checkpoint(
+        model=ModelConfig(backbone, 8, len(mean), 2), class_names=["background", "object"],
+        class_colours=[(0, 0, 0), (255, 0, 0)], bands=list(range(1, len(mean) + 1)),
+        band_mean=mean.tolist(), band_std=std.tolist(), tile_size=TILE,
+        training={"note": "untrained benchmark model"}, state_dict=model.state_dict(),
+    ).save(path)
+    return path
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def block_tiles(scene: Scene, plan: TilePlan, block: Block, checkpoint: Checkpoint) -> np.ndarray:
+    """The normalised tiles ``segment`` runs for ``block``, stacked in the order it runs them."""
+    origin, pixels, valid = read_block_pixels(scene, plan, block, list(checkpoint.bands))
+    pixels = checkpoint.normalise(pixels)
+    pixels[:, ~valid] = 0.0
+    tiles = []
+    for tile in block.tiles:
+        window = plan.tile_window(*tile)
+        r0, c0 = window.row_off - origin[0], window.col_off - origin[1]
+        if valid[r0:r0 + window.height, c0:c0 + window.width].any():
+            tiles.append(pixels[:, r0:r0 + window.height, c0:c0 + window.width])
+    return np.stack(tiles) if tiles else np.zeros((0, len(checkpoint.bands), TILE, TILE), np.float32)
+
+
+def child_model(job: dict) -> dict:
+    """(a): time the forward passes alone, run the way ``segment``'s default engine runs them."""
+    torch.set_num_threads(1)
+    scene = open_scene(job["scene"])
+    checkpoint, model = load_model(job["model"], job["device"])
+    settings = RunSettings(TILE, OVERLAP, None, tuple(checkpoint.bands), job["device"], job["batch_size"])
+    plan = make_plan(scene, settings, job["threads"])
+    stacks = [block_tiles(scene, plan, block, checkpoint) for block in plan.blocks]
+
+    def run(stack: np.ndarray) -> None:
+        for _ in predict(model, stack, job["batch_size"], job["device"]):
+            pass
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(job["threads"]) as pool:
+        list(pool.map(run, stacks))
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "tiles": sum(len(s) for s in stacks), "peak_rss_mib": peak_rss_mib()}
+
+
+def child_segment(job: dict) -> dict:
+    """(b): time one full ``segment`` run with the default engine (one worker, threads)."""
+    out_dir = Path(job["out_dir"])
+    stem = Path(job["scene"]).stem
+    baseline = peak_rss_mib()
+    started = time.perf_counter()
+    result = segment(job["scene"], out_dir / f"{stem}.gpkg", model=job["model"],
+                     mask_out=out_dir / f"{stem}_mask.tif", tile_size=TILE, overlap=OVERLAP,
+                     batch_size=job["batch_size"], device=job["device"], threads=job["threads"],
+                     progress=False, overwrite=True)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "tiles": result.tiles_run, "features": result.features,
+            "peak_rss_mib": peak_rss_mib(), "baseline_rss_mib": baseline}
+
+
+def run_child(mode: str, job: dict) -> dict:
+    """Run one measurement in a fresh process and return what it reports."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps({**job, "mode": mode})]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(size: int, scene: Path, job: dict, repeat: int) -> dict:
+    """(a) then (b) on one scene, ``repeat`` times; fastest time and highest peak kept."""
+    job = {**job, "scene": str(scene)}
+    model_runs, segment_runs = [], []
+    for attempt in range(repeat):
+        model_runs.append(run_child("model", job))
+        log(f"  {size}: model only {model_runs[-1]['seconds']:.1f} s ({attempt + 1}/{repeat})")
+        segment_runs.append(run_child("segment", job))
+        log(f"  {size}: segment {segment_runs[-1]['seconds']:.1f} s, "
+            f"peak {segment_runs[-1]['peak_rss_mib']:.0f} MiB ({attempt + 1}/{repeat})")
+    model_s = min(r["seconds"] for r in model_runs)
+    segment_s = min(r["seconds"] for r in segment_runs)
+    return {"size": size, "tiles_model": model_runs[0]["tiles"], "tiles_segment": segment_runs[0]["tiles"],
+            "features": segment_runs[0]["features"], "model_seconds": round(model_s, 2),
+            "segment_seconds": round(segment_s, 2), "ratio": round(segment_s / model_s, 3),
+            "segment_peak_rss_mib": round(max(r["peak_rss_mib"] for r in segment_runs), 1),
+            "segment_import_rss_mib": round(segment_runs[0]["baseline_rss_mib"], 1)}
+
+
+def summarise(rows: list[dict], setup: dict) -> dict:
+    """The results, the memory ratio between the largest and smallest scene, and the targets."""
+    small, large = min(rows, key=lambda r: r["size"]), max(rows, key=lambda r: r["size"])
+    memory_ratio = large["segment_peak_rss_mib"] / small["segment_peak_rss_mib"]
+    return {"setup": setup, "results": rows,
+            "memory_ratio": {"large": large["size"], "small": small["size"], "ratio": round(memory_ratio, 3)},
+            "targets": {"overhead_max": OVERHEAD_TARGET, "memory_ratio_max": MEMORY_TARGET,
+                        "overhead_missed_at": [r["size"] for r in rows if r["ratio"] > OVERHEAD_TARGET],
+                        "memory_met": memory_ratio <= MEMORY_TARGET}}
+
+
+def markdown(summary: dict) -> str:
+    """The results as a Markdown section: command, setup, table, memory ratio."""
+    setup, memory = summary["setup"], summary["memory_ratio"]
+    lines = [f"Command: `{setup['command']}`", "",
+             f"{setup['machine']}; torch {setup['torch']}; PSPNet-{setup['backbone']}, tiles {TILE} px, "
+             f"overlap {OVERLAP} px, batch {setup['batch_size']}, {setup['threads']} threads, "
+             f"device {setup['device']}, best of {setup['repeat']}.", "",
+             "| scene (px) | tiles | (a) model only (s) | (b) segment (s) | (b)/(a) | (b) peak RSS (MiB) | polygons |",
+             "|---|---|---|---|---|---|---|"]
+    for r in summary["results"]:
+        lines.append(f"| {r['size']}x{r['size']} | {r['tiles_segment']} | {r['model_seconds']:.1f} | "
+                     f"{r['segment_seconds']:.1f} | {r['ratio']:.3f} | {r['segment_peak_rss_mib']:.0f} | "
+                     f"{r['features']} |")
+    targets = summary["targets"]
+    missed = ", ".join(map(str, targets["overhead_missed_at"]))
+    lines += ["", f"Overhead (b)/(a) target <= {OVERHEAD_TARGET:.2f}: "
+              + (f"missed at {missed} px." if missed else "met at every size."),
+              f"Peak memory {memory['large']}^2 / {memory['small']}^2: {memory['ratio']:.3f} "
+              f"(target <= {MEMORY_TARGET:.2f}: {'met' if targets['memory_met'] else 'missed'})."]
+    return "\n".join(lines) + "\n"
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr so stdout holds only the results."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; ``--child`` (hidden) runs one measurement and prints it as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 8192],
+                        help="scene sizes in pixels (default: 2048 8192)")
+    parser.add_argument("--backbone", choices=["resnet18", "resnet50"], default="resnet18",
+                        help="PSPNet backbone (default: resnet18)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for both (a) and (b) (default: CPU cores, segment's default)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="tiles per model call (default: segment's default for the device)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of (a) and (b) per size; best kept (default: 1)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="where scenes, model and outputs go; reused if present (default: a temp dir)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the results as Markdown here")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def benchmark(args: argparse.Namespace, work: Path) -> dict:
+    """Build the scenes and model in ``work``, measure every size, and summarise."""
+    threads = args.threads or max(1, os.cpu_count() or 1)
+    batch = args.batch_size or (DEFAULT_GPU_BATCH if args.device.startswith("cuda") else DEFAULT_CPU_BATCH)
+    log(f"building the {args.backbone} checkpoint and scenes {args.sizes} in {work}")
+    job = {"model": str(build_checkpoint(work / f"model_{args.backbone}.pt", args.backbone)),
+           "threads": threads, "batch_size": batch, "device": args.device, "out_dir": str(work)}
+    scenes = {size: build_scene(work / f"scene_{size}.tif", size) for size in sorted(set(args.sizes))}
+    rows = [measure(size, scene, job, args.repeat) for size, scene in scenes.items()]
+    setup = {"command": shlex.join(["python", "benchmarks/segment_overhead.py", *sys.argv[1:]]),
+             "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores",
+             "torch": torch.__version__, "backbone": args.backbone, "threads": threads,
+             "batch_size": batch, "device": args.device, "repeat": args.repeat}
+    return summarise(rows, setup)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (or, with ``--child``, one measurement of it)."""
+    args = parse_args(argv)
+    if args.child:
+        job = json.loads(args.child)
+        result = (child_model if job["mode"] == "model" else child_segment)(job)
+        print(json.dumps(result), flush=True)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="pspnet-geo-bench-") as scratch:
+        work = args.work_dir or Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        summary = benchmark(args, work)
+    text = markdown(summary)
+    print(text, end="")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    if args.markdown:
+        args.markdown.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Memory is bounded by the block size, not the scene: peak allocations at two scene sizes."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from conftest import ATLANTA
+from pspnet_geo.segment import segment
+
+
+def mosaic(path, size: int) -> None:
+    """A ``size`` x ``size`` scene of the Atlanta chip mirrored edge to edge, written by windows."""
+    with rasterio.open(ATLANTA) as src:
+        chip = src.read(1)
+        profile = src.profile | {
+            "width": size, "height": size, "tiled": True, "blockxsize": 256, "blockysize": 256,
+            "transform": from_origin(src.transform.c, src.transform.f, src.res[0], src.res[1]),
+        }
+    with rasterio.open(path, "w", **profile) as dst:
+        step = chip.shape[0]
+        for row in range(0, size, step):
+            for col in range(0, size, step):
+                piece = chip[:: -1 if (row // step) % 2 else 1, :: -1 if (col // step) % 2 else 1]
+                piece = piece[: size - row, : size - col]
+                dst.write(piece, 1, window=((row, row + piece.shape[0]), (col, col + piece.shape[1])))
+
+
+def peak_traced_bytes(scene, model, tmp_path) -> int:
+    tracemalloc.start()
+    try:
+        segment(scene, mask_out=tmp_path / f"{scene.stem}-mask.tif", proba_out=tmp_path / f"{scene.stem}-proba.tif",
+                model=model, tile_size=96, overlap=24, block_tiles=2, progress=False)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.slow
+def test_peak_memory_follows_the_block_not_the_scene(tmp_path, atlanta_model):
+    small, large = tmp_path / "small.tif", tmp_path / "large.tif"
+    mosaic(small, 384)
+    mosaic(large, 1152)
+    small_peak = peak_traced_bytes(small, atlanta_model, tmp_path)
+    large_peak = peak_traced_bytes(large, atlanta_model, tmp_path)
+    whole_scene_logits = 2 * 1152 * 1152 * np.dtype("float32").itemsize
+    assert large_peak < whole_scene_logits / 2
+    assert large_peak < 1.5 * small_peak
