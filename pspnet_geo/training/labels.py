@@ -1,0 +1,247 @@
+"""Training labels: the class list, and a label array for any window of an image.
+
+Labels come as vector files (polygons, lines or points with a class column), reprojected once
+to each image's CRS and rasterised only for the windows that training reads, or as label
+rasters on the image's own grid. Either way a window's labels are class ids, with
+``ignore_index`` where nothing is known.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import yaml
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.features import rasterize
+from rasterio.transform import array_bounds
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window, bounds as window_bounds, transform as window_transform
+from shapely.geometry import box
+
+from pspnet_geo.errors import InputError, LabelError, RunError
+from pspnet_geo.scene import Scene
+
+log = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2", ".png"}
+_PALETTE = [
+    (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+]
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """Class names (index = class id) and the colour each is drawn in."""
+
+    names: list[str]
+    colours: list[tuple[int, int, int]]
+
+    def describe(self) -> str:
+        """``0=background, 1=building``: how messages list the known classes."""
+        return ", ".join(f"{i}={name}" for i, name in enumerate(self.names))
+
+
+def parse_classes(classes: str | os.PathLike | Sequence[str]) -> ClassSpec:
+    """Classes from a list of names, a comma-separated string or a YAML file.
+
+    The YAML file holds a list (or a mapping with a ``classes`` list) whose items are names or
+    ``{name: ..., colour: [r, g, b]}``; classes without a colour get one from a fixed palette.
+    """
+    if isinstance(classes, (str, os.PathLike)) and Path(classes).suffix.lower() in {".yaml", ".yml"}:
+        items = _read_class_file(Path(classes))
+    elif isinstance(classes, str):
+        items = [name.strip() for name in classes.split(",")]
+    else:
+        items = list(classes)
+    names, colours = [], []
+    for index, item in enumerate(items):
+        entry = item if isinstance(item, dict) else {"name": item}
+        names.append(str(entry.get("name", "")).strip())
+        colours.append(_colour(entry.get("colour", entry.get("color")), index))
+    if len(names) < 2 or not all(names) or len(set(names)) != len(names):
+        raise InputError(f"classes must be at least two distinct non-empty names, got {names}")
+    return ClassSpec(names, colours)
+
+
+def _read_class_file(path: Path) -> list:
+    if not path.is_file():
+        raise InputError(f"class file {path} does not exist")
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise InputError(f"class file {path} is not valid YAML ({str(err).splitlines()[0]})") from None
+    items = content.get("classes") if isinstance(content, dict) else content
+    if not isinstance(items, list):
+        raise InputError(f"class file {path} has no list of classes")
+    return items
+
+
+def _colour(value: object, index: int) -> tuple[int, int, int]:
+    if value is None:
+        return _PALETTE[index % len(_PALETTE)]
+    if isinstance(value, str) and value.startswith("#") and len(value) == 7:
+        return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))
+    if isinstance(value, (list, tuple)) and len(value) == 3 and all(
+        isinstance(v, int) and 0 <= v <= 255 for v in value
+    ):
+        return tuple(value)
+    raise InputError(f"class colour {value!r} is neither [r, g, b] (0-255) nor '#rrggbb'")
+
+
+def is_raster_path(path: str | os.PathLike) -> bool:
+    """True when a label path names a label raster rather than a vector file."""
+    return Path(path).suffix.lower() in RASTER_SUFFIXES
+
+
+def read_vector_labels(
+    path: str | os.PathLike, classes: ClassSpec, class_column: str | None, background: int | None
+) -> gpd.GeoDataFrame:
+    """Features of a label file with their class id in ``class_id``, checked against ``classes``.
+
+    With no class column (``None``, or the column is missing and there is only one class
+    besides background) every feature is the one non-background class.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LabelError(f"label file {path} does not exist")
+    try:
+        frame = gpd.read_file(path)
+    except Exception as err:  # pyogrio raises several unrelated types for unreadable files
+        raise LabelError(f"{path} is not a vector file GDAL can read ({str(err).splitlines()[0]})") from None
+    frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
+    if frame.empty:
+        raise LabelError(f"label file {path} has no features")
+    if frame.crs is None:
+        raise LabelError(f"label file {path} has no CRS; assign one (e.g. ogr2ogr -a_srs)")
+    frame = frame.copy()
+    frame["class_id"] = _class_ids(frame, path, classes, class_column, background)
+    return frame[["class_id", "geometry"]]
+
+
+def _class_ids(
+    frame: gpd.GeoDataFrame, path: Path, classes: ClassSpec, column: str | None, background: int | None
+) -> np.ndarray:
+    if column is None or column not in frame.columns:
+        single = _single_class(classes, background)
+        if single is None:
+            available = ", ".join(c for c in frame.columns if c != "geometry")
+            found = "no class column given" if column is None else f"no column {column!r}"
+            raise LabelError(f"{path}: {found} and several classes to tell apart; columns: {available}")
+        if column is not None:
+            log.info("%s has no column %r: every feature is class %r", path, column, classes.names[single])
+        return np.full(len(frame), single, dtype=np.int64)
+    lookup = {value: _class_id(value, classes.names) for value in pd.unique(frame[column])}
+    unknown = [repr(value) for value, class_id in lookup.items() if class_id is None]
+    if unknown:
+        raise LabelError(
+            f"{path}: unknown values in column {column!r}: {', '.join(sorted(unknown)[:10])}; "
+            f"known classes: {classes.describe()}"
+        )
+    return frame[column].map(lookup).to_numpy(dtype=np.int64)
+
+
+def _single_class(classes: ClassSpec, background: int | None) -> int | None:
+    """The one class that is not background, if there is exactly one."""
+    others = [i for i in range(len(classes.names)) if i != background]
+    return others[0] if len(others) == 1 else None
+
+
+def _class_id(value: object, names: list[str]) -> int | None:
+    if isinstance(value, str):
+        if value in names:
+            return names.index(value)
+        value = int(value) if value.strip().isdigit() else None
+    if isinstance(value, (int, np.integer, float, np.floating)) and not pd.isna(value):
+        if float(value).is_integer() and 0 <= int(value) < len(names):
+            return int(value)
+    return None
+
+
+class VectorLabels:
+    """Vector features in one image's CRS, rasterised on demand for a window of that image."""
+
+    def __init__(self, frame: gpd.GeoDataFrame, path: str, scene: Scene, fill: int) -> None:
+        if scene.crs is None:
+            raise LabelError(f"{scene.path} has no CRS, so vector labels cannot be placed on it")
+        self.path, self.scene, self.fill = path, scene, fill
+        self.bounds = array_bounds(scene.height, scene.width, scene.transform)
+        self.file_extent, self.file_crs = frame.total_bounds, frame.crs
+        near = box(*transform_bounds(scene.crs, frame.crs, *self.bounds, densify_pts=21))
+        nearby = frame.iloc[frame.sindex.query(near, predicate="intersects")]
+        self.frame = nearby.to_crs(scene.crs).reset_index(drop=True)
+        self.lines = ~self.frame.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+
+    def overlaps_image(self) -> bool:
+        """True when at least one feature touches the image's extent."""
+        return len(self.frame.sindex.query(box(*self.bounds), predicate="intersects")) > 0
+
+    def extent_message(self) -> str:
+        """The one-line error for labels that miss the image, naming both extents."""
+        return (
+            f"labels {self.path} (extent {_fmt(self.file_extent)} in {self.file_crs.to_string()}) do not "
+            f"overlap image {self.scene.path} (extent {_fmt(self.bounds)} in {self.scene.crs.to_string()})"
+        )
+
+    def read(self, window: Window) -> np.ndarray:
+        """Class ids (h, w) for ``window``: polygons by pixel centre, then lines over them."""
+        shape = (int(window.height), int(window.width))
+        out = np.full(shape, self.fill, dtype=np.int32)
+        area = box(*window_bounds(window, self.scene.transform))
+        hits = self.frame.sindex.query(area, predicate="intersects")
+        transform = window_transform(window, self.scene.transform)
+        for lines in (False, True):
+            chosen = hits[self.lines[hits] == lines]
+            if len(chosen):
+                shapes = zip(self.frame.geometry.iloc[chosen], self.frame["class_id"].iloc[chosen])
+                rasterize(shapes, out=out, transform=transform, all_touched=lines)
+        return out
+
+
+class RasterLabels:
+    """A label raster of class ids on the image's own grid; its nodata is ``ignore_index``."""
+
+    def __init__(self, path: str, scene: Scene, ignore_index: int) -> None:
+        self.path = path
+        self.ignore_index = ignore_index
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(path) as src:
+                    grid = (src.crs, src.transform, src.width, src.height)
+                    self.nodata = src.nodata
+        except RasterioIOError as err:
+            raise LabelError(f"label raster {path} cannot be read ({str(err).splitlines()[0]})") from None
+        image = (scene.crs, scene.transform, scene.width, scene.height)
+        if grid[0] != image[0] or not grid[1].almost_equals(image[1]) or grid[2:] != image[2:]:
+            raise LabelError(
+                f"label raster {path} ({grid[2]}x{grid[3]}, {grid[0]}) is not on the grid of "
+                f"{scene.path} ({image[2]}x{image[3]}, {image[0]}); resample it to the image grid"
+            )
+
+    def read(self, window: Window) -> np.ndarray:
+        """Class ids (h, w) for ``window``, ``ignore_index`` where the raster has nodata."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(self.path) as src:
+                    values = src.read(1, window=window)
+        except RasterioIOError as err:
+            raise RunError(f"reading label raster {self.path} failed ({str(err).splitlines()[0]})") from None
+        labels = values.astype(np.int32)
+        if self.nodata is not None:
+            labels[values == self.nodata] = self.ignore_index
+        return labels
+
+
+def _fmt(bounds: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{value:.6g}" for value in bounds) + ")"

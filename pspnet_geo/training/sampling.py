@@ -1,0 +1,195 @@
+"""Where training and validation windows come from: a spatial split of every image.
+
+Each image is cut into a grid of tile-sized cells. An optional holdout rectangle is excluded
+from everything. Of the whole cells that do not touch it, about ``val_fraction`` are kept for
+validation, spread evenly through them in raster order (a systematic sample, so validation
+sees every part of the scene, always the same cells); training windows are drawn at random
+positions, on a fine stride, that overlap neither a validation cell nor the holdout.
+Validation therefore never sees a training pixel.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from rasterio.windows import Window, from_bounds
+
+from pspnet_geo.errors import InputError
+from pspnet_geo.scene import Scene
+
+log = logging.getLogger(__name__)
+
+Rect = tuple[int, int, int, int]
+"""A pixel rectangle: row start, row stop, column start, column stop."""
+
+_MAX_OFFSETS = 4096
+_MAX_REUSED_CELLS = 16
+
+
+@dataclass
+class ImageSplit:
+    """One image's share of the split: its holdout, validation cells and training positions."""
+
+    height: int
+    width: int
+    tile: int
+    holdout: Rect | None
+    val_cells: list[tuple[int, int]]
+    positions: np.ndarray
+
+    def val_windows(self) -> list[Window]:
+        """The validation cells as tile-sized windows."""
+        return [Window(c * self.tile, r * self.tile, self.tile, self.tile) for r, c in self.val_cells]
+
+    def training_cells(self, exclude_validation: bool) -> list[Window]:
+        """Grid cells (clipped at the edges) that hold training pixels, for statistics."""
+        skip = set(self.val_cells) if exclude_validation else set()
+        cells = []
+        for r in range(math.ceil(self.height / self.tile)):
+            for c in range(math.ceil(self.width / self.tile)):
+                window = Window(c * self.tile, r * self.tile, min(self.tile, self.width - c * self.tile),
+                                min(self.tile, self.height - r * self.tile))
+                mask = self.holdout_mask(window)
+                if (r, c) not in skip and (mask is None or not mask.all()):
+                    cells.append(window)
+        return cells
+
+    def holdout_mask(self, window: Window) -> np.ndarray | None:
+        """True where ``window`` lies in the holdout region; None when it does not touch it."""
+        if self.holdout is None:
+            return None
+        row0, row1, col0, col1 = self.holdout
+        rows = np.arange(window.row_off, window.row_off + window.height)
+        cols = np.arange(window.col_off, window.col_off + window.width)
+        mask = np.outer((rows >= row0) & (rows < row1), (cols >= col0) & (cols < col1))
+        return mask if mask.any() else None
+
+
+@dataclass
+class Split:
+    """The split of all images; ``held_out_validation`` is False when validation reuses training cells."""
+
+    images: list[ImageSplit]
+    held_out_validation: bool
+
+
+def holdout_rect(scene: Scene, bounds: Sequence[float]) -> Rect | None:
+    """The pixels of ``scene`` inside ``bounds`` (xmin, ymin, xmax, ymax in its CRS), rounded outwards."""
+    xmin, ymin, xmax, ymax = bounds
+    if not (xmin < xmax and ymin < ymax):
+        raise InputError(f"holdout bounds {tuple(bounds)} are not xmin, ymin, xmax, ymax")
+    window = from_bounds(xmin, ymin, xmax, ymax, scene.transform)
+    row0 = max(0, math.floor(window.row_off))
+    row1 = min(scene.height, math.ceil(window.row_off + window.height))
+    col0 = max(0, math.floor(window.col_off))
+    col1 = min(scene.width, math.ceil(window.col_off + window.width))
+    return (row0, row1, col0, col1) if row0 < row1 and col0 < col1 else None
+
+
+def plan_split(
+    scenes: Sequence[Scene], tile: int, val_fraction: float, holdout_bounds: Sequence[float] | None
+) -> Split:
+    """Split every image into validation cells and training positions (see the module docstring)."""
+    if not 0 <= val_fraction < 1:
+        raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    holdouts = [holdout_rect(s, holdout_bounds) if holdout_bounds else None for s in scenes]
+    if holdout_bounds and all(rect is None for rect in holdouts):
+        raise InputError(f"holdout bounds {tuple(holdout_bounds)} do not overlap any image")
+    usable = [_usable_cells(s, tile, rect) for s, rect in zip(scenes, holdouts)]
+    counts = [round(val_fraction * len(cells)) for cells in usable]
+    if val_fraction > 0 and sum(counts) == 0 and sum(map(len, usable)) >= 2:
+        counts[int(np.argmax([len(cells) for cells in usable]))] = 1
+    images = [
+        _image_split(s, tile, rect, _spread(cells, n))
+        for s, rect, cells, n in zip(scenes, holdouts, usable, counts)
+    ]
+    if sum(counts) and _positions(images):
+        log.info("spatial split: %d validation cells of %dx%d px, %d training positions",
+                 sum(counts), tile, tile, _positions(images))
+        return Split(images, held_out_validation=True)
+    images = [_image_split(s, tile, rect, []) for s, rect in zip(scenes, holdouts)]
+    if not _positions(images):
+        raise InputError(f"no {tile}x{tile} window fits in the images outside the holdout; "
+                         "use a smaller tile size")
+    for image, cells in zip(images, usable):
+        image.val_cells = _spread(cells, min(len(cells), _MAX_REUSED_CELLS))
+    level = logging.INFO if val_fraction == 0 else logging.WARNING
+    log.log(level, "no separate validation area (%d whole %dx%d cells available): validating on "
+            "training cells, so the validation mIoU is optimistic", sum(map(len, usable)), tile, tile)
+    return Split(images, held_out_validation=False)
+
+
+def _spread(cells: list[tuple[int, int]], count: int) -> list[tuple[int, int]]:
+    """``count`` of ``cells`` evenly spaced through the list (a systematic sample)."""
+    return [cells[int((i + 0.5) * len(cells) / count)] for i in range(count)]
+
+
+def _positions(images: Sequence[ImageSplit]) -> int:
+    return sum(len(image.positions) for image in images)
+
+
+def _usable_cells(scene: Scene, tile: int, holdout: Rect | None) -> list[tuple[int, int]]:
+    """Whole grid cells that do not touch the holdout, in raster order."""
+    cells = []
+    for r in range(scene.height // tile):
+        for c in range(scene.width // tile):
+            cell = (r * tile, (r + 1) * tile, c * tile, (c + 1) * tile)
+            if holdout is None or not _overlaps(cell, holdout):
+                cells.append((r, c))
+    return cells
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
+def _image_split(
+    scene: Scene, tile: int, holdout: Rect | None, val_cells: list[tuple[int, int]]
+) -> ImageSplit:
+    """Training window positions of one image: every stride step clear of validation and holdout."""
+    height, width = scene.height, scene.width
+    if height < tile or width < tile:
+        return ImageSplit(height, width, tile, holdout, val_cells, np.empty((0, 2), dtype=np.int64))
+    rows, cols = _offsets(height, tile), _offsets(width, tile)
+    blocked = np.zeros((math.ceil(height / tile), math.ceil(width / tile)), dtype=bool)
+    for r, c in val_cells:
+        blocked[r, c] = True
+    first_r, last_r = rows // tile, (rows + tile - 1) // tile
+    first_c, last_c = cols // tile, (cols + tile - 1) // tile
+    hit = np.zeros((len(rows), len(cols)), dtype=bool)
+    for r_index in (first_r, last_r):
+        for c_index in (first_c, last_c):
+            hit |= blocked[np.ix_(r_index, c_index)]
+    if holdout is not None:
+        row0, row1, col0, col1 = holdout
+        hit |= np.outer((rows < row1) & (rows + tile > row0), (cols < col1) & (cols + tile > col0))
+    r_free, c_free = np.nonzero(~hit)
+    positions = np.stack([rows[r_free], cols[c_free]], axis=1)
+    return ImageSplit(height, width, tile, holdout, val_cells, positions)
+
+
+def _offsets(size: int, tile: int) -> np.ndarray:
+    """Window start offsets along one axis: a stride of tile/16, always including the last."""
+    stride = max(1, tile // 16, math.ceil((size - tile + 1) / _MAX_OFFSETS))
+    return np.unique(np.r_[np.arange(0, size - tile + 1, stride), size - tile])
+
+
+class WindowSampler:
+    """Draws training windows uniformly over all allowed positions of all images."""
+
+    def __init__(self, split: Split, rng: np.random.Generator) -> None:
+        self.images = split.images
+        counts = np.array([len(image.positions) for image in self.images], dtype=float)
+        self.weights = counts / counts.sum()
+        self.rng = rng
+
+    def draw(self) -> tuple[int, Window]:
+        """An image index and a tile-sized training window in it."""
+        index = int(self.rng.choice(len(self.images), p=self.weights))
+        image = self.images[index]
+        row, col = image.positions[self.rng.integers(len(image.positions))]
+        return index, Window(int(col), int(row), image.tile, image.tile)

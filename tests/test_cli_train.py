@@ -1,0 +1,72 @@
+"""``pspnet-geo train``: defaults shown in the help, a tiny real run, one-line input errors."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import click
+import rasterio
+from click.testing import CliRunner
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+import pspnet_geo
+from pspnet_geo.checkpoint import Checkpoint
+from pspnet_geo.cli.main import cli
+from pspnet_geo.cli.train import train_command
+from pspnet_geo.training import train
+
+ATLANTA_DIR = Path(pspnet_geo.__file__).parent / "sample_data" / "spacenet_atlanta_buildings"
+IMAGE = ATLANTA_DIR / "image.tif"
+BUILDINGS = ATLANTA_DIR / "buildings.geojson"
+
+
+def test_every_optional_option_shows_its_default_and_matches_the_function():
+    ctx = click.Context(train_command)
+    defaults = {name: p.default for name, p in inspect.signature(train).parameters.items()}
+    for option in train_command.params:
+        if isinstance(option, click.Option) and not option.required and option.name != "help":
+            assert option.name in defaults, option.name
+            if not option.is_flag:
+                assert "[default: " in option.get_help_record(ctx)[1], option.name
+    assert {p.name for p in train_command.params} == set(defaults)
+    result = CliRunner().invoke(cli, ["train", "--help"])
+    assert result.exit_code == 0 and "[default: 256]" in result.output and "[default: sgd]" in result.output
+
+
+def test_a_tiny_training_run_from_the_command_line(tmp_path):
+    with rasterio.open(IMAGE) as src:
+        window = Window(0, 0, 160, 160)
+        profile = {**src.profile, "width": 160, "height": 160,
+                   "transform": window_transform(window, src.transform)}
+        with rasterio.open(tmp_path / "crop.tif", "w", **profile) as dst:
+            dst.write(src.read(window=window))
+    out = tmp_path / "model.pt"
+    result = CliRunner().invoke(cli, [
+        "train", str(tmp_path / "crop.tif"), "-l", str(BUILDINGS), "-o", str(out),
+        "--classes", "background,building", "--class-column", "none", "--tile-size", "64",
+        "--batch-size", "2", "--iterations", "1", "--backbone-weights", "none", "--device", "cpu",
+        "--holdout-bounds", "733601", "3725099", "733621", "3725139", "--val-fraction", "0.25",
+    ])
+    assert result.exit_code == 0, result.output
+    assert str(out) in result.stdout
+    meta = Checkpoint.load(out).training
+    assert meta["class_column"] is None and meta["holdout_bounds"] == [733601, 3725099, 733621, 3725139]
+    assert meta["iterations"] == 1 and meta["backbone_weights"].startswith("none")
+
+
+def test_a_missing_image_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(cli, ["train", str(tmp_path / "nope.tif"), "-l", str(BUILDINGS),
+                                      "-o", str(tmp_path / "m.pt"), "--classes", "background,building"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: ") and "nope.tif" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_an_unknown_class_value_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(cli, ["train", str(IMAGE), "-l", str(BUILDINGS), "-o", str(tmp_path / "m.pt"),
+                                      "--classes", "background,building", "--class-column", "building"])
+    assert result.exit_code == 2
+    assert "'yes'" in result.stderr and "0=background, 1=building" in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -1,0 +1,162 @@
+"""Labels for a window: vector rasterisation, reprojection, label rasters and class lists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from rasterio.features import rasterize
+from rasterio.windows import Window
+from shapely.geometry import LineString, box
+
+import pspnet_geo
+from pspnet_geo.errors import InputError, LabelError
+from pspnet_geo.scene import open_scene
+from pspnet_geo.training.labels import (
+    RasterLabels,
+    VectorLabels,
+    parse_classes,
+    read_vector_labels,
+)
+
+ATLANTA_DIR = Path(pspnet_geo.__file__).parent / "sample_data" / "spacenet_atlanta_buildings"
+IMAGE = ATLANTA_DIR / "image.tif"
+BUILDINGS = ATLANTA_DIR / "buildings.geojson"
+CLASSES = parse_classes("background,building")
+WINDOWS = [Window(37, 101, 200, 150), Window(0, 0, 64, 64), Window(700, 836, 200, 64)]
+
+
+def _whole_image(geometries, all_touched: bool = False) -> np.ndarray:
+    with rasterio.open(IMAGE) as src:
+        return rasterize(((g, 1) for g in geometries), out_shape=(src.height, src.width),
+                         transform=src.transform, all_touched=all_touched, dtype="int32")
+
+
+def _slice(array: np.ndarray, window: Window) -> np.ndarray:
+    return array[window.row_off:window.row_off + window.height, window.col_off:window.col_off + window.width]
+
+
+def _vector(path: Path, classes=CLASSES, column="class", fill: int = 0) -> VectorLabels:
+    frame = read_vector_labels(path, classes, column, background=0)
+    return VectorLabels(frame, str(path), open_scene(IMAGE), fill)
+
+
+def _write_geojson(path: Path, geometries, values, crs: str = "EPSG:32616") -> Path:
+    gpd.GeoDataFrame({"class": values}, geometry=list(geometries), crs=crs).to_file(path)
+    return path
+
+
+def test_polygons_on_a_window_match_a_whole_image_rasterisation():
+    expected = _whole_image(gpd.read_file(BUILDINGS).geometry)
+    labels = _vector(BUILDINGS)
+    assert expected.sum() > 1000
+    for window in WINDOWS:
+        np.testing.assert_array_equal(labels.read(window), _slice(expected, window))
+
+
+def test_lines_burn_every_touched_pixel_over_polygons(tmp_path):
+    line = LineString([(733610.3, 3725100.2), (733700.7, 3725010.9), (733890.1, 3725020.4)])
+    square = box(733650, 3725000, 733700, 3725050)
+    path = _write_geojson(tmp_path / "mixed.geojson", [line, square], [2, 1])
+    labels = _vector(path, parse_classes("background,field,road"))
+    expected = _whole_image([square]) + _whole_image([line], all_touched=True) * 2
+    expected[expected == 3] = 2
+    for window in WINDOWS[:2]:
+        np.testing.assert_array_equal(labels.read(window), _slice(expected, window))
+
+
+def test_labels_in_another_crs_land_on_the_same_pixels(tmp_path):
+    projected = gpd.read_file(BUILDINGS)
+    path = tmp_path / "wgs84.geojson"
+    projected.to_crs("EPSG:4326").to_file(path)
+    original, reprojected = _vector(BUILDINGS), _vector(path)
+    for window in WINDOWS:
+        a, b = original.read(window), reprojected.read(window)
+        assert (a != b).sum() <= 2, "reprojection moved labels"
+    assert reprojected.read(WINDOWS[0]).sum() > 100
+
+
+def test_unlabelled_pixels_take_the_fill_value():
+    labels = _vector(BUILDINGS, fill=255)
+    values = set(np.unique(labels.read(WINDOWS[0])).tolist())
+    assert values == {1, 255}
+
+
+def test_class_names_and_ids_in_the_column_are_both_accepted(tmp_path):
+    path = _write_geojson(tmp_path / "mixed.geojson", [box(733610, 3725010, 733650, 3725050)] * 3,
+                          ["building", "1", 0])
+    frame = read_vector_labels(path, CLASSES, "class", background=0)
+    assert frame["class_id"].tolist() == [1, 1, 0]
+
+
+def test_unknown_class_values_list_the_known_classes(tmp_path):
+    path = _write_geojson(tmp_path / "bad.geojson", [box(733610, 3725010, 733650, 3725050)] * 2,
+                          ["building", "tree"])
+    with pytest.raises(LabelError, match=r"'tree'.*0=background, 1=building"):
+        read_vector_labels(path, CLASSES, "class", background=0)
+
+
+def test_a_missing_column_with_several_classes_is_an_error():
+    with pytest.raises(LabelError, match="no column 'kind'.*columns:.*building"):
+        read_vector_labels(BUILDINGS, parse_classes("background,house,shed"), "kind", background=0)
+
+
+def test_an_empty_label_file_is_an_error(tmp_path):
+    path = tmp_path / "empty.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    with pytest.raises(LabelError, match="no features"):
+        read_vector_labels(path, CLASSES, "class", background=0)
+
+
+def test_labels_away_from_the_image_name_both_extents(tmp_path):
+    path = _write_geojson(tmp_path / "far.geojson", [box(500000, 4000000, 500100, 4000100)], [1])
+    labels = _vector(path)
+    assert not labels.overlaps_image()
+    message = labels.extent_message()
+    assert "(500000, 4e+06, 500100, 4.0001e+06)" in message and "(733601, 3.72469e+06" in message
+
+
+def _write_label_raster(path: Path, values: np.ndarray, transform, nodata=None) -> Path:
+    with rasterio.open(IMAGE) as src:
+        profile = dict(driver="GTiff", width=values.shape[1], height=values.shape[0], count=1,
+                       dtype="uint8", crs=src.crs, transform=transform, nodata=nodata)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values, 1)
+    return path
+
+
+def test_a_label_raster_on_the_image_grid_is_read_by_window_with_nodata_ignored(tmp_path):
+    values = np.zeros((900, 900), dtype="uint8")
+    values[100:200, 300:400] = 1
+    values[0:50] = 9
+    with rasterio.open(IMAGE) as src:
+        path = _write_label_raster(tmp_path / "labels.tif", values, src.transform, nodata=9)
+    labels = RasterLabels(str(path), open_scene(IMAGE), ignore_index=255).read(Window(290, 40, 120, 100))
+    assert (labels[:10] == 255).all() and (labels[60:, 10:110] == 1).all() and (labels[60:, :10] == 0).all()
+
+
+def test_a_label_raster_on_another_grid_is_an_error(tmp_path):
+    with rasterio.open(IMAGE) as src:
+        shifted = src.transform @ src.transform.translation(3, 0)
+    path = _write_label_raster(tmp_path / "shifted.tif", np.zeros((900, 900), dtype="uint8"), shifted)
+    with pytest.raises(LabelError, match="not on the grid"):
+        RasterLabels(str(path), open_scene(IMAGE), ignore_index=255)
+
+
+def test_classes_from_a_yaml_file_with_colours(tmp_path):
+    path = tmp_path / "classes.yaml"
+    path.write_text("classes:\n  - name: background\n    colour: [0, 0, 0]\n"
+                    "  - name: building\n    colour: '#ff8000'\n  - water\n")
+    spec = parse_classes(path)
+    assert spec.names == ["background", "building", "water"]
+    assert spec.colours[:2] == [(0, 0, 0), (255, 128, 0)] and len(spec.colours[2]) == 3
+
+
+@pytest.mark.parametrize("classes", ["building", "a,a", "a,,b"])
+def test_bad_class_lists_are_errors(classes):
+    with pytest.raises(InputError):
+        parse_classes(classes)
