@@ -209,8 +209,11 @@ def _plain(value: Any) -> Any:
     """``value`` as str/int/float/bool/None/list/dict only, so a weights-only load can read it."""
     if isinstance(value, np.generic):
         return value.item()
-    if value is None or isinstance(value, (str, bool, int, float)):
+    if value is None:
         return value
+    for base in (bool, int, float, str):
+        if isinstance(value, base):
+            return base(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, (list, tuple)):

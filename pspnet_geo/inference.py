@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -33,10 +34,17 @@ def resolve_device(device: str) -> str:
     return device
 
 
+_LOADING = threading.Lock()
+
+
 def load_model(path: str | os.PathLike, device: str) -> tuple[Checkpoint, torch.nn.Module]:
-    """The checkpoint at ``path`` and its model on ``device``, loaded once per process."""
+    """The checkpoint at ``path`` and its model on ``device``, loaded once per process.
+
+    The lock makes threads of one worker that start together wait for a single load.
+    """
     stat = os.stat(path)
-    return _load_cached(os.fspath(path), stat.st_mtime_ns, stat.st_size, device)
+    with _LOADING:
+        return _load_cached(os.fspath(path), stat.st_mtime_ns, stat.st_size, device)
 
 
 @functools.lru_cache(maxsize=4)

@@ -169,3 +169,12 @@ def test_normalise_uint16_uses_the_band_statistics(trained) -> None:
 def test_normalise_refuses_the_wrong_band_count(trained) -> None:
     with pytest.raises(BandMismatchError, match="4 bands"):
         make_checkpoint(trained).normalise(np.zeros((3, 8, 8), dtype=np.uint16))
+
+
+def test_metadata_of_str_and_int_subclasses_is_stored_as_plain_values(tmp_path, trained):
+    """torch.__version__ is a str subclass; a weights-only load must still read it back."""
+    checkpoint = make_checkpoint(trained, training={"torch_version": torch.__version__, "flag": np.bool_(True)})
+    checkpoint.save(tmp_path / "m.pt")
+    loaded = Checkpoint.load(tmp_path / "m.pt")
+    assert loaded.training["torch_version"] == str(torch.__version__)
+    assert type(loaded.training["torch_version"]) is str and loaded.training["flag"] is True
