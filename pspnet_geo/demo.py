@@ -50,9 +50,9 @@ def demo(out_dir: str | os.PathLike = "demo-output", *, iterations: int = DEMO_I
         held_back = Window(HELD_BACK_FROM_COLUMN, 0, src.width - HELD_BACK_FROM_COLUMN, src.height)
         training_part = Window(0, 0, HELD_BACK_FROM_COLUMN, src.height)
         held_back_bounds = bounds(held_back, src.transform)
-    log.info("equivalent to: pspnet-geo train %s %s %s --classes background,building "
-             "--class-column '' --holdout %s --iterations %d", image, labels, out_dir / "model.pt",
-             ",".join(f"{v:.1f}" for v in held_back_bounds), iterations)
+    log.info("equivalent to: pspnet-geo train %s --labels %s --out %s --classes background,building "
+             "--class-column none --holdout-bounds %s --iterations %d", image, labels,
+             out_dir / "model.pt", " ".join(f"{v:.1f}" for v in held_back_bounds), iterations)
     trained = train(image, labels, out_dir / "model.pt", classes=["background", "building"],
                     class_column=None, holdout_bounds=held_back_bounds, backbone="resnet18",
                     tile_size=256, batch_size=8, iterations=iterations, overwrite=True)
