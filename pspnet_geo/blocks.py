@@ -52,26 +52,40 @@ def run_block(job: BlockJob) -> BlockResult:
     origin, pixels, valid = read_block_pixels(job.scene, job.plan, job.block, list(job.bands))
     pixels = checkpoint.normalise(pixels)
     pixels[:, ~valid] = 0.0
-    pieces = job.plan.pieces_of(job.block)
-    interior = next((p for p in pieces if len(p.blocks) == 1), None)
-    seams = [p for p in pieces if len(p.blocks) > 1]
-    accumulator = Accumulator(interior.window, len(checkpoint.class_names)) if interior else None
-    partials = [PartialPiece(p.key, [], _crop(valid, origin, p.window)) for p in seams]
     active = [t for t in job.block.tiles if _tile_has_data(job.plan, t, valid, origin)]
-    stack = np.stack([_crop(pixels, origin, job.plan.tile_window(*t)) for t in active]) if active else None
-    done = 0
-    for logits in (predict(model, stack, job.batch_size, job.device) if active else ()):
-        for tile_logits in logits:
-            tile = active[done]
-            done += 1
-            contribution = _weigh(job.plan, tile, tile_logits)
-            if accumulator:
-                accumulator.add(contribution)
-            for seam, partial in zip(seams, partials):
-                if tile in seam.tiles:
-                    partial.contributions.append(crop_contribution(contribution, seam.window))
-    finished = [accumulator.finish(_crop(valid, origin, interior.window), job.with_probabilities)] if accumulator else []
-    return BlockResult(job.block, len(active), len(job.block.tiles) - len(active), finished, partials)
+    tiles = (_crop(pixels, origin, job.plan.tile_window(*t)) for t in active)
+    blender = BlockBlender(job.plan, job.block, len(checkpoint.class_names), valid, origin)
+    for tile, logits in zip(active, predict(model, tiles, job.batch_size, job.device)):
+        blender.add(_weigh(job.plan, tile, logits))
+    return BlockResult(job.block, len(active), len(job.block.tiles) - len(active),
+                       blender.finished(job.with_probabilities), blender.partials)
+
+
+class BlockBlender:
+    """Adds a block's weighted tiles, in row-major order, to its interior and its seams."""
+
+    def __init__(self, plan: TilePlan, block: Block, num_classes: int, valid: np.ndarray,
+                 origin: tuple[int, int]) -> None:
+        pieces = plan.pieces_of(block)
+        self.interior = next((p for p in pieces if len(p.blocks) == 1), None)
+        self.seams = [p for p in pieces if len(p.blocks) > 1]
+        self.accumulator = Accumulator(self.interior.window, num_classes) if self.interior else None
+        self.partials = [PartialPiece(p.key, [], _crop(valid, origin, p.window)) for p in self.seams]
+        self.interior_valid = _crop(valid, origin, self.interior.window) if self.interior else None
+
+    def add(self, contribution: Contribution) -> None:
+        """Blend one tile into the interior; keep its crops of the seams it covers."""
+        if self.accumulator:
+            self.accumulator.add(contribution)
+        for seam, partial in zip(self.seams, self.partials):
+            if contribution.tile in seam.tiles:
+                partial.contributions.append(crop_contribution(contribution, seam.window))
+
+    def finished(self, with_probabilities: bool) -> list[FinishedPiece]:
+        """The finished interior (none when the block has no interior of its own)."""
+        if self.accumulator is None:
+            return []
+        return [self.accumulator.finish(self.interior_valid, with_probabilities)]
 
 
 def read_block_pixels(scene: Scene, plan: TilePlan, block: Block, bands: list[int]) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:

@@ -12,7 +12,8 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import islice
 
 import numpy as np
 import torch
@@ -54,11 +55,14 @@ def _load_cached(path: str, mtime_ns: int, size: int, device: str):
     return checkpoint, checkpoint.build_model(device)
 
 
-def predict(model: torch.nn.Module, tiles: np.ndarray, batch_size: int, device: str) -> Iterator[np.ndarray]:
-    """Float32 logits (n, classes, h, w) for normalised tiles (n, bands, h, w), batch by batch."""
-    for start in range(0, len(tiles), batch_size):
-        batch = tiles[start:start + batch_size]
-        yield _predict_batch(model, batch, batch_size, device)
+def predict(model: torch.nn.Module, tiles: Iterable[np.ndarray], batch_size: int, device: str) -> Iterator[np.ndarray]:
+    """Float32 logits (classes, h, w) for each normalised tile (bands, h, w), in order.
+
+    Tiles are stacked a batch at a time, so a caller can hand over a lazy sequence.
+    """
+    source = iter(tiles)
+    while batch := list(islice(source, batch_size)):
+        yield from _predict_batch(model, np.stack(batch), batch_size, device)
 
 
 def _predict_batch(model: torch.nn.Module, batch: np.ndarray, batch_size: int, device: str) -> np.ndarray:

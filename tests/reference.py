@@ -35,7 +35,7 @@ def blend_whole_scene(scene, model_path, tile: int, overlap: int, batch_size: in
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        logits = np.concatenate(list(predict(model, stack, batch_size, "cpu"))) if tiles else []
+        logits = list(predict(model, stack, batch_size, "cpu"))
     finally:
         torch.set_num_threads(threads)
     for (i, j), tile_logits in zip(tiles, logits):
