@@ -1,5 +1,9 @@
 """The demo: fine-tune on part of a real SpaceNet chip, segment all of it, score the rest.
 
+The recipe (ResNet-18, 128-px windows, class-balanced loss, the paper's SGD schedule, 360
+iterations) was chosen on the validation cells inside the training part and sized to finish in
+under 10 minutes on 2 CPU cores, starting from random weights since nothing is downloaded.
+
 It runs the same functions as ``pspnet-geo train`` and ``pspnet-geo segment`` on the bundled
 SpaceNet Atlanta chip (WorldView panchromatic, 0.5 m, 43 real building footprints). The right
 third of the chip is held back from training and validation; the building IoU on it is the
@@ -27,7 +31,8 @@ log = logging.getLogger(__name__)
 
 CHIP = files("pspnet_geo") / "sample_data" / "spacenet_atlanta_buildings"
 HELD_BACK_FROM_COLUMN = 600
-DEMO_ITERATIONS = 60
+DEMO_ITERATIONS = 360
+DEMO_TILE = 128
 
 
 @dataclass
@@ -51,11 +56,13 @@ def demo(out_dir: str | os.PathLike = "demo-output", *, iterations: int = DEMO_I
         training_part = Window(0, 0, HELD_BACK_FROM_COLUMN, src.height)
         held_back_bounds = bounds(held_back, src.transform)
     log.info("equivalent to: pspnet-geo train %s --labels %s --out %s --classes background,building "
-             "--class-column none --holdout-bounds %s --iterations %d", image, labels,
-             out_dir / "model.pt", " ".join(f"{v:.1f}" for v in held_back_bounds), iterations)
+             "--class-column none --holdout-bounds %s --tile-size %d --class-weights balanced "
+             "--iterations %d", image, labels, out_dir / "model.pt",
+             " ".join(f"{v:.1f}" for v in held_back_bounds), DEMO_TILE, iterations)
     trained = train(image, labels, out_dir / "model.pt", classes=["background", "building"],
                     class_column=None, holdout_bounds=held_back_bounds, backbone="resnet18",
-                    tile_size=256, batch_size=8, iterations=iterations, overwrite=True)
+                    tile_size=DEMO_TILE, batch_size=8, iterations=iterations,
+                    class_weights="balanced", overwrite=True)
     log.info("equivalent to: pspnet-geo segment %s --model %s --out %s --mask-out %s", image,
              trained.checkpoint, out_dir / "buildings.gpkg", out_dir / "buildings_mask.tif")
     segmented = segment(image, out_dir / "buildings.gpkg", model=trained.checkpoint,

@@ -12,7 +12,7 @@ import click
 
 from pspnet_geo.models import BACKBONES
 from pspnet_geo.training import train
-from pspnet_geo.training.api import OPTIMIZERS, UNLABELLED_CHOICES
+from pspnet_geo.training.api import CLASS_WEIGHTING, OPTIMIZERS, UNLABELLED_CHOICES
 
 _DEFAULTS = {name: p.default for name, p in inspect.signature(train).parameters.items()}
 
@@ -68,6 +68,9 @@ def _bands(text: str) -> list[int]:
               show_default=True, help="SGD (momentum 0.9, weight decay 1e-4) or AdamW.")
 @click.option("--lr", type=float, default=None, show_default="0.01 for sgd, 1e-4 for adamw",
               help="Backbone learning rate (heads get 10x), decayed by poly (power 0.9).")
+@click.option("--class-weights", type=click.Choice(CLASS_WEIGHTING), default=_DEFAULTS["class_weights"],
+              show_default=True, help="Loss weights per class: none, or balanced (1/sqrt of each "
+                                      "class's pixel frequency in the training area).")
 @click.option("--aux-weight", type=float, default=_DEFAULTS["aux_weight"], show_default=True,
               help="Weight of the auxiliary head's loss.")
 @click.option("--val-fraction", type=float, default=_DEFAULTS["val_fraction"], show_default=True,

@@ -27,7 +27,9 @@ from pspnet_geo.outputs import check_output_path
 from pspnet_geo.training.augment import augment_batch, training_transform
 from pspnet_geo.training.data import TrainingData
 from pspnet_geo.training.labels import ClassSpec, parse_classes
-from pspnet_geo.training.loop import DEFAULT_LR, HEAD_LR_FACTOR, POLY_POWER, LoopConfig, build_optimizer, run
+from pspnet_geo.training.loop import (
+    DEFAULT_LR, HEAD_LR_FACTOR, POLY_POWER, LoopConfig, balanced_class_weights, build_optimizer, run,
+)
 from pspnet_geo.training.sampling import Split, WindowSampler, plan_split
 from pspnet_geo.training.stats import Survey, survey
 
@@ -37,6 +39,7 @@ PathLike = str | os.PathLike
 MAX_SURVEY_WINDOWS = 512
 UNLABELLED_CHOICES = ("background", "ignore")
 OPTIMIZERS = ("sgd", "adamw")
+CLASS_WEIGHTING = ("none", "balanced")
 _LABELLED_TRIES = 10
 
 
@@ -68,6 +71,7 @@ def train(
     optimizer: str = "sgd",
     lr: float | None = None,
     aux_weight: float = 0.4,
+    class_weights: str = "none",
     val_fraction: float = 0.2,
     val_every: int = 50,
     holdout_bounds: Sequence[float] | None = None,
@@ -84,8 +88,12 @@ def train(
     (``unlabelled="background"``) or ignored (``"ignore"``, for sparse labels).
     ``holdout_bounds`` (xmin, ymin, xmax, ymax in the image CRS) is never trained nor validated
     on. ``lr`` defaults to 0.01 for SGD and 1e-4 for AdamW; the heads learn 10x faster.
+    ``class_weights="balanced"`` weighs the loss by 1/sqrt(class pixel frequency) in the
+    training area, for rare classes such as buildings.
     """
     _check_options(unlabelled, optimizer, tile_size, batch_size, iterations, val_every, aux_weight)
+    if class_weights not in CLASS_WEIGHTING:
+        raise InputError(f"unknown class weighting {class_weights!r}; choose {' or '.join(CLASS_WEIGHTING)}")
     out = check_output_path(out, overwrite)
     spec = _classes(classes, background, unlabelled)
     lr = DEFAULT_LR[optimizer] if lr is None else lr
@@ -101,6 +109,7 @@ def train(
                    backbone_weights=backbone_weights).to(torch_device)
     settings = dict(
         iterations=iterations, batch_size=batch_size, optimizer=optimizer, lr=lr, aux_weight=aux_weight,
+        class_weights=class_weights,
         class_column=class_column, unlabelled=unlabelled, ignore_index=ignore_index, seed=seed,
         val_fraction=val_fraction, val_every=val_every, device=str(torch_device),
         holdout_bounds=None if holdout_bounds is None else [float(v) for v in holdout_bounds],
@@ -115,7 +124,8 @@ def train(
         model, build_optimizer(model, optimizer, lr),
         lambda: augment_batch(*_training_batch(data, sampler, batch_size, found, ignore_index), transform),
         lambda: _validation_batches(data, split, batch_size, found),
-        save_best, LoopConfig(iterations, aux_weight, ignore_index, val_every, spec.names, torch_device),
+        save_best, LoopConfig(iterations, aux_weight, ignore_index, val_every, spec.names, torch_device,
+                              balanced_class_weights(found.class_pixels) if class_weights == "balanced" else None),
     )
     if save_best.record is None:
         log.warning("no validation score was possible; saving the final weights")

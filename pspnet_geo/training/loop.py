@@ -46,6 +46,7 @@ class LoopConfig:
     val_every: int
     class_names: list[str]
     device: torch.device
+    class_weights: torch.Tensor | None = None
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float) -> torch.optim.Optimizer:
@@ -66,6 +67,20 @@ def poly_scheduler(optimizer: torch.optim.Optimizer, iterations: int) -> torch.o
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda it: max(0.0, 1 - it / iterations) ** POLY_POWER
     )
+
+
+def balanced_class_weights(class_pixels: list[int]) -> torch.Tensor:
+    """Loss weights proportional to 1/sqrt(pixel frequency), averaging one over present classes.
+
+    The square root softens plain inverse frequency, which over-predicts rare classes; a class
+    with no labelled pixel gets weight 0 (it cannot be learned from this data anyway).
+    """
+    counts = torch.tensor(class_pixels, dtype=torch.float64)
+    present = counts > 0
+    weights = torch.zeros_like(counts)
+    weights[present] = (counts[present] / counts.sum()).rsqrt()
+    weights[present] /= weights[present].mean()
+    return weights.float()
 
 
 def confusion_matrix(
@@ -154,9 +169,10 @@ def _step(model, optimizer, scaler, images, labels, config: LoopConfig, it: int)
     """One optimisation step; returns the loss, or RunError when it is no longer finite."""
     with _autocast(config.device):
         logits, aux_logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels, ignore_index=config.ignore_index)
+        weight = None if config.class_weights is None else config.class_weights.to(config.device)
+        loss = F.cross_entropy(logits.float(), labels, weight=weight, ignore_index=config.ignore_index)
         if config.aux_weight:
-            aux = F.cross_entropy(aux_logits.float(), labels, ignore_index=config.ignore_index)
+            aux = F.cross_entropy(aux_logits.float(), labels, weight=weight, ignore_index=config.ignore_index)
             loss = loss + config.aux_weight * aux
     if not torch.isfinite(loss):
         raise RunError(f"training diverged at iteration {it + 1} (loss {loss.item()}); "
