@@ -42,7 +42,7 @@ from pspnet_geo.checkpoint import Checkpoint, ModelConfig  # noqa: E402
 from pspnet_geo.inference import load_model, predict  # noqa: E402
 from pspnet_geo.models import PSPNet  # noqa: E402
 from pspnet_geo.scene import Scene, open_scene  # noqa: E402
-from pspnet_geo.segment import DEFAULT_CPU_BATCH, DEFAULT_GPU_BATCH, RunSettings, make_plan, segment  # noqa: E402
+from pspnet_geo.segmentation import DEFAULT_CPU_BATCH, DEFAULT_GPU_BATCH, RunSettings, make_plan, segment  # noqa: E402
 from pspnet_geo.tiling import Block, TilePlan  # noqa: E402
 
 SOURCE = ROOT / "pspnet_geo" / "sample_data" / "aerial_rgb_cog" / "cogeo.tif"

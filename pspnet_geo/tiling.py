@@ -212,13 +212,17 @@ def _run(start: int, length: int, limit: int) -> range:
     return range(start, min(start + length, limit))
 
 
-def aligned_block_tiles(stride: int, file_block: int, target: int = 2048) -> int:
-    """Tiles per block side so blocks start on the file's internal blocks, near ``target`` px.
+def aligned_block_tiles(stride: int, file_block: int, batch_size: int = 1, target: int = 768) -> int:
+    """Tiles per block side: about ``target`` px, on the file's internal blocks where possible.
 
-    Aligned reads let GDAL decode each internal block once; where the alignment would make
-    blocks far larger than ``target`` it is given up for the nearest size.
+    Small blocks keep every execution slot busy to the end of a run (a block is a few seconds
+    of CPU work); aligned reads decode each internal block once. The alignment is used when
+    it gives a block between half and one and a half times the target. A block holds at
+    least one batch.
     """
     aligned = math.lcm(stride, file_block) // stride
-    if aligned * stride <= 2 * target:
-        return aligned * max(1, target // (aligned * stride))
-    return max(1, round(target / stride))
+    if target / 2 <= aligned * stride <= 1.5 * target:
+        tiles = aligned
+    else:
+        tiles = max(1, round(target / stride))
+    return max(tiles, math.ceil(math.sqrt(batch_size)))

@@ -13,7 +13,7 @@ from distributed import Client, LocalCluster, WorkerPlugin
 from conftest import ATLANTA
 from pspnet_geo.engine import LocalExecutor, open_executor
 from pspnet_geo.errors import RunError
-from pspnet_geo.segment import segment
+from pspnet_geo.segmentation import segment
 from reference import blend_whole_scene
 
 

@@ -10,7 +10,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from conftest import ATLANTA
-from pspnet_geo.segment import segment
+from pspnet_geo.segmentation import segment
 
 
 def mosaic(path, size: int) -> None:

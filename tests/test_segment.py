@@ -12,7 +12,7 @@ from rasterio.windows import Window
 
 from conftest import ATLANTA, BAD_INPUTS, LANDSAT
 from pspnet_geo.errors import BandMismatchError, OutputError, RunError
-from pspnet_geo.segment import segment
+from pspnet_geo.segmentation import segment
 from pspnet_geo.tiling import TilePlan
 from reference import blend_whole_scene
 

@@ -67,8 +67,9 @@ def test_reflection_matches_numpy_padding_even_past_a_tiny_scene():
     np.testing.assert_array_equal(values[axis.reflect(np.arange(16))], np.pad(values, (0, 11), mode="reflect"))
 
 
-def test_blocks_start_on_the_files_internal_blocks():
-    stride = 384
-    tiles = aligned_block_tiles(stride, 256)
-    assert (tiles * stride) % 256 == 0
-    assert aligned_block_tiles(384, 7) >= 1
+def test_blocks_start_on_the_files_internal_blocks_where_that_keeps_them_small():
+    assert aligned_block_tiles(384, 256) * 384 % 256 == 0
+    assert aligned_block_tiles(192, 256) * 192 % 256 == 0
+    assert aligned_block_tiles(384, 512) == 2
+    assert aligned_block_tiles(384, 7) == 2
+    assert aligned_block_tiles(384, 512, batch_size=8) == 3

@@ -1,10 +1,10 @@
-"""``pspnet-geo demo``: a thin layer over :func:`pspnet_geo.demo.demo`."""
+"""``pspnet-geo demo``: a thin layer over :func:`pspnet_geo.demo`."""
 
 from __future__ import annotations
 
 import click
 
-from pspnet_geo.demo import DEMO_ITERATIONS, demo
+from pspnet_geo.demonstration import DEMO_ITERATIONS, demo
 
 
 @click.command("demo")

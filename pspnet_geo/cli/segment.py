@@ -7,7 +7,7 @@ import logging
 import click
 
 from pspnet_geo.cli.options import BandList
-from pspnet_geo.segment import segment
+from pspnet_geo.segmentation import segment
 
 log = logging.getLogger(__name__)
 _path = click.Path(dir_okay=False)
@@ -22,7 +22,7 @@ _path = click.Path(dir_okay=False)
 @click.option("--proba-out", type=_path, help="Per-class probabilities GeoTIFF, uint8 (x255).  [default: none]")
 @click.option("--tile-size", type=int, help="Tile size in pixels.  [default: the pipeline's, else the model's training tile]")
 @click.option("--overlap", type=int, help="Pixels shared by neighbouring tiles, blended.  [default: the pipeline's, else tile/4]")
-@click.option("--block-tiles", type=int, help="Tiles per block side (the unit of work).  [default: aligned to the file's blocks, ~2048 px]")
+@click.option("--block-tiles", type=int, help="Tiles per block side (the unit of work).  [default: about 768 px, aligned to the file's blocks where possible]")
 @click.option("--bands", type=BandList(), help="Scene bands to read, e.g. 4,3,2.  [default: all, if the count matches the model]")
 @click.option("--batch-size", type=int, help="Tiles per model call.  [default: 1 on CPU, 8 on GPU]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")

@@ -10,6 +10,7 @@ import torch
 from pspnet_geo.errors import InputError
 from pspnet_geo.models import PSPNet
 from pspnet_geo.training.loop import (
+    balanced_class_weights,
     build_optimizer,
     confusion_matrix,
     iou_per_class,
@@ -70,3 +71,10 @@ def test_classes_absent_from_truth_and_prediction_do_not_count():
     confusion = confusion_matrix(torch.tensor([0, 0, 1]), torch.tensor([0, 0, 1]), 3, 255)
     ious = iou_per_class(confusion)
     assert ious[:2] == [1.0, 1.0] and math.isnan(ious[2]) and mean_iou(ious) == 1.0
+
+
+def test_balanced_class_weights_favour_rare_classes_by_inverse_sqrt_frequency():
+    weights = balanced_class_weights([900, 100, 0])
+    assert weights[2] == 0
+    assert weights[1] / weights[0] == pytest.approx(3.0)
+    assert weights[:2].mean() == pytest.approx(1.0)

@@ -142,7 +142,7 @@ def _temporary(stack: contextlib.ExitStack, path, overwrite: bool, suffix: str) 
 def make_plan(scene: Scene, settings: RunSettings, slots: int) -> TilePlan:
     """The tile plan, with blocks small enough that every execution slot has work."""
     stride = settings.tile_size - settings.overlap
-    block_tiles = settings.block_tiles or aligned_block_tiles(max(stride, 1), scene.block_shape[0])
+    block_tiles = settings.block_tiles or aligned_block_tiles(stride, scene.block_shape[0], settings.batch_size)
     plan = TilePlan(scene.height, scene.width, settings.tile_size, settings.overlap, block_tiles)
     while settings.block_tiles is None and plan.block_tiles > 1 and len(plan.blocks) < 2 * slots:
         plan = TilePlan(scene.height, scene.width, settings.tile_size, settings.overlap, plan.block_tiles // 2)
