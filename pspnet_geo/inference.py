@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pspnet_geo.checkpoint import Checkpoint
-from pspnet_geo.errors import InputError
+from pspnet_geo.errors import CheckpointError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +43,34 @@ def load_model(path: str | os.PathLike, device: str) -> tuple[Checkpoint, torch.
 
     The lock makes threads of one worker that start together wait for a single load.
     """
-    stat = os.stat(path)
     with _LOADING:
-        return _load_cached(os.fspath(path), stat.st_mtime_ns, stat.st_size, device)
+        return _model_cached(*_stamp(path), device)
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """The checkpoint at ``path``, read once per process (shared with :func:`load_model`)."""
+    with _LOADING:
+        return _checkpoint_cached(*_stamp(path))
+
+
+def _stamp(path: str | os.PathLike) -> tuple[str, int, int]:
+    """A cache key that changes when the file is rewritten."""
+    try:
+        stat = os.stat(path)
+    except OSError as err:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({err.strerror})") from None
+    return os.fspath(path), stat.st_mtime_ns, stat.st_size
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(path: str, mtime_ns: int, size: int, device: str):
+def _checkpoint_cached(path: str, mtime_ns: int, size: int) -> Checkpoint:
+    return Checkpoint.load(path)
+
+
+@functools.lru_cache(maxsize=4)
+def _model_cached(path: str, mtime_ns: int, size: int, device: str):
     log.info("loading model %s on %s (pid %d)", path, device, os.getpid())
-    checkpoint = Checkpoint.load(path)
+    checkpoint = _checkpoint_cached(path, mtime_ns, size)
     return checkpoint, checkpoint.build_model(device)
 
 

@@ -37,11 +37,6 @@ class Scene:
     nodata: float | None
     block_shape: tuple[int, int]
 
-    @property
-    def georeferenced(self) -> bool:
-        """True when pixels map to a real coordinate system."""
-        return self.crs is not None
-
 
 def open_scene(path: str | os.PathLike) -> Scene:
     """Describe the raster at ``path``, refusing grids pspnet-geo cannot write outputs on."""

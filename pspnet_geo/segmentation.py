@@ -22,7 +22,7 @@ from pspnet_geo.blocks import BlockJob, run_block
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.engine import Executor, open_executor
 from pspnet_geo.errors import InputError
-from pspnet_geo.inference import resolve_device
+from pspnet_geo.inference import load_checkpoint, resolve_device
 from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.pipelines import Pipeline, load_pipeline, resolve_weights
 from pspnet_geo.raster_outputs import ClassInfo, RasterOutputs
@@ -88,7 +88,7 @@ def segment(
     preset = load_pipeline(pipeline) if pipeline else None
     model_path = _model_path(model, preset, download)
     source = open_scene(scene)
-    checkpoint = Checkpoint.load(model_path)
+    checkpoint = load_checkpoint(model_path)
     settings = _settings(source, checkpoint, preset, tile_size, overlap, block_tiles, bands, batch_size, device)
     with contextlib.ExitStack() as stack:
         mask_tmp = _temporary(stack, mask_out, overwrite, ".tif")
