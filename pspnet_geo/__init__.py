@@ -8,14 +8,22 @@ The data flow, one module per step: :mod:`~pspnet_geo.scene` (read) ->
 function exported here (for ``pipelines``, :func:`pspnet_geo.pipelines.pipelines`).
 """
 
-from pspnet_geo.checkpoint import Checkpoint, info
-from pspnet_geo.demonstration import demo
-from pspnet_geo.errors import PspnetGeoError
-from pspnet_geo.models import PSPNet
-from pspnet_geo.pipelines import list_pipelines, load_pipeline
-from pspnet_geo.segmentation import segment
-from pspnet_geo.training import train
-from pspnet_geo.vectorize import vectorize_mask
+import os
+
+# GDAL's block cache defaults to 5% of RAM and fills with every block of a large scene that
+# is decoded, so a run's memory would grow with the scene. pspnet-geo reads each block about
+# once, so a small cache costs nothing; a value the user set is kept. GDAL reads this when its
+# cache is first used, hence here, before any raster is opened.
+os.environ.setdefault("GDAL_CACHEMAX", "128")
+
+from pspnet_geo.checkpoint import Checkpoint, info  # noqa: E402
+from pspnet_geo.demonstration import demo  # noqa: E402
+from pspnet_geo.errors import PspnetGeoError  # noqa: E402
+from pspnet_geo.models import PSPNet  # noqa: E402
+from pspnet_geo.pipelines import list_pipelines, load_pipeline  # noqa: E402
+from pspnet_geo.segmentation import segment  # noqa: E402
+from pspnet_geo.training import train  # noqa: E402
+from pspnet_geo.vectorize import vectorize_mask  # noqa: E402
 
 __all__ = [
     "Checkpoint", "PSPNet", "PspnetGeoError", "demo", "info", "list_pipelines", "load_pipeline",
