@@ -37,7 +37,7 @@ from rasterio.windows import Window
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pspnet_geo.blocks import read_block_pixels  # noqa: E402
+from pspnet_geo.blocks import block_inputs  # noqa: E402
 from pspnet_geo.checkpoint import Checkpoint, ModelConfig  # noqa: E402
 from pspnet_geo.inference import load_model, predict  # noqa: E402
 from pspnet_geo.models import PSPNet  # noqa: E402
@@ -112,16 +112,10 @@ def peak_rss_mib() -> float:
 
 def block_tiles(scene: Scene, plan: TilePlan, block: Block, checkpoint: Checkpoint) -> np.ndarray:
     """The normalised tiles ``segment`` runs for ``block``, stacked in the order it runs them."""
-    origin, pixels, valid = read_block_pixels(scene, plan, block, list(checkpoint.bands))
-    pixels = checkpoint.normalise(pixels)
-    pixels[:, ~valid] = 0.0
-    tiles = []
-    for tile in block.tiles:
-        window = plan.tile_window(*tile)
-        r0, c0 = window.row_off - origin[0], window.col_off - origin[1]
-        if valid[r0:r0 + window.height, c0:c0 + window.width].any():
-            tiles.append(pixels[:, r0:r0 + window.height, c0:c0 + window.width])
-    return np.stack(tiles) if tiles else np.zeros((0, len(checkpoint.bands), TILE, TILE), np.float32)
+    inputs = block_inputs(scene, plan, block, checkpoint, list(checkpoint.bands))
+    if not inputs.arrays:
+        return np.zeros((0, len(checkpoint.bands), TILE, TILE), np.float32)
+    return np.stack(inputs.arrays)
 
 
 def child_model(job: dict) -> dict:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
+from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.inference import load_model, predict
 from pspnet_geo.scene import Scene, read_window
 from pspnet_geo.stitch import (
@@ -49,16 +50,37 @@ class BlockResult:
 def run_block(job: BlockJob) -> BlockResult:
     """Process one block of tiles (runs on a worker)."""
     checkpoint, model = load_model(job.model_path, job.device)
-    origin, pixels, valid = read_block_pixels(job.scene, job.plan, job.block, list(job.bands))
+    inputs = block_inputs(job.scene, job.plan, job.block, checkpoint, list(job.bands))
+    blender = BlockBlender(job.plan, job.block, len(checkpoint.class_names), inputs.valid, inputs.origin)
+    for tile, logits in zip(inputs.tiles, predict(model, inputs.arrays, job.batch_size, job.device)):
+        blender.add(_weigh(job.plan, tile, logits))
+    return BlockResult(job.block, len(inputs.tiles), len(job.block.tiles) - len(inputs.tiles),
+                       blender.finished(job.with_probabilities), blender.partials)
+
+
+@dataclass
+class BlockInputs:
+    """What the model sees of one block: the tiles holding valid data and their pixels."""
+
+    origin: tuple[int, int]
+    valid: np.ndarray
+    tiles: list[tuple[int, int]]
+    arrays: list[np.ndarray]
+
+
+def block_inputs(scene: Scene, plan: TilePlan, block: Block, checkpoint: Checkpoint,
+                 bands: list[int]) -> BlockInputs:
+    """The block's normalised tiles in row-major order, skipping tiles with no valid pixel.
+
+    Nodata pixels are set to 0, the band mean after normalisation. The arrays are views into
+    one block-sized array, so nothing is copied per tile.
+    """
+    origin, pixels, valid = read_block_pixels(scene, plan, block, bands)
     pixels = checkpoint.normalise(pixels)
     pixels[:, ~valid] = 0.0
-    active = [t for t in job.block.tiles if _tile_has_data(job.plan, t, valid, origin)]
-    tiles = (_crop(pixels, origin, job.plan.tile_window(*t)) for t in active)
-    blender = BlockBlender(job.plan, job.block, len(checkpoint.class_names), valid, origin)
-    for tile, logits in zip(active, predict(model, tiles, job.batch_size, job.device)):
-        blender.add(_weigh(job.plan, tile, logits))
-    return BlockResult(job.block, len(active), len(job.block.tiles) - len(active),
-                       blender.finished(job.with_probabilities), blender.partials)
+    tiles = [t for t in block.tiles if _tile_has_data(plan, t, valid, origin)]
+    arrays = [_crop(pixels, origin, plan.tile_window(*t)) for t in tiles]
+    return BlockInputs(origin, valid, tiles, arrays)
 
 
 class BlockBlender:
