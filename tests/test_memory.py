@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import tracemalloc
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +11,6 @@ import rasterio
 from rasterio.transform import from_origin
 
 from conftest import ATLANTA
-from pspnet_geo.segmentation import segment
 
 
 def mosaic(path, size: int) -> None:
@@ -30,14 +30,22 @@ def mosaic(path, size: int) -> None:
                 dst.write(piece, 1, window=((row, row + piece.shape[0]), (col, col + piece.shape[1])))
 
 
+MEASURE = """
+import sys, tracemalloc
+from pspnet_geo.segmentation import segment
+scene, model, out = sys.argv[1:4]
+tracemalloc.start()
+segment(scene, mask_out=out + "-mask.tif", proba_out=out + "-proba.tif", model=model,
+        tile_size=96, overlap=24, block_tiles=2, progress=False)
+print(tracemalloc.get_traced_memory()[1])
+"""
+
+
 def peak_traced_bytes(scene, model, tmp_path) -> int:
-    tracemalloc.start()
-    try:
-        segment(scene, mask_out=tmp_path / f"{scene.stem}-mask.tif", proba_out=tmp_path / f"{scene.stem}-proba.tif",
-                model=model, tile_size=96, overlap=24, block_tiles=2, progress=False)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    """Peak traced allocations of one run, in a fresh process so nothing else is counted."""
+    out = subprocess.run([sys.executable, "-c", MEASURE, str(scene), str(model), str(tmp_path / scene.stem)],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1])
 
 
 @pytest.mark.slow
