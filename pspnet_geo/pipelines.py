@@ -20,10 +20,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch.hub
-import yaml
 
 from pspnet_geo.errors import PipelineError
 from pspnet_geo.models.backbone import BACKBONES, OUTPUT_STRIDES
+from pspnet_geo.postprocess.config import PostprocessConfig, parse_postprocess
+from pspnet_geo.schema import check_keys, parse_yaml, typed
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,8 @@ ENTRY_POINT_GROUP = "pspnet_geo.pipelines"
 SUFFIX = ".yaml"
 _KEYS = ("name", "description", "classes", "background", "bands", "tile_size", "overlap",
          "model", "weights")
-_OPTIONAL_KEYS = ("postprocess",)  # reserved for clean-up settings; only {} is accepted so far
+_OPTIONAL_KEYS = ("postprocess",)
 _MIN_TILE = 64
-_TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "a mapping"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Pipeline:
     backbone: str
     output_stride: int
     weights: str | None
+    postprocess: PostprocessConfig
     source: str
 
     def describe(self) -> str:
@@ -67,6 +68,7 @@ class Pipeline:
             f"  bands: {bands}; tile {self.tile_size} px, overlap {self.overlap} px",
             f"  model: {self.backbone}, output stride {self.output_stride}; "
             f"weights: {self.weights or 'none (train a model with pspnet-geo train)'}",
+            f"  clean-up: {self.postprocess.describe(self.class_names)}",
             f"  from: {self.source}",
         ])
 
@@ -181,18 +183,17 @@ def _read_preset(entry: Traversable, origin: str) -> Pipeline:
         text = entry.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise PipelineError(f"cannot read pipeline file {where}: {err}") from None
-    data = _parse_yaml(text, where)
-    _check_keys(data, _KEYS, _OPTIONAL_KEYS, where)
-    name = _typed(data["name"], str, f"{where}: name")
+    data = parse_yaml(text, where)
+    check_keys(data, _KEYS, _OPTIONAL_KEYS, where)
+    name = typed(data["name"], str, f"{where}: name")
     if name != stem:
         raise PipelineError(f"{where}: name {name!r} must match the file name {stem!r}")
     class_names, class_colours = _classes(data["classes"], where)
     backbone, output_stride = _model(data["model"], where)
     tile_size, overlap = _tiling(data["tile_size"], data["overlap"], where)
-    _postprocess(data.get("postprocess", {}), where)
     return Pipeline(
         name=name,
-        description=_typed(data["description"], str, f"{where}: description"),
+        description=typed(data["description"], str, f"{where}: description"),
         class_names=class_names,
         class_colours=class_colours,
         background=_background(data["background"], len(class_names), where),
@@ -202,6 +203,7 @@ def _read_preset(entry: Traversable, origin: str) -> Pipeline:
         backbone=backbone,
         output_stride=output_stride,
         weights=_weights(data["weights"], Path(where).parent, where),
+        postprocess=parse_postprocess(data.get("postprocess", {}), class_names, where),
         source=f"{origin} ({where})",
     )
 
@@ -210,48 +212,17 @@ def _is_url(weights: str) -> bool:
     return urlparse(weights).scheme in ("http", "https")
 
 
-def _parse_yaml(text: str, where: str) -> dict:
-    """The YAML document as a mapping; a syntax error becomes one line (with its position)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        position = f", line {mark.line + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "unreadable"
-        raise PipelineError(f"{where}{position}: invalid YAML ({problem})") from None
-    return _typed(data, dict, where)
-
-
-def _check_keys(data: dict, required: tuple, optional: tuple, where: str) -> None:
-    """Unknown keys (typos) and missing keys are errors, so no setting is silently ignored."""
-    unknown = sorted(str(key) for key in data if key not in required + optional)
-    if unknown:
-        known = ", ".join(required + optional)
-        raise PipelineError(f"{where}: unknown key {unknown[0]!r} (known keys: {known})")
-    missing = [key for key in required if key not in data]
-    if missing:
-        raise PipelineError(f"{where}: missing key {missing[0]!r}")
-
-
-def _typed(value: Any, kind: type, what: str) -> Any:
-    """``value`` if it is of ``kind`` (a YAML true/false is not an integer)."""
-    if isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool):
-        return value
-    found = "null" if value is None else type(value).__name__
-    raise PipelineError(f"{what} must be {_TYPE_NAMES[kind]}, not {found}")
-
-
 def _classes(value: Any, where: str) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
     """Class names and RGB colours, in class-id order; both must be unique."""
-    entries = _typed(value, list, f"{where}: classes")
+    entries = typed(value, list, f"{where}: classes")
     if len(entries) < 2:
         raise PipelineError(f"{where}: classes needs at least two entries")
     names, colours = [], []
     for index, entry in enumerate(entries):
         what = f"{where}: classes[{index}]"
-        _check_keys(_typed(entry, dict, what), ("name", "colour"), (), what)
-        names.append(_typed(entry["name"], str, f"{what}.name"))
-        colour = _typed(entry["colour"], list, f"{what}.colour")
+        check_keys(typed(entry, dict, what), ("name", "colour"), (), what)
+        names.append(typed(entry["name"], str, f"{what}.name"))
+        colour = typed(entry["colour"], list, f"{what}.colour")
         if len(colour) != 3 or not all(type(c) is int and 0 <= c <= 255 for c in colour):
             raise PipelineError(f"{what}.colour must be three integers 0-255, not {colour}")
         colours.append(tuple(colour))
@@ -264,7 +235,7 @@ def _classes(value: Any, where: str) -> tuple[tuple[str, ...], tuple[tuple[int, 
 def _background(value: Any, class_count: int, where: str) -> int | None:
     if value is None:
         return None
-    background = _typed(value, int, f"{where}: background")
+    background = typed(value, int, f"{where}: background")
     if not 0 <= background < class_count:
         raise PipelineError(f"{where}: background {background} is not a class id")
     return background
@@ -272,7 +243,7 @@ def _background(value: Any, class_count: int, where: str) -> int | None:
 
 def _bands(value: Any, where: str) -> tuple[int, ...]:
     """1-based band indexes, each once."""
-    bands = _typed(value, list, f"{where}: bands")
+    bands = typed(value, list, f"{where}: bands")
     if (not bands or not all(type(b) is int and b >= 1 for b in bands)
             or len(set(bands)) < len(bands)):
         raise PipelineError(f"{where}: bands must be distinct band numbers from 1, not {bands}")
@@ -281,8 +252,8 @@ def _bands(value: Any, where: str) -> tuple[int, ...]:
 
 def _tiling(tile_value: Any, overlap_value: Any, where: str) -> tuple[int, int]:
     """Tile size and overlap; the overlap on both sides must leave part of the tile unshared."""
-    tile_size = _typed(tile_value, int, f"{where}: tile_size")
-    overlap = _typed(overlap_value, int, f"{where}: overlap")
+    tile_size = typed(tile_value, int, f"{where}: tile_size")
+    overlap = typed(overlap_value, int, f"{where}: overlap")
     if tile_size < _MIN_TILE:
         raise PipelineError(f"{where}: tile_size must be at least {_MIN_TILE}, not {tile_size}")
     if not 0 <= overlap < tile_size / 2:
@@ -292,11 +263,11 @@ def _tiling(tile_value: Any, overlap_value: Any, where: str) -> tuple[int, int]:
 
 def _model(value: Any, where: str) -> tuple[str, int]:
     what = f"{where}: model"
-    _check_keys(_typed(value, dict, what), ("backbone", "output_stride"), (), what)
-    backbone = _typed(value["backbone"], str, f"{what}.backbone")
+    check_keys(typed(value, dict, what), ("backbone", "output_stride"), (), what)
+    backbone = typed(value["backbone"], str, f"{what}.backbone")
     if backbone not in BACKBONES:
         raise PipelineError(f"{what}.backbone {backbone!r} is not one of {', '.join(BACKBONES)}")
-    stride = _typed(value["output_stride"], int, f"{what}.output_stride")
+    stride = typed(value["output_stride"], int, f"{what}.output_stride")
     if stride not in OUTPUT_STRIDES:
         raise PipelineError(f"{what}.output_stride must be one of {OUTPUT_STRIDES}, not {stride}")
     return backbone, stride
@@ -306,7 +277,7 @@ def _weights(value: Any, folder: Path, where: str) -> str | None:
     """None, an http(s) URL naming a file, or a local path (relative to the preset's folder)."""
     if value is None:
         return None
-    weights = _typed(value, str, f"{where}: weights")
+    weights = typed(value, str, f"{where}: weights")
     if _is_url(weights):
         if not os.path.basename(urlparse(weights).path):
             raise PipelineError(f"{where}: weights URL {weights} does not end in a file name")
@@ -314,8 +285,3 @@ def _weights(value: Any, folder: Path, where: str) -> str | None:
     if "://" in weights or not weights.strip():
         raise PipelineError(f"{where}: weights must be null, a local path or an http(s) URL")
     return str(folder / Path(weights).expanduser())
-
-
-def _postprocess(value: Any, where: str) -> None:
-    if _typed(value, dict, f"{where}: postprocess"):
-        raise PipelineError(f"{where}: postprocess settings are not supported yet; leave it {{}}")

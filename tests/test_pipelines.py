@@ -122,7 +122,7 @@ def test_load_from_path(tmp_path):
     ({"model": {"backbone": "resnet18", "output_stride": 32}}, "output_stride must be one of"),
     ({"weights": "s3://bucket/model.pt"}, "weights must be null, a local path or an http"),
     ({"weights": "https://example.org/models/"}, "does not end in a file name"),
-    ({"postprocess": {"sieve": 4}}, "postprocess settings are not supported yet"),
+    ({"postprocess": {"sieve": 4}}, "postprocess: unknown key 'sieve'"),
     ({"postprocess": []}, "postprocess must be a mapping, not list"),
     ({"name": "other"}, "name 'other' must match the file name 'my-preset'"),
 ])
