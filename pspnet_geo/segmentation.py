@@ -2,8 +2,9 @@
 
 read -> tile -> infer -> stitch -> vectorise -> write. Blocks of tiles run on the executor
 (threads, or Dask workers); finished pieces stream into the output GeoTIFFs as they arrive;
-the polygons are made from the finished mask, window by window. Every output is written
-under a temporary name and moved into place only when the whole run has succeeded.
+the same pieces stream into the vectoriser, which polygonises each window of the mask as soon
+as it is complete. Every output is written under a temporary name and moved into place only
+when the whole run has succeeded.
 """
 
 from __future__ import annotations
@@ -21,16 +22,18 @@ from tqdm import tqdm
 from pspnet_geo.blocks import BlockJob, run_block
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.engine import Executor, open_executor
-from pspnet_geo.errors import InputError
+from pspnet_geo.errors import InputError, OutputError
 from pspnet_geo.inference import load_checkpoint, resolve_device
 from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.pipelines import Pipeline, load_pipeline, resolve_weights
 from pspnet_geo.raster_outputs import ClassInfo, RasterOutputs
 from pspnet_geo.scene import Scene, open_scene, select_bands
-from pspnet_geo.stitch import Stitcher
+from pspnet_geo.stitch import NODATA_CLASS, Stitcher
 from pspnet_geo.tiling import TilePlan, aligned_block_tiles
-from pspnet_geo.vector_io import check_vector_path, write_vector
-from pspnet_geo.vectorize import vectorize_mask
+from pspnet_geo.postprocess.config import PostprocessConfig
+from pspnet_geo.preview import preview_path_check, write_preview
+from pspnet_geo.vector_io import check_vector_path, holds_layers, write_layers
+from pspnet_geo.vectorize import LAYOUTS, MaskVectorizer
 
 log = logging.getLogger(__name__)
 
@@ -70,21 +73,18 @@ def segment(
     tile_size: int | None = None, overlap: int | None = None, block_tiles: int | None = None,
     bands: list[int] | None = None, batch_size: int | None = None, device: str = "auto",
     workers: int = 1, threads: int | None = None, scheduler: str | None = None,
+    layout: str = "single", postprocess: bool = True, preview: str | os.PathLike | None = None,
     overwrite: bool = False, download: bool = False, progress: bool = True,
 ) -> SegmentResult:
     """Segment ``scene`` with a PSPNet checkpoint (``model``) or a named ``pipeline``.
 
-    Writes polygons to ``out`` (driver from the extension), the class mask to ``mask_out``
-    and uint8-scaled class probabilities to ``proba_out``, all on the scene's own grid and CRS.
+    Writes polygons to ``out`` (driver from the extension; ``layout`` single or per-class),
+    cleaned by the pipeline's clean-up steps unless ``postprocess`` is False, the class mask to
+    ``mask_out``, uint8-scaled class probabilities to ``proba_out``, all on the scene's own grid
+    and CRS, and a PNG picture of the result to ``preview``.
     """
     started = time.perf_counter()
-    if out is None and mask_out is None and proba_out is None:
-        raise InputError("nothing to write: give an output path (--out, --mask-out or --proba-out)")
-    if out is not None:
-        check_vector_path(out, overwrite)
-    for path in (mask_out, proba_out):
-        if path is not None:
-            check_output_path(path, overwrite)
+    _check_outputs(out, mask_out, proba_out, preview, layout, overwrite)
     preset = load_pipeline(pipeline) if pipeline else None
     model_path = _model_path(model, preset, download)
     source = open_scene(scene)
@@ -95,17 +95,49 @@ def segment(
         proba_tmp = stack.enter_context(atomic_output(proba_out, overwrite)) if proba_out else None
         classes = ClassInfo(tuple(checkpoint.class_names), tuple(map(tuple, checkpoint.class_colours)))
         executor = stack.enter_context(open_executor(workers, threads, scheduler))
-        counts = _run(source, model_path, settings, classes, executor, mask_tmp, proba_tmp, progress)
-        features = 0
+        cleanup = preset.postprocess if preset and postprocess else PostprocessConfig()
+        vectorizer = _vectorizer(source, checkpoint, cleanup) if out or preview else None
+        counts = _run(source, model_path, settings, classes, executor, mask_tmp, proba_tmp,
+                      vectorizer, progress)
+        vectors = vectorizer.finish() if vectorizer else None
+        features = len(vectors.polygons) if vectors else 0
         if out is not None:
-            polygons = vectorize_mask(mask_tmp, checkpoint.class_names, background=checkpoint.background)
-            features = len(polygons)
-            write_vector(polygons, out, overwrite=overwrite)
+            layers = vectors.layers(layout, Path(out).stem, checkpoint.class_names, checkpoint.background)
+            write_layers(layers, out, overwrite=overwrite)
+        if preview is not None:
+            write_preview(source.path, mask_tmp, preview, colours=classes.colours,
+                          polygons=vectors.polygons, lines=vectors.lines,
+                          bands=settings.bands, background=checkpoint.background,
+                          overwrite=overwrite)
     _warn_if_empty(source, counts)
     return SegmentResult(
         Path(out) if out else None, Path(mask_out) if mask_out else None,
         Path(proba_out) if proba_out else None, features, *counts, time.perf_counter() - started,
     )
+
+
+def _check_outputs(out, mask_out, proba_out, preview, layout: str, overwrite: bool) -> None:
+    """Fail before a long run on anything wrong with the output paths."""
+    if out is None and mask_out is None and proba_out is None and preview is None:
+        raise InputError("nothing to write: give an output path "
+                         "(--out, --mask-out, --proba-out or --preview)")
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    if out is not None:
+        check_vector_path(out, overwrite)
+        if layout == "per-class" and not holds_layers(out):
+            raise OutputError(f"{out}: --layout per-class needs a GeoPackage (.gpkg)")
+    for path in (mask_out, proba_out):
+        if path is not None:
+            check_output_path(path, overwrite)
+    if preview is not None:
+        preview_path_check(preview, overwrite)
+
+
+def _vectorizer(scene: Scene, checkpoint: Checkpoint, cleanup: PostprocessConfig) -> MaskVectorizer:
+    return MaskVectorizer(scene.height, scene.width, scene.transform, scene.crs,
+                          checkpoint.class_names, background=checkpoint.background,
+                          nodata=NODATA_CLASS, postprocess=cleanup)
 
 
 def _model_path(model: str | os.PathLike | None, preset: Pipeline | None, download: bool) -> str:
@@ -150,8 +182,10 @@ def make_plan(scene: Scene, settings: RunSettings, slots: int) -> TilePlan:
 
 
 def _run(scene: Scene, model_path: str, settings: RunSettings, classes: ClassInfo,
-         executor: Executor, mask_path: Path, proba_path: Path | None, progress: bool) -> tuple[int, int]:
-    """Run every block, streaming finished pieces to disk; return (tiles run, tiles skipped)."""
+         executor: Executor, mask_path: Path, proba_path: Path | None,
+         vectorizer: MaskVectorizer | None, progress: bool) -> tuple[int, int]:
+    """Run every block, streaming finished pieces to disk and to the vectoriser; return
+    (tiles run, tiles skipped)."""
     plan = make_plan(scene, settings, executor.slots)
     log.info("%s: %d x %d px, %d tiles of %d px (overlap %d) in %d blocks", scene.path, scene.width,
              scene.height, plan.tile_count, plan.tile, plan.overlap, len(plan.blocks))
@@ -165,6 +199,8 @@ def _run(scene: Scene, model_path: str, settings: RunSettings, classes: ClassInf
             for result in executor.map_unordered(run_block, jobs, in_flight=2 * executor.slots):
                 for piece in result.finished + stitcher.add((result.block.row, result.block.col), result.partials):
                     outputs.write(piece)
+                    if vectorizer is not None:
+                        vectorizer.add_piece(piece.window, piece.classes)
                 run, skipped = run + result.tiles_run, skipped + result.tiles_skipped
                 bar.update(result.tiles_run + result.tiles_skipped)
     finally:

@@ -9,6 +9,7 @@ to 10 characters and stop at 2 GB.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -67,30 +68,72 @@ def write_vector(
     if driver == GEOPARQUET and layer is not None:
         raise OutputError(f"{path}: GeoParquet files have no layers; drop the layer name")
     with atomic_output(path, overwrite) as temporary:
-        try:
-            if driver == GEOPARQUET:
-                gdf.to_parquet(temporary)
-            else:
-                _write_ogr(gdf, temporary, driver, layer or path.stem)
-        except _WRITE_ERRORS as err:
-            raise OutputError(f"cannot write {path}: {err}") from None
+        _write(gdf, temporary, driver, layer or path.stem, path)
     log.info("wrote %d features to %s", len(gdf), path)
     return path
 
 
-def _write_ogr(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str) -> None:
-    """Write through GDAL with Arrow (a single transaction), declaring Polygon if empty.
+def holds_layers(path: str | os.PathLike) -> bool:
+    """Whether the format of ``path`` holds several layers in one file (GeoPackage)."""
+    return _driver(Path(path)) == "GPKG"
 
-    The layer name is passed explicitly so it comes from the final name, not the temporary.
-    """
+
+def layer_files(path: str | os.PathLike, layers: list[str]) -> dict[Path, list[str]]:
+    """Which file each layer goes to: all in ``path`` for a GeoPackage; otherwise the layer
+    named like the file in ``path`` and each other layer ``L`` beside it as ``L<suffix>``."""
+    path = Path(path)
+    if holds_layers(path):
+        return {path: list(layers)}
+    if path.stem not in layers:
+        raise OutputError(f"{path}: one layer per class needs a GeoPackage (.gpkg)")
+    return {path if layer == path.stem else path.with_name(f"{layer}{path.suffix}"): [layer]
+            for layer in layers}
+
+
+def write_layers(layers: dict[str, gpd.GeoDataFrame], path: str | os.PathLike, *,
+                 overwrite: bool = False) -> list[Path]:
+    """Write several named layers (see :func:`layer_files`), all moved into place together
+    once every one is written; return the files."""
+    files = layer_files(path, list(layers))
+    for file in files:
+        check_vector_path(file, overwrite)
+    with contextlib.ExitStack() as stack:
+        for file, names in files.items():
+            temporary = stack.enter_context(atomic_output(file, overwrite))
+            for name in names:
+                _write(layers[name], temporary, _driver(file), name, file)
+    for name, gdf in layers.items():
+        log.info("wrote %d features to layer %s", len(gdf), name)
+    return list(files)
+
+
+def _write(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str, path: Path) -> None:
+    try:
+        if driver == GEOPARQUET:
+            gdf.to_parquet(temporary)
+        else:
+            _write_ogr(gdf, temporary, driver, layer)
+    except _WRITE_ERRORS as err:
+        raise OutputError(f"cannot write {path}: {err}") from None
+
+
+def _write_ogr(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str) -> None:
+    """Write through GDAL with Arrow (a single transaction), declaring the geometry type if
+    empty. The layer name is passed explicitly so it comes from the final name, not the
+    temporary; a GeoPackage that exists already gains the layer."""
     pyogrio.write_dataframe(
         gdf,
         temporary,
         driver=driver,
         layer=layer,
         use_arrow=True,
-        geometry_type="Polygon" if len(gdf) == 0 else None,
+        geometry_type=_empty_geometry_type(gdf) if len(gdf) == 0 else None,
     )
+
+
+def _empty_geometry_type(gdf: gpd.GeoDataFrame) -> str:
+    """Polygon, unless the empty table is for lines (it has a length column)."""
+    return "LineString" if "length" in gdf.columns else "Polygon"
 
 
 def _driver(path: Path) -> str:

@@ -1,56 +1,118 @@
-"""Polygons from a class mask, read block by block so memory does not grow with the scene.
+"""Polygons (and road centerlines) from a class mask, window by window, at bounded memory.
 
-The mask is polygonised one window at a time (windows aligned to the file's internal blocks).
-A polygon that touches an internal window edge may continue in the next window, so it is set
-aside and merged with its neighbours across the seam at the end; every other polygon is final
-as soon as its window is done. The result equals polygonising the whole mask at once with
-4-connectivity: one polygon per connected region, no polygons cut at tile edges.
-
-Polygons are built in pixel coordinates, where window edges are exact integers, and moved to
-the raster's CRS only at the end, so pieces meet exactly along seams.
+The mask arrives as windows with a halo: read from a file (:func:`vectorize_mask`), or assembled
+from the pieces inference finishes (:class:`MaskVectorizer` fed by ``segment``). Each window is
+cleaned by the preset's raster steps and polygonised; polygons cut by window seams are merged at
+the end (:mod:`pspnet_geo.polygonize`), then the geometry steps run and the tables are built.
+Memory holds a band of windows and the geometries, never a whole-scene array.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
-import rasterio.features
 import shapely
 from affine import Affine
+from pyproj import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from pspnet_geo.areas import area_m2
-from pspnet_geo.errors import RasterError
+from pspnet_geo.errors import InputError, RasterError
+from pspnet_geo.mask_windows import (
+    MaskWindow, WindowAssembler, WindowGrid, file_grid, read_mask_windows,
+)
+from pspnet_geo.polygonize import PolygonBuilder
+from pspnet_geo.postprocess.apply import Cleanup
+from pspnet_geo.postprocess.config import PostprocessConfig
 
 log = logging.getLogger(__name__)
 
-_SHAPES_DTYPES = {np.dtype(t) for t in ("uint8", "uint16", "int16", "int32")}
+LAYOUTS = ("single", "per-class")
+
+
+@dataclass
+class Vectors:
+    """The polygons of a mask, and the centerlines of its line classes (None if it has none)."""
+
+    polygons: gpd.GeoDataFrame
+    lines: gpd.GeoDataFrame | None
+
+    def layers(self, layout: str, name: str, class_names: Sequence[str],
+               background: int | None) -> dict[str, gpd.GeoDataFrame]:
+        """Output layers: polygons in one layer ``name`` with a class column (``single``), or
+        one layer per class, empty ones included (``per-class``); centerlines in their own."""
+        if layout not in LAYOUTS:
+            raise InputError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+        found = {name: self.polygons}
+        if layout == "per-class":
+            named = set(range(len(class_names))) - {background}
+            ids = sorted(named | set(self.polygons["class_id"].tolist()))
+            found = {_names(np.array([i]), class_names)[0]: self.polygons[self.polygons["class_id"] == i]
+                     for i in ids}
+        if self.lines is not None:
+            found[f"{name}_centerlines" if layout == "single" else "centerlines"] = self.lines
+        return found
+
+
+class MaskVectorizer:
+    """Turns windows of one class mask, arriving in any order, into :class:`Vectors`."""
+
+    def __init__(self, height: int, width: int, transform: Affine, crs: CRS | None,
+                 class_names: Sequence[str], *, background: int | None, nodata: float | None,
+                 postprocess: PostprocessConfig | None = None, block_size: int = 1024) -> None:
+        self.transform, self.crs, self.class_names = transform, crs, class_names
+        self.cleanup = Cleanup(postprocess or PostprocessConfig(), crs, transform, height, width,
+                               None if nodata is None or np.isnan(nodata) else int(nodata))
+        self.builder = PolygonBuilder(height, width, background, nodata)
+        self.assembler = WindowAssembler(WindowGrid(height, width, block_size, block_size),
+                                         self.cleanup.halo)
+
+    def add_piece(self, window: Window, classes: np.ndarray) -> None:
+        """Take a finished rectangle of the mask; pieces must tile the mask without overlap."""
+        for complete in self.assembler.add(window, classes):
+            self.add_window(complete)
+
+    def add_window(self, window: MaskWindow) -> None:
+        """Clean and polygonise one complete window (with its halo)."""
+        self.builder.add(window.core, self.cleanup.window(window))
+
+    def finish(self) -> Vectors:
+        """Merge the seams, run the geometry clean-up and build the tables."""
+        if self.assembler.pending_count:
+            raise RuntimeError(f"{self.assembler.pending_count} mask windows were never completed")
+        classes, polygons = self.builder.finish()
+        if self.crs is None:
+            log.warning("the mask has no CRS: polygons are in pixel coordinates, areas are NaN")
+        else:
+            polygons = to_world(polygons, self.transform)
+        classes, polygons = self.cleanup.polygons(classes, polygons)
+        lines = None
+        if self.cleanup.has_lines:
+            line_classes, geometries = self.cleanup.lines(lambda g: to_world(g, self.transform))
+            lines = _lines_frame(line_classes, geometries, self.class_names, self.crs)
+        return Vectors(_polygon_frame(classes, polygons, self.class_names, self.crs), lines)
 
 
 def vectorize_mask(
-    mask_path: str | os.PathLike,
-    class_names: Sequence[str],
-    *,
-    background: int | None = 0,
-    nodata: float | None = None,
-    block_size: int = 2048,
-) -> gpd.GeoDataFrame:
+    mask_path: str | os.PathLike, class_names: Sequence[str], *, background: int | None = 0,
+    nodata: float | None = None, block_size: int = 2048,
+    postprocess: PostprocessConfig | None = None,
+) -> Vectors:
     """Polygons of every non-background class in band 1 of a class-id raster.
 
-    Returns columns class_id, class_name (``class_{id}`` for ids past ``class_names``), area
-    (square metres, NaN without a CRS) and geometry, in the raster's CRS; without a CRS the
-    geometries are in pixel coordinates and a warning is logged. Pixels equal to ``background``
-    or to ``nodata`` (None, the default: the raster's own nodata value, if any) make no
-    polygons. At most one ``block_size`` window of the mask is in memory at a time.
+    Polygons have columns class_id, class_name (``class_{id}`` past ``class_names``), area (m²,
+    NaN without a CRS) and geometry, in the raster's CRS; without a CRS they are in pixel
+    coordinates (with a warning) and no clean-up runs. Pixels equal to ``background`` or
+    ``nodata`` (default: the raster's own nodata) make no polygons. At most one ``block_size``
+    window (plus the clean-up's halo) of the mask is in memory at a time.
     """
     if block_size < 1:
         raise ValueError(f"block_size must be positive, got {block_size}")
@@ -60,15 +122,15 @@ def vectorize_mask(
         raise RasterError(f"cannot open class mask {mask_path}: {err}") from None
     with dataset:
         _check_mask_dtype(dataset, mask_path)
-        if nodata is None:
-            nodata = dataset.nodata
-        classes, polygons = _polygonise(dataset, background, nodata, block_size)
-        transform, crs = dataset.transform, dataset.crs
-    if crs is None:
-        log.warning("%s has no CRS: polygons are in pixel coordinates, areas are NaN", mask_path)
-    else:
-        polygons = _to_world(polygons, transform)
-    return _frame(classes, polygons, class_names, crs)
+        vectorizer = MaskVectorizer(
+            dataset.height, dataset.width, dataset.transform, dataset.crs, class_names,
+            background=background, nodata=dataset.nodata if nodata is None else nodata,
+            postprocess=postprocess,
+        )
+        for window in read_mask_windows(dataset, file_grid(dataset, block_size),
+                                        vectorizer.cleanup.halo):
+            vectorizer.add_window(window)
+    return vectorizer.finish()
 
 
 def _check_mask_dtype(dataset: rasterio.DatasetReader, mask_path: str | os.PathLike) -> None:
@@ -77,169 +139,78 @@ def _check_mask_dtype(dataset: rasterio.DatasetReader, mask_path: str | os.PathL
         raise RasterError(f"{mask_path} is not a class mask: band 1 is {dataset.dtypes[0]}")
 
 
-def _polygonise(
-    dataset: rasterio.DatasetReader, background: int | None, nodata: float | None, block_size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Class ids and pixel-coordinate polygons of the whole mask, window by window."""
-    classes: list[np.ndarray] = []
-    polygons: list[np.ndarray] = []
-    seams: dict[int, list[np.ndarray]] = defaultdict(list)
-    for window in block_windows(dataset, block_size):
-        data = dataset.read(1, window=window)
-        valid = _valid_pixels(data, background, nodata)
-        if not valid.any():
-            continue
-        window_polygons, window_classes = _window_shapes(data, valid, window)
-        on_seam = _touches_inner_edge(window_polygons, window, dataset.width, dataset.height)
-        classes.append(window_classes[~on_seam])
-        polygons.append(window_polygons[~on_seam])
-        for class_id in np.unique(window_classes[on_seam]).tolist():
-            seams[class_id].append(window_polygons[on_seam & (window_classes == class_id)])
-    for class_id, pieces in seams.items():
-        merged = _merge_touching(np.concatenate(pieces))
-        classes.append(np.full(len(merged), class_id, dtype=np.int64))
-        polygons.append(merged)
-    if not polygons:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
-    return np.concatenate(classes), np.concatenate(polygons)
-
-
-def block_windows(dataset: rasterio.DatasetReader, block_size: int) -> Iterator[Window]:
-    """Windows of at most ``block_size`` pixels a side, covering the raster once, row by row.
-
-    Each side is a whole number of the file's internal blocks where a block fits in
-    ``block_size``, so every block is decoded once; blocks wider than that (a striped file)
-    are split into ``block_size`` columns.
-    """
-    block_rows, block_cols = dataset.block_shapes[0]
-    step_rows = _aligned_step(block_rows, block_size)
-    step_cols = _aligned_step(block_cols, block_size)
-    for row in range(0, dataset.height, step_rows):
-        for col in range(0, dataset.width, step_cols):
-            height = min(step_rows, dataset.height - row)
-            yield Window(col, row, min(step_cols, dataset.width - col), height)
-
-
-def _aligned_step(block: int, block_size: int) -> int:
-    """The largest multiple of ``block`` not over ``block_size`` (``block_size`` if none)."""
-    return block * (block_size // block) if block <= block_size else block_size
-
-
-def _valid_pixels(data: np.ndarray, background: int | None, nodata: float | None) -> np.ndarray:
-    """Pixels that make polygons: neither background nor nodata."""
-    valid = np.ones(data.shape, dtype=bool)
-    if background is not None:
-        valid &= data != background
-    if nodata is not None and not np.isnan(nodata):
-        valid &= data != nodata
-    return valid
-
-
-def _window_shapes(
-    data: np.ndarray, valid: np.ndarray, window: Window
-) -> tuple[np.ndarray, np.ndarray]:
-    """Polygons (in whole-raster pixel coordinates) and class ids of the regions in one window.
-
-    The polygons are built in bulk from their rings rather than one by one: on a large noisy
-    mask, building shapely objects is otherwise the slowest step.
-    """
-    if data.dtype not in _SHAPES_DTYPES:
-        if data[valid].max() > np.iinfo(np.int32).max or data[valid].min() < 0:
-            raise RasterError(f"class ids in the mask do not fit int32 ({data.dtype})")
-        data = data.astype(np.int32)
-    shift = Affine.translation(window.col_off, window.row_off)
-    found = list(rasterio.features.shapes(data, mask=valid, connectivity=4, transform=shift))
-    rings = [ring for geometry, _ in found for ring in geometry["coordinates"]]
-    ring_sizes = [len(ring) for ring in rings]
-    coordinates = np.fromiter(
-        itertools.chain.from_iterable(itertools.chain.from_iterable(rings)),
-        dtype=np.float64, count=2 * sum(ring_sizes),
-    ).reshape(-1, 2)
-    linear_rings = shapely.linearrings(
-        coordinates, indices=np.repeat(np.arange(len(rings)), ring_sizes)
-    )
-    rings_per_polygon = [len(geometry["coordinates"]) for geometry, _ in found]
-    polygons = shapely.polygons(
-        linear_rings, indices=np.repeat(np.arange(len(found)), rings_per_polygon)
-    )
-    return polygons, np.array([value for _, value in found], dtype=np.int64)
-
-
-def _touches_inner_edge(
-    polygons: np.ndarray, window: Window, width: int, height: int
-) -> np.ndarray:
-    """Which polygons reach a window edge that another window lies beyond."""
-    left, top, right, bottom = shapely.bounds(polygons).T
-    window_right = window.col_off + window.width
-    window_bottom = window.row_off + window.height
-    return (
-        ((left == window.col_off) & (window.col_off > 0))
-        | ((top == window.row_off) & (window.row_off > 0))
-        | ((right == window_right) & (window_right < width))
-        | ((bottom == window_bottom) & (window_bottom < height))
-    )
-
-
-def _merge_touching(pieces: np.ndarray) -> np.ndarray:
-    """Join pieces of one class that meet across seams into whole 4-connected polygons.
-
-    Pieces that touch (even at a corner) are unioned as a group and split back into single
-    polygons, so regions that only meet diagonally stay separate, as 4-connectivity requires.
-    """
-    left, right = shapely.STRtree(pieces).query(pieces, predicate="intersects")
-    merged: list[shapely.Polygon] = []
-    for members in _connected_groups(len(pieces), left, right):
-        if len(members) == 1:
-            merged.append(pieces[members[0]])
-        else:
-            merged.extend(shapely.get_parts(shapely.union_all(pieces[members])))
-    return np.asarray(merged, dtype=object)
-
-
-def _connected_groups(count: int, left: np.ndarray, right: np.ndarray) -> list[list[int]]:
-    """Connected components of the graph with edges (left[i], right[i]) (union-find)."""
-    parent = list(range(count))
-
-    def root(node: int) -> int:
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    for a, b in zip(left.tolist(), right.tolist()):
-        parent[root(a)] = root(b)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for node in range(count):
-        groups[root(node)].append(node)
-    return list(groups.values())
-
-
-def _to_world(polygons: np.ndarray, transform: Affine) -> np.ndarray:
-    """Move pixel-coordinate polygons into the raster's CRS with its affine transform."""
+def to_world(geometries: np.ndarray, transform: Affine) -> np.ndarray:
+    """Move pixel-coordinate geometries into the raster's CRS with its affine transform."""
     a, b, c, d, e, f = transform[:6]
 
     def affine(xy: np.ndarray) -> np.ndarray:
         x, y = xy[:, 0], xy[:, 1]
         return np.column_stack([a * x + b * y + c, d * x + e * y + f])
 
-    return shapely.transform(polygons, affine)
+    return shapely.transform(geometries, affine)
 
 
-def _frame(
-    classes: np.ndarray, polygons: np.ndarray, class_names: Sequence[str], crs
-) -> gpd.GeoDataFrame:
-    """The output table, sorted by class id; the column types hold even when it is empty."""
-    order = np.argsort(classes, kind="stable")
-    classes, polygons = classes[order], polygons[order]
-    names = [
-        class_names[i] if 0 <= i < len(class_names) else f"class_{i}" for i in classes.tolist()
-    ]
+def _names(classes: np.ndarray, class_names: Sequence[str]) -> pd.Series:
+    return pd.Series([class_names[i] if 0 <= i < len(class_names) else f"class_{i}"
+                      for i in classes.tolist()], dtype=str)
+
+
+def _polygon_frame(classes: np.ndarray, polygons: np.ndarray, class_names: Sequence[str],
+                   crs) -> gpd.GeoDataFrame:
+    """The polygon table, with each polygon's area in square metres (NaN without a CRS)."""
+    return _frame(classes, polygons, class_names, crs, "area", area_m2)
+
+
+def _lines_frame(classes: np.ndarray, lines: np.ndarray, class_names: Sequence[str],
+                 crs) -> gpd.GeoDataFrame:
+    """The centerline table, with each line's length in metres (NaN without a CRS)."""
+    return _frame(classes, lines, class_names, crs, "length", _length_m)
+
+
+def _frame(classes: np.ndarray, geometries: np.ndarray, class_names: Sequence[str], crs,
+           measure: str, measured: Callable[[gpd.GeoDataFrame], np.ndarray]) -> gpd.GeoDataFrame:
+    """class_id, class_name, the measure, geometry; the column types hold even when empty."""
     frame = gpd.GeoDataFrame(
-        {
-            "class_id": classes,
-            "class_name": pd.Series(names, dtype=str),
-        },
-        geometry=gpd.GeoSeries(polygons, crs=crs),
+        {"class_id": classes.astype(np.int64), "class_name": _names(classes, class_names)},
+        geometry=gpd.GeoSeries(geometries, crs=crs),
     )
-    frame.insert(2, "area", area_m2(frame))
+    frame.insert(2, measure, measured(frame))
     return frame
+
+
+def _length_m(frame: gpd.GeoDataFrame) -> np.ndarray:
+    """Lengths in metres: geodesic in a geographic CRS, planar times the unit otherwise."""
+    crs = frame.crs
+    if crs is None:
+        return np.full(len(frame), np.nan)
+    if crs.is_geographic:
+        geod = crs.get_geod()
+        return np.array([geod.geometry_length(line) for line in frame.geometry], dtype=float)
+    return frame.geometry.length.to_numpy() * crs.axis_info[0].unit_conversion_factor
+
+
+def mask_class_names(mask_path: str | os.PathLike) -> list[str]:
+    """The class names pspnet-geo writes into its masks (band 1 tags ``class_<id>``), in id
+    order; empty for a mask from elsewhere."""
+    with rasterio.open(mask_path) as dataset:
+        tags = dataset.tags(1)
+    names = []
+    while f"class_{len(names)}" in tags:
+        names.append(tags[f"class_{len(names)}"])
+    return names
+
+
+def mask_colours(mask_path: str | os.PathLike) -> list[tuple[int, int, int]]:
+    """Colours for all 256 class ids: the mask's colour table where it has one, else a fixed
+    palette of well-separated colours."""
+    palette = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+               (145, 30, 180), (70, 240, 240), (240, 50, 230)]
+    colours = [palette[i % len(palette)] for i in range(256)]
+    with rasterio.open(mask_path) as dataset:
+        try:
+            table = dataset.colormap(1)
+        except ValueError:
+            return colours
+    for class_id, colour in table.items():
+        colours[class_id] = tuple(colour[:3])
+    return colours

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import geopandas as gpd
+import pyogrio
 import pytest
 import rasterio
 from click.testing import CliRunner
@@ -118,3 +119,20 @@ def test_an_existing_output_is_kept_without_overwrite(tmp_path, atlanta_model):
 def test_a_missing_model(tmp_path):
     assert_clean_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--model", tmp_path / "m.pt"),
                        2, "m.pt")
+
+
+def test_preview_and_one_layer_per_class(tmp_path, atlanta_model):
+    result = run("segment", ATLANTA, "--out", tmp_path / "b.gpkg", "--model", atlanta_model,
+                 "--layout", "per-class", "--preview", tmp_path / "p.png", "--tile-size", 256,
+                 "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert set(dict(pyogrio.list_layers(tmp_path / "b.gpkg"))) == {"class1"}
+    with rasterio.open(tmp_path / "p.png") as png, rasterio.open(ATLANTA) as scene:
+        assert (png.width, png.height) == (scene.width, scene.height) and png.count == 4
+
+
+def test_bad_preview_and_layout_paths_fail_before_the_run(tmp_path, atlanta_model):
+    assert_clean_error(run("segment", ATLANTA, "--preview", tmp_path / "p.jpg", "--model", atlanta_model),
+                       2, ".png")
+    assert_clean_error(run("segment", ATLANTA, "--out", tmp_path / "b.fgb", "--layout", "per-class",
+                           "--model", atlanta_model), 2, "needs a GeoPackage")

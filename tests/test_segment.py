@@ -8,12 +8,15 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from rasterio.windows import Window
 
 from conftest import ATLANTA, BAD_INPUTS, LANDSAT
 from pspnet_geo.errors import BandMismatchError, OutputError, RunError
+from pspnet_geo.pipelines import load_pipeline
 from pspnet_geo.segmentation import segment
 from pspnet_geo.tiling import TilePlan
+from pspnet_geo.vectorize import vectorize_mask
 from reference import blend_whole_scene
 
 TILE, OVERLAP = 256, 64
@@ -146,3 +149,18 @@ def test_a_band_count_that_does_not_match_the_model(tmp_path, atlanta_model):
         segment(LANDSAT, mask_out=tmp_path / "mask.tif", model=atlanta_model, progress=False)
     segment(LANDSAT, mask_out=tmp_path / "mask.tif", model=atlanta_model, bands=[2], tile_size=128, progress=False)
     assert read_mask(tmp_path / "mask.tif").shape == (718, 791)
+
+
+def test_streamed_polygons_equal_vectorising_the_written_mask(tmp_path, atlanta_model):
+    result = segment(ATLANTA, tmp_path / "b.gpkg", mask_out=tmp_path / "m.tif", model=atlanta_model,
+                     pipeline="spacenet-buildings", tile_size=TILE, overlap=OVERLAP, block_tiles=1,
+                     progress=False)
+    preset = load_pipeline("spacenet-buildings")
+    expected = vectorize_mask(tmp_path / "m.tif", preset.class_names,
+                              postprocess=preset.postprocess).polygons
+    streamed = gpd.read_file(tmp_path / "b.gpkg")
+    assert result.features == len(streamed) == len(expected) > 0
+    assert shapely.equals_exact(streamed.geometry.values, expected.geometry.values, 1e-6).all()
+    raw = segment(ATLANTA, tmp_path / "raw.gpkg", model=atlanta_model, pipeline="spacenet-buildings",
+                  tile_size=TILE, overlap=OVERLAP, postprocess=False, progress=False)
+    assert raw.features > result.features

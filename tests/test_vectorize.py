@@ -12,10 +12,17 @@ import rasterio
 import rasterio.features
 import shapely
 from affine import Affine
+from rasterio.windows import Window
 from shapely.geometry import shape
 
 from pspnet_geo.errors import RasterError
-from pspnet_geo.vectorize import block_windows, vectorize_mask
+from pspnet_geo.mask_windows import file_grid
+from pspnet_geo.postprocess.config import parse_postprocess
+from pspnet_geo.vectorize import MaskVectorizer, vectorize_mask
+
+def polygons_of(*args, **kwargs):
+    return vectorize_mask(*args, **kwargs).polygons
+
 
 SAMPLE = Path(__file__).resolve().parent.parent / "pspnet_geo" / "sample_data"
 TRANSFORM = Affine(0.5, 0.0, 733600.0, 0.0, -0.5, 3725140.0)
@@ -83,7 +90,7 @@ def stress_mask() -> np.ndarray:
 def test_blocks_equal_whole_mask_on_stress_shapes(tmp_path, tiled, block_size):
     mask = stress_mask()
     path = write_mask(tmp_path / "mask.tif", mask, tiled=tiled, nodata=255)
-    result = vectorize_mask(path, ["background", "a", "b", "c"], block_size=block_size)
+    result = polygons_of(path, ["background", "a", "b", "c"], block_size=block_size)
     expected = reference(mask, (mask != 0) & (mask != 255), TRANSFORM)
     assert_same_polygons(result, expected)
     assert Counter(result["class_id"])[3] == 6     # diagonal neighbours stay separate
@@ -100,13 +107,13 @@ def test_blocks_equal_whole_mask_on_stress_shapes(tmp_path, tiled, block_size):
 def test_blocks_equal_whole_mask_on_noise(tmp_path, dtype, transform):
     mask = np.random.default_rng(7).integers(0, 4, size=(64, 64)).astype(dtype)
     path = write_mask(tmp_path / "noise.tif", mask, transform=transform)
-    result = vectorize_mask(path, ["background", "x", "y", "z"], block_size=16)
+    result = polygons_of(path, ["background", "x", "y", "z"], block_size=16)
     assert_same_polygons(result, reference(mask.astype(np.int32), mask != 0, transform))
 
 
 def test_real_road_mask_in_geographic_crs(tmp_path):
     path = SAMPLE / "spacenet_vegas_roads" / "road_mask.tif"
-    result = vectorize_mask(path, ["background"], block_size=256)
+    result = polygons_of(path, ["background"], block_size=256)
     with rasterio.open(path) as src:
         mask, transform, crs = src.read(1), src.transform, src.crs
     assert result.crs == crs
@@ -124,7 +131,7 @@ def test_background_none_and_class_names(tmp_path):
     mask[2:6, 2:6] = 1
     mask[10:12, 10:12] = 7
     path = write_mask(tmp_path / "m.tif", mask)
-    result = vectorize_mask(path, ["bg", "house"], background=None, block_size=16)
+    result = polygons_of(path, ["bg", "house"], background=None, block_size=16)
     assert sorted(result["class_name"]) == ["bg", "class_7", "house"]
     assert result["class_id"].dtype == np.int64
     assert result.loc[result["class_name"] == "house", "area"].item() == pytest.approx(16 * 0.25)
@@ -134,8 +141,8 @@ def test_background_none_and_class_names(tmp_path):
 def test_nodata_override_and_empty_result_types(tmp_path):
     mask = np.full((20, 20), 9, dtype=np.uint16)
     path = write_mask(tmp_path / "m.tif", mask)
-    assert len(vectorize_mask(path, ["bg"], block_size=16)) == 1
-    empty = vectorize_mask(path, ["bg"], nodata=9, block_size=16)
+    assert len(polygons_of(path, ["bg"], block_size=16)) == 1
+    empty = polygons_of(path, ["bg"], nodata=9, block_size=16)
     assert len(empty) == 0
     assert list(empty.columns) == ["class_id", "class_name", "area", "geometry"]
     assert empty["class_id"].dtype == np.int64 and empty["area"].dtype == np.float64
@@ -148,7 +155,7 @@ def test_no_crs_gives_pixel_coordinates_and_nan_area(tmp_path, caplog):
     mask[2:4, 3:8] = 1
     path = write_mask(tmp_path / "plain.tif", mask, crs=None)
     with caplog.at_level(logging.WARNING, logger="pspnet_geo.vectorize"):
-        result = vectorize_mask(path, ["bg", "thing"])
+        result = polygons_of(path, ["bg", "thing"])
     assert "no CRS" in caplog.text
     assert result.crs is None
     assert result.geometry.iloc[0].bounds == (3.0, 2.0, 8.0, 4.0)
@@ -161,7 +168,8 @@ def test_block_windows_cover_raster_once_aligned_to_blocks(tmp_path):
         path = write_mask(tmp_path / f"w{tiled}{block_size}.tif", mask, tiled=tiled)
         with rasterio.open(path) as src:
             block_rows, block_cols = src.block_shapes[0]
-            windows = list(block_windows(src, block_size))
+            grid = file_grid(src, block_size)
+            windows = [grid.core(*key) for key in grid.cores()]
         hits = np.zeros(mask.shape, dtype=int)
         for w in windows:
             assert w.width <= block_size and w.height <= block_size
@@ -179,3 +187,49 @@ def test_bad_masks_raise_raster_error(tmp_path):
         vectorize_mask(path, ["bg"])
     with pytest.raises(RasterError, match="cannot open"):
         vectorize_mask(tmp_path / "missing.tif", ["bg"])
+
+
+def vegas_classes() -> tuple[np.ndarray, rasterio.Affine, object]:
+    """The Vegas road mask as class 2, with small and large class-1 blocks and specks."""
+    with rasterio.open(SAMPLE / "spacenet_vegas_roads" / "road_mask.tif") as src:
+        roads, transform, crs = src.read(1), src.transform, src.crs
+    mask = np.where(roads > 0, 2, 0).astype(np.uint8)
+    rng = np.random.default_rng(3)
+    for row, col in rng.integers(0, min(mask.shape) - 40, size=(25, 2)):
+        mask[row:row + rng.integers(2, 40), col:col + rng.integers(2, 40)] = 1
+    mask[rng.integers(0, mask.shape[0], 300), rng.integers(0, mask.shape[1], 300)] = 1
+    return mask, transform, crs
+
+
+CLEANUP = {
+    "sieve_m2": 1.0,
+    "classes": {
+        "building": {"fill_holes_m2": 2, "remove_specks_m2": 5, "simplify_m": 0.3},
+        "road": {"centerlines": {"max_width_m": 8, "spur_length_m": 5, "smooth_m": 0.5}},
+    },
+}
+
+
+def test_streamed_pieces_give_the_same_vectors_as_reading_the_file(tmp_path):
+    mask, transform, crs = vegas_classes()
+    names = ["background", "building", "road"]
+    config = parse_postprocess(CLEANUP, names, "test")
+    path = write_mask(tmp_path / "m.tif", mask, crs=crs, transform=transform, nodata=255)
+    from_file = vectorize_mask(path, names, block_size=256, postprocess=config)
+    vectorizer = MaskVectorizer(mask.shape[0], mask.shape[1], transform, crs, names, background=0,
+                                nodata=255, postprocess=config, block_size=160)
+    rng = np.random.default_rng(0)
+    rows = [0, *sorted(rng.choice(np.arange(1, mask.shape[0]), 6, replace=False)), mask.shape[0]]
+    cols = [0, *sorted(rng.choice(np.arange(1, mask.shape[1]), 6, replace=False)), mask.shape[1]]
+    pieces = [(r0, r1, c0, c1) for r0, r1 in zip(rows, rows[1:]) for c0, c1 in zip(cols, cols[1:])]
+    for index in rng.permutation(len(pieces)):
+        r0, r1, c0, c1 = pieces[index]
+        vectorizer.add_piece(Window(c0, r0, c1 - c0, r1 - r0), mask[r0:r1, c0:c1].copy())
+    streamed = vectorizer.finish()
+    for got, want in ((streamed.polygons, from_file.polygons), (streamed.lines, from_file.lines)):
+        assert len(got) > 10 and list(got["class_id"]) == list(want["class_id"])
+        assert shapely.equals_exact(got.geometry.values, want.geometry.values, tolerance=1e-9).all()
+    raw = vectorize_mask(path, names, block_size=256)
+    assert len(from_file.polygons) < len(raw.polygons) and from_file.polygons.is_valid.all()
+    buildings = from_file.polygons[from_file.polygons["class_id"] == 1]
+    assert buildings["area"].min() >= 5

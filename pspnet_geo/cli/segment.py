@@ -8,6 +8,7 @@ import click
 
 from pspnet_geo.cli.options import BandList
 from pspnet_geo.segmentation import segment
+from pspnet_geo.vectorize import LAYOUTS
 
 log = logging.getLogger(__name__)
 _path = click.Path(dir_okay=False)
@@ -29,12 +30,16 @@ _path = click.Path(dir_okay=False)
 @click.option("--workers", default=1, show_default=True, help="Worker processes; more than 1 starts a local Dask cluster.")
 @click.option("--threads", type=int, help="Blocks run at once per worker.  [default: CPU cores / workers]")
 @click.option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://host:8786.  [default: none]")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="single", show_default=True, help="Polygons in one layer with a class column, or one layer per class (GeoPackage only).")
+@click.option("--postprocess/--no-postprocess", default=True, show_default=True, help="Run the pipeline's clean-up steps on the polygons.")
+@click.option("--preview", type=_path, help="A PNG of the scene with the classes and polygon outlines drawn over it.  [default: none]")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.  [default: off]")
 @click.option("--download", is_flag=True, help="Allow downloading the pipeline's weights from its URL.  [default: off]")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def segment_command(scene, **options) -> None:
     """Segment SCENE with PSPNet: class mask, probabilities and polygons on SCENE's own grid."""
     result = segment(scene, **options)
-    outputs = ", ".join(str(p) for p in (result.out, result.mask_out, result.proba_out) if p)
+    written = (result.out, result.mask_out, result.proba_out, options["preview"])
+    outputs = ", ".join(str(p) for p in written if p)
     click.echo(f"{result.tiles_run} tiles run, {result.tiles_skipped} empty tiles skipped, "
                f"{result.features} polygons in {result.seconds:.1f} s -> {outputs}", err=True)

@@ -1,0 +1,101 @@
+"""The clean-up steps of the presets, run through vectorize_mask on real and realistic masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import rasterio.features
+import shapely
+from scipy import ndimage
+
+from pspnet_geo.pipelines import load_pipeline
+from pspnet_geo.postprocess.config import parse_postprocess
+from pspnet_geo.vectorize import vectorize_mask
+
+SAMPLE = Path(__file__).resolve().parents[2] / "pspnet_geo" / "sample_data"
+ATLANTA = SAMPLE / "spacenet_atlanta_buildings"
+VEGAS = SAMPLE / "spacenet_vegas_roads" / "road_mask.tif"
+
+
+def write(path: Path, mask: np.ndarray, profile: dict) -> Path:
+    with rasterio.open(path, "w", **(profile | {"count": 1, "dtype": "uint8", "nodata": 255})) as dst:
+        dst.write(mask, 1)
+    return path
+
+
+def right_angled(polygon: shapely.Polygon) -> bool:
+    ring = np.asarray(polygon.exterior.coords)[:-1]
+    edges = np.roll(ring, -1, axis=0) - ring
+    following = np.roll(edges, -1, axis=0)
+    cosine = (edges * following).sum(1) / np.linalg.norm(edges, axis=1) / np.linalg.norm(following, axis=1)
+    return bool(np.all(np.abs(cosine) < 1e-6))
+
+
+def test_building_preset_regularises_real_footprints_and_splits_a_bridge(tmp_path):
+    with rasterio.open(ATLANTA / "image.tif") as src:
+        profile = src.profile
+    truth = gpd.read_file(ATLANTA / "buildings.geojson").to_crs(profile["crs"])
+    mask = rasterio.features.rasterize(truth.geometry, out_shape=(profile["height"], profile["width"]),
+                                       transform=profile["transform"], dtype="uint8")
+    mask[20:40, 20:40] = mask[20:40, 44:64] = 1          # two sheds joined by a 1-pixel bridge
+    mask[30, 40:44] = 1
+    mask[5, 5] = mask[100:103, 5:8] = 1                   # specks under 10 m²
+    preset = load_pipeline("spacenet-buildings")
+    path = write(tmp_path / "b.tif", mask, profile)
+    cleaned = vectorize_mask(path, preset.class_names, postprocess=preset.postprocess).polygons
+    raw = vectorize_mask(path, preset.class_names).polygons
+    assert cleaned.is_valid.all() and all(right_angled(p) for p in cleaned.geometry)
+    assert cleaned["area"].min() >= 10 and len(cleaned) < len(raw)
+    corner = shapely.Point(profile["transform"] @ (42, 30))
+    near = cleaned[cleaned.distance(corner) < 5]
+    assert len(near) == 2 and not near.geometry.iloc[0].intersects(near.geometry.iloc[1])
+    footprints = truth.union_all()
+    kept = cleaned[cleaned.intersects(footprints)].union_all()
+    iou = kept.intersection(footprints).area / kept.union(footprints).area
+    assert iou > 0.85, iou
+
+
+def test_speck_areas_are_square_metres_in_a_geographic_crs(tmp_path):
+    with rasterio.open(VEGAS) as src:
+        profile = src.profile
+    mask = np.zeros((profile["height"], profile["width"]), np.uint8)
+    mask[100:114, 100:114] = 1          # 196 px of 0.243 m x 0.300 m: about 14.3 m²
+    mask[300:321, 300:321] = 1          # 441 px: about 32 m²
+    config = parse_postprocess({"classes": {"road": {"remove_specks_m2": 20}}},
+                               ["background", "road"], "test")
+    result = vectorize_mask(write(tmp_path / "g.tif", mask, profile), ["background", "road"],
+                            postprocess=config).polygons
+    assert len(result) == 1 and result.crs.to_epsg() == 4326
+    assert result["area"].item() == pytest.approx(32.1, rel=0.02)
+
+
+def land_cover(shape: tuple[int, int], seed: int) -> np.ndarray:
+    """Six smooth land-cover classes with noisy edges and specks, like a model's output."""
+    rng = np.random.default_rng(seed)
+    fields = ndimage.gaussian_filter(rng.normal(size=(6, *shape)), sigma=(0, 12, 12))
+    fields += rng.normal(scale=0.004, size=fields.shape)
+    return (fields.argmax(0) + 1).astype(np.uint8)
+
+
+def test_land_cover_preset_keeps_a_gapless_coverage_without_slivers(tmp_path):
+    preset = load_pipeline("deepglobe-landcover")
+    transform = rasterio.Affine(0.5, 0, 500000, 0, -0.5, 4000000)
+    profile = dict(driver="GTiff", width=300, height=300, crs="EPSG:32633", transform=transform)
+    mask = land_cover((300, 300), 5)
+    path = write(tmp_path / "lc.tif", mask, profile)
+    result = vectorize_mask(path, preset.class_names, postprocess=preset.postprocess, block_size=128)
+    raw = vectorize_mask(path, preset.class_names, block_size=128).polygons
+    polygons = result.polygons.geometry.values
+    assert shapely.is_valid(polygons).all() and shapely.coverage_is_valid(polygons)
+    assert shapely.union_all(polygons).area == pytest.approx(300 * 300 * 0.25, rel=1e-6)
+    assert shapely.area(polygons).sum() == pytest.approx(300 * 300 * 0.25, rel=1e-6)
+    assert result.polygons["area"].min() >= 100
+    assert len(polygons) < len(raw) and shapely.get_num_coordinates(polygons).sum() < (
+        0.5 * shapely.get_num_coordinates(raw.geometry.values).sum())
+    whole = vectorize_mask(path, preset.class_names, postprocess=preset.postprocess, block_size=512)
+    assert len(whole.polygons) == len(result.polygons)
+    assert shapely.equals_exact(whole.polygons.geometry.values, polygons, 1e-6).all()
