@@ -79,7 +79,7 @@ def write_preview(
     rgb = _blend_classes(_stretch(pixels, valid), classes, colours, alpha, background)
     image = Image.fromarray(np.dstack([rgb, np.where(valid, 255, 0).astype(np.uint8)]), "RGBA")
     to_pixels = _world_to_preview(scene.transform, scene.width, scene.height, shape)
-    width = 2 if max(shape) >= 1024 else 1
+    width = 2 if max(shape) >= 512 else 1
     if polygons is not None:
         _draw_outlines(image, _in_crs(polygons, scene), to_pixels, colours, width)
     if lines is not None:
@@ -235,12 +235,13 @@ def _parts(frame: geopandas.GeoDataFrame,
 
 
 def _outline_colour(colours: Sequence[Colour], class_id: int) -> Colour:
-    """A shade of the class colour that stands out from its tinted fill: darker if it is light."""
+    """The class colour at full strength (its fill is only a tint), darkened if it is so light
+    that it would vanish over bright ground."""
     if not 0 <= class_id < len(colours):
         return UNKNOWN_CLASS_OUTLINE
     colour = np.asarray(colours[class_id], dtype=np.float64)
     luminance = colour @ (0.299, 0.587, 0.114)
-    shade = colour * 0.5 if luminance > 110 else colour + (255.0 - colour) * 0.6
+    shade = colour * 0.5 if luminance > 200 else colour
     return tuple(int(v) for v in np.round(shade))
 
 

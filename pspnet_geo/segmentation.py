@@ -74,6 +74,7 @@ def segment(
     bands: list[int] | None = None, batch_size: int | None = None, device: str = "auto",
     workers: int = 1, threads: int | None = None, scheduler: str | None = None,
     layout: str = "single", postprocess: bool = True, preview: str | os.PathLike | None = None,
+    preview_size: int = 2048,
     overwrite: bool = False, download: bool = False, progress: bool = True,
 ) -> SegmentResult:
     """Segment ``scene`` with a PSPNet checkpoint (``model``) or a named ``pipeline``.
@@ -81,7 +82,7 @@ def segment(
     Writes polygons to ``out`` (driver from the extension; ``layout`` single or per-class),
     cleaned by the pipeline's clean-up steps unless ``postprocess`` is False, the class mask to
     ``mask_out``, uint8-scaled class probabilities to ``proba_out``, all on the scene's own grid
-    and CRS, and a PNG picture of the result to ``preview``.
+    and CRS, and a PNG picture of the result to ``preview`` (longest side ``preview_size``).
     """
     started = time.perf_counter()
     _check_outputs(out, mask_out, proba_out, preview, layout, overwrite)
@@ -107,7 +108,7 @@ def segment(
         if preview is not None:
             write_preview(source.path, mask_tmp, preview, colours=classes.colours,
                           polygons=vectors.polygons, lines=vectors.lines,
-                          bands=settings.bands, background=checkpoint.background,
+                          bands=settings.bands, background=checkpoint.background, max_size=preview_size,
                           overwrite=overwrite)
     _warn_if_empty(source, counts)
     return SegmentResult(

@@ -121,14 +121,15 @@ def test_a_missing_model(tmp_path):
                        2, "m.pt")
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_preview_and_one_layer_per_class(tmp_path, atlanta_model):
     result = run("segment", ATLANTA, "--out", tmp_path / "b.gpkg", "--model", atlanta_model,
-                 "--layout", "per-class", "--preview", tmp_path / "p.png", "--tile-size", 256,
-                 "--no-progress")
+                 "--layout", "per-class", "--preview", tmp_path / "p.png", "--preview-size", 300,
+                 "--tile-size", 256, "--no-progress")
     assert result.exit_code == 0, result.output
     assert set(dict(pyogrio.list_layers(tmp_path / "b.gpkg"))) == {"class1"}
-    with rasterio.open(tmp_path / "p.png") as png, rasterio.open(ATLANTA) as scene:
-        assert (png.width, png.height) == (scene.width, scene.height) and png.count == 4
+    with rasterio.open(tmp_path / "p.png") as png:
+        assert (png.width, png.height, png.count) == (300, 300, 4)      # the 900 px chip, a third
 
 
 def test_bad_preview_and_layout_paths_fail_before_the_run(tmp_path, atlanta_model):

@@ -129,3 +129,17 @@ def test_road_preset_cleans_polygons_and_adds_centerlines_in_a_geographic_crs(tm
     utm = polygons.estimate_utm_crs()
     roads = polygons.to_crs(utm).buffer(1.5).union_all()
     assert lines.to_crs(utm).within(roads).all()
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_preview_over_the_image_and_its_usage_errors(tmp_path):
+    mask = vegas_roads(tmp_path)
+    image = SAMPLE / "spacenet_vegas_roads" / "image.tif"
+    result = run("vectorize", mask, "-o", tmp_path / "r.fgb", "-p", "spacenet-roads",
+                 "--preview", tmp_path / "r.png", "--preview-size", 260, "--image", image)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r_centerlines.fgb").exists()
+    with rasterio.open(tmp_path / "r.png") as png:
+        assert (png.width, png.height, png.count) == (260, 260, 4)
+    alone = run("vectorize", mask, "-o", tmp_path / "s.fgb", "--preview", tmp_path / "s.png")
+    assert alone.exit_code == 2 and "--preview and --image go together" in alone.output

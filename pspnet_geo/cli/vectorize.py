@@ -41,10 +41,11 @@ def _colours(preset: Pipeline | None, mask: str) -> list[tuple[int, int, int]]:
 @click.option("--postprocess/--no-postprocess", default=True, show_default=True, help="Run the pipeline's clean-up steps.")
 @click.option("--block-size", default=2048, show_default=True, help="Window side in pixels; memory is bounded by it.")
 @click.option("--preview", type=_path, help="A PNG of IMAGE with the classes and polygon outlines drawn over it (needs --image).  [default: none]")
+@click.option("--preview-size", type=click.IntRange(min=16), default=2048, show_default=True, help="Longest side of the preview in pixels (the scene is read downsampled).")
 @click.option("--image", type=_path, help="The scene MASK was made from, for --preview.  [default: none]")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.  [default: off]")
 def vectorize_command(mask, out, pipeline, background, layout, postprocess, block_size, preview,
-                      image, overwrite) -> None:
+                      preview_size, image, overwrite) -> None:
     """Polygonise MASK, a class-id raster, without cutting polygons at window seams."""
     started = time.perf_counter()
     check_vector_path(out, overwrite)
@@ -67,7 +68,8 @@ def vectorize_command(mask, out, pipeline, background, layout, postprocess, bloc
                  overwrite=overwrite)
     if preview is not None:
         write_preview(image, mask, preview, colours=_colours(preset, mask), polygons=vectors.polygons,
-                      lines=vectors.lines, background=background_id, overwrite=overwrite)
+                      lines=vectors.lines, background=background_id, max_size=preview_size,
+                      overwrite=overwrite)
     lines = f", {len(vectors.lines)} centerlines" if vectors.lines is not None else ""
     click.echo(f"{len(vectors.polygons)} polygons{lines} in {time.perf_counter() - started:.1f} s "
                f"-> {out}", err=True)
