@@ -16,14 +16,8 @@ calibrated on that image (timings do not depend on the weights' values; nothing 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import resource
-import shlex
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,9 +27,12 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
+from harness import (add_common_options, command_line, log, machine, mirrored, peak_rss_mib, run_child,
+                     use_checkout, write_tiled_raster)
+from harness import main as run_benchmark
+
 # Benchmark the checkout this script lives in, whether or not the package is installed.
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = use_checkout()
 
 from pspnet_geo.blocks import block_inputs  # noqa: E402
 from pspnet_geo.checkpoint import Checkpoint, ModelConfig  # noqa: E402
@@ -45,6 +42,7 @@ from pspnet_geo.scene import Scene, open_scene  # noqa: E402
 from pspnet_geo.segmentation import DEFAULT_CPU_BATCH, DEFAULT_GPU_BATCH, RunSettings, make_plan, segment  # noqa: E402
 from pspnet_geo.tiling import Block, TilePlan  # noqa: E402
 
+SCRIPT = Path(__file__).resolve()
 SOURCE = ROOT / "pspnet_geo" / "sample_data" / "aerial_rgb_cog" / "cogeo.tif"
 TILE, OVERLAP, FILE_BLOCK = 512, 128, 512
 OVERHEAD_TARGET, MEMORY_TARGET = 1.10, 1.25
@@ -56,26 +54,16 @@ def build_scene(path: Path, size: int) -> Path:
         return path
     with rasterio.open(SOURCE) as src:
         image = src.read()
-        profile = {"driver": "GTiff", "width": size, "height": size, "count": src.count,
-                   "dtype": src.dtypes[0], "crs": src.crs, "transform": src.transform,
-                   "tiled": True, "blockxsize": FILE_BLOCK, "blockysize": FILE_BLOCK,
-                   "compress": "deflate", "photometric": "RGB", "bigtiff": "IF_SAFER"}
-    partial = path.with_suffix(".partial.tif")
-    with rasterio.open(partial, "w", **profile) as dst:
-        for row in range(0, size, FILE_BLOCK):
-            for col in range(0, size, FILE_BLOCK):
-                rows = _mirrored(row, min(row + FILE_BLOCK, size), image.shape[1])
-                cols = _mirrored(col, min(col + FILE_BLOCK, size), image.shape[2])
-                window = Window(col, row, len(cols), len(rows))
-                dst.write(image[:, rows][:, :, cols], window=window)
-    partial.replace(path)
-    return path
+        profile = {"count": src.count, "dtype": src.dtypes[0], "crs": src.crs, "transform": src.transform,
+                   "photometric": "RGB"}
 
+    def window_pixels(window: Window) -> np.ndarray:
+        """One window of the mosaic, all bands."""
+        rows = mirrored(window.row_off, window.row_off + window.height, image.shape[1])
+        cols = mirrored(window.col_off, window.col_off + window.width, image.shape[2])
+        return image[:, rows][:, :, cols]
 
-def _mirrored(start: int, stop: int, length: int) -> np.ndarray:
-    """Source indices for mosaic indices start..stop: copies alternate with mirrored copies."""
-    folded = np.arange(start, stop) % (2 * length)
-    return np.where(folded < length, folded, 2 * length - 1 - folded)
+    return write_tiled_raster(path, size, FILE_BLOCK, window_pixels, **profile)
 
 
 def build_checkpoint(path: Path, backbone: str) -> Path:
@@ -102,12 +90,6 @@ def build_checkpoint(path: Path, backbone: str) -> Path:
         training={"note": "untrained benchmark model"}, state_dict=model.state_dict(),
     ).save(path)
     return path
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory so far, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def block_tiles(scene: Scene, plan: TilePlan, block: Block, checkpoint: Checkpoint) -> np.ndarray:
@@ -153,11 +135,7 @@ def child_segment(job: dict) -> dict:
             "peak_rss_mib": peak_rss_mib(), "baseline_rss_mib": baseline}
 
 
-def run_child(mode: str, job: dict) -> dict:
-    """Run one measurement in a fresh process and return what it reports."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps({**job, "mode": mode})]
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+CHILDREN = {"model": child_model, "segment": child_segment}
 
 
 def measure(size: int, scene: Path, job: dict, repeat: int) -> dict:
@@ -165,9 +143,9 @@ def measure(size: int, scene: Path, job: dict, repeat: int) -> dict:
     job = {**job, "scene": str(scene)}
     model_runs, segment_runs = [], []
     for attempt in range(repeat):
-        model_runs.append(run_child("model", job))
+        model_runs.append(run_child(SCRIPT, {**job, "mode": "model"}))
         log(f"  {size}: model only {model_runs[-1]['seconds']:.1f} s ({attempt + 1}/{repeat})")
-        segment_runs.append(run_child("segment", job))
+        segment_runs.append(run_child(SCRIPT, {**job, "mode": "segment"}))
         log(f"  {size}: segment {segment_runs[-1]['seconds']:.1f} s, "
             f"peak {segment_runs[-1]['peak_rss_mib']:.0f} MiB ({attempt + 1}/{repeat})")
     model_s = min(r["seconds"] for r in model_runs)
@@ -212,11 +190,6 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def log(message: str) -> None:
-    """Progress goes to stderr so stdout holds only the results."""
-    print(message, file=sys.stderr, flush=True)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line; ``--child`` (hidden) runs one measurement and prints it as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -229,12 +202,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="tiles per model call (default: segment's default for the device)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of (a) and (b) per size; best kept (default: 1)")
-    parser.add_argument("--work-dir", type=Path, default=None,
-                        help="where scenes, model and outputs go; reused if present (default: a temp dir)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
-    parser.add_argument("--markdown", type=Path, default=None, help="also write the results as Markdown here")
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    add_common_options(parser, "runs of (a) and (b) per size; best kept (default: 1)",
+                       "where scenes, model and outputs go; reused if present (default: a temp dir)")
     return parser.parse_args(argv)
 
 
@@ -247,8 +216,7 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
            "threads": threads, "batch_size": batch, "device": args.device, "out_dir": str(work)}
     scenes = {size: build_scene(work / f"scene_{size}.tif", size) for size in sorted(set(args.sizes))}
     rows = [measure(size, scene, job, args.repeat) for size, scene in scenes.items()]
-    setup = {"command": shlex.join(["python", "benchmarks/segment_overhead.py", *sys.argv[1:]]),
-             "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores",
+    setup = {"command": command_line(SCRIPT), "machine": machine(),
              "torch": torch.__version__, "backbone": args.backbone, "threads": threads,
              "batch_size": batch, "device": args.device, "repeat": args.repeat}
     return summarise(rows, setup)
@@ -256,23 +224,7 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or, with ``--child``, one measurement of it)."""
-    args = parse_args(argv)
-    if args.child:
-        job = json.loads(args.child)
-        result = (child_model if job["mode"] == "model" else child_segment)(job)
-        print(json.dumps(result), flush=True)
-        return 0
-    with tempfile.TemporaryDirectory(prefix="pspnet-geo-bench-") as scratch:
-        work = args.work_dir or Path(scratch)
-        work.mkdir(parents=True, exist_ok=True)
-        summary = benchmark(args, work)
-    text = markdown(summary)
-    print(text, end="")
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
-    if args.markdown:
-        args.markdown.write_text(text)
-    return 0
+    return run_benchmark(parse_args(argv), CHILDREN, benchmark, markdown, "pspnet-geo-bench-")
 
 
 if __name__ == "__main__":
