@@ -123,8 +123,15 @@ def add_common_options(parser: argparse.ArgumentParser, repeat_help: str, work_d
 
 
 def command_line(script: Path) -> str:
-    """How this run was started, as one would type it from the repository root."""
-    return shlex.join(["python", f"benchmarks/{script.name}", *sys.argv[1:]])
+    """How this run was started, as one would type it from the repository root, less the
+    scratch folder (``--work-dir``), which changes nothing in the results."""
+    arguments, skip = [], False
+    for argument in sys.argv[1:]:
+        if skip or argument == "--work-dir" or argument.startswith("--work-dir="):
+            skip = argument == "--work-dir"
+            continue
+        arguments.append(argument)
+    return shlex.join(["python", f"benchmarks/{script.name}", *arguments])
 
 
 def machine() -> str:
