@@ -3,8 +3,10 @@
 The data flow, one module per step: :mod:`~pspnet_geo.scene` (read) ->
 :mod:`~pspnet_geo.tiling` (tile) -> :mod:`~pspnet_geo.blocks` and :mod:`~pspnet_geo.inference`
 (infer, on the executors of :mod:`~pspnet_geo.engine`) -> :mod:`~pspnet_geo.stitch` (blend) ->
-:mod:`~pspnet_geo.vectorize` (polygons) -> :mod:`~pspnet_geo.raster_outputs` and
-:mod:`~pspnet_geo.vector_io` (write). :mod:`~pspnet_geo.segmentation` runs them all. Every CLI command is a thin layer over a
+:mod:`~pspnet_geo.raster_outputs` (mask) -> :mod:`~pspnet_geo.mask_windows`,
+:mod:`~pspnet_geo.polygonize`, :mod:`~pspnet_geo.postprocess` and :mod:`~pspnet_geo.vectorize`
+(polygons, cleaned) -> :mod:`~pspnet_geo.vector_io` (write). :mod:`~pspnet_geo.segmentation`
+runs them all. Every CLI command is a thin layer over a
 function exported here (for ``pipelines``, :func:`pspnet_geo.pipelines.pipelines`).
 """
 
@@ -24,8 +26,9 @@ from pspnet_geo.pipelines import list_pipelines, load_pipeline  # noqa: E402
 from pspnet_geo.segmentation import segment  # noqa: E402
 from pspnet_geo.training import train  # noqa: E402
 from pspnet_geo.vectorize import vectorize_mask  # noqa: E402
+from pspnet_geo.vectorize_file import vectorize_file  # noqa: E402
 
 __all__ = [
     "Checkpoint", "PSPNet", "PspnetGeoError", "demo", "info", "list_pipelines", "load_pipeline",
-    "segment", "train", "vectorize_mask",
+    "segment", "train", "vectorize_file", "vectorize_mask",
 ]

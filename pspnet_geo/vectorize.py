@@ -188,29 +188,3 @@ def _length_m(frame: gpd.GeoDataFrame) -> np.ndarray:
         return np.array([geod.geometry_length(line) for line in frame.geometry], dtype=float)
     return frame.geometry.length.to_numpy() * crs.axis_info[0].unit_conversion_factor
 
-
-def mask_class_names(mask_path: str | os.PathLike) -> list[str]:
-    """The class names pspnet-geo writes into its masks (band 1 tags ``class_<id>``), in id
-    order; empty for a mask from elsewhere."""
-    with rasterio.open(mask_path) as dataset:
-        tags = dataset.tags(1)
-    names = []
-    while f"class_{len(names)}" in tags:
-        names.append(tags[f"class_{len(names)}"])
-    return names
-
-
-def mask_colours(mask_path: str | os.PathLike) -> list[tuple[int, int, int]]:
-    """Colours for all 256 class ids: the mask's colour table where it has one, else a fixed
-    palette of well-separated colours."""
-    palette = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-               (145, 30, 180), (70, 240, 240), (240, 50, 230)]
-    colours = [palette[i % len(palette)] for i in range(256)]
-    with rasterio.open(mask_path) as dataset:
-        try:
-            table = dataset.colormap(1)
-        except ValueError:
-            return colours
-    for class_id, colour in table.items():
-        colours[class_id] = tuple(colour[:3])
-    return colours

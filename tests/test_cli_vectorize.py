@@ -143,3 +143,14 @@ def test_preview_over_the_image_and_its_usage_errors(tmp_path):
         assert (png.width, png.height, png.count) == (260, 260, 4)
     alone = run("vectorize", mask, "-o", tmp_path / "s.fgb", "--preview", tmp_path / "s.png")
     assert alone.exit_code == 2 and "--preview and --image go together" in alone.output
+
+
+def test_a_missing_mask_and_the_background_option(tmp_path):
+    missing = run("vectorize", tmp_path / "nope.tif", "-o", tmp_path / "p.gpkg")
+    assert missing.exit_code == 2 and "cannot open class mask" in missing.output
+    path = write_mask(tmp_path / "m.tif", three_class_mask(), names=["background", "building", "road"])
+    everything = run("vectorize", path, "-o", tmp_path / "all.gpkg", "--background", "none")
+    assert everything.exit_code == 0, everything.output
+    assert "background" in set(gpd.read_file(tmp_path / "all.gpkg")["class_name"])
+    wrong = run("vectorize", path, "-o", tmp_path / "w.gpkg", "--background", "sea")
+    assert wrong.exit_code == 2 and "--background must be a class id or 'none'" in wrong.output

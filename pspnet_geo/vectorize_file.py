@@ -1,0 +1,111 @@
+"""``vectorize_file``: a class-mask raster in, polygon (and centerline) layers and a picture out.
+
+What ``pspnet-geo vectorize`` runs. Class names, colours and the background come from a
+pipeline preset when one is named, else from what pspnet-geo writes into its own masks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import rasterio
+from rasterio.errors import RasterioIOError
+
+from pspnet_geo.errors import InputError, OutputError, RasterError
+from pspnet_geo.pipelines import Pipeline, load_pipeline
+from pspnet_geo.preview import preview_path_check, write_preview
+from pspnet_geo.vector_io import check_vector_path, holds_layers, write_layers
+from pspnet_geo.vectorize import LAYOUTS, vectorize_mask
+
+_PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+            (145, 30, 180), (70, 240, 240), (240, 50, 230)]
+
+
+@dataclass
+class VectorizeResult:
+    """What a run wrote and how long it took."""
+
+    files: list[Path]
+    polygons: int
+    lines: int | None
+    seconds: float
+
+
+def vectorize_file(
+    mask: str | os.PathLike, out: str | os.PathLike, *, pipeline: str | None = None,
+    background: int | None | str = "auto", layout: str = "single", postprocess: bool = True,
+    block_size: int = 2048, preview: str | os.PathLike | None = None, preview_size: int = 2048,
+    image: str | os.PathLike | None = None, overwrite: bool = False,
+) -> VectorizeResult:
+    """Polygonise ``mask`` into ``out``, with ``pipeline``'s names and clean-up if given.
+
+    ``background`` is the class that makes no polygons: ``"auto"`` takes the pipeline's, else
+    0; None polygonises every class. ``preview`` draws the result over ``image``, the scene the
+    mask was made from.
+    """
+    started = time.perf_counter()
+    _check_outputs(out, layout, preview, image, overwrite)
+    preset = load_pipeline(pipeline) if pipeline else None
+    names = list(preset.class_names) if preset else mask_class_names(mask)
+    if background == "auto":
+        background = preset.background if preset else 0
+    cleanup = preset.postprocess if preset and postprocess else None
+    vectors = vectorize_mask(mask, names, background=background, block_size=block_size,
+                             postprocess=cleanup)
+    files = write_layers(vectors.layers(layout, Path(out).stem, names, background), out,
+                         overwrite=overwrite)
+    if preview is not None:
+        write_preview(image, mask, preview, colours=_colours(preset, mask),
+                      polygons=vectors.polygons, lines=vectors.lines, background=background,
+                      max_size=preview_size, overwrite=overwrite)
+    lines = None if vectors.lines is None else len(vectors.lines)
+    return VectorizeResult(files, len(vectors.polygons), lines, time.perf_counter() - started)
+
+
+def _check_outputs(out, layout: str, preview, image, overwrite: bool) -> None:
+    """Fail before the work on anything wrong with what is asked for."""
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    check_vector_path(out, overwrite)
+    if layout == "per-class" and not holds_layers(out):
+        raise OutputError(f"{out}: --layout per-class needs a GeoPackage (.gpkg)")
+    if (preview is None) != (image is None):
+        raise InputError("--preview and --image go together: the picture is drawn over the image")
+    if preview is not None:
+        preview_path_check(preview, overwrite)
+
+
+def _colours(preset: Pipeline | None, mask: str | os.PathLike) -> list[tuple[int, int, int]]:
+    """Class colours: the pipeline's, else the mask's colour table, else a fixed palette."""
+    return list(preset.class_colours) if preset is not None else mask_colours(mask)
+
+
+def mask_class_names(mask_path: str | os.PathLike) -> list[str]:
+    """The class names pspnet-geo writes into its masks (band 1 tags ``class_<id>``), in id
+    order; empty for a mask from elsewhere."""
+    try:
+        with rasterio.open(mask_path) as dataset:
+            tags = dataset.tags(1)
+    except RasterioIOError as err:
+        raise RasterError(f"cannot open class mask {mask_path}: {err}") from None
+    names = []
+    while f"class_{len(names)}" in tags:
+        names.append(tags[f"class_{len(names)}"])
+    return names
+
+
+def mask_colours(mask_path: str | os.PathLike) -> list[tuple[int, int, int]]:
+    """Colours for all 256 class ids: the mask's colour table where it has one, else a fixed
+    palette of well-separated colours."""
+    colours = [_PALETTE[i % len(_PALETTE)] for i in range(256)]
+    with rasterio.open(mask_path) as dataset:
+        try:
+            table = dataset.colormap(1)
+        except ValueError:
+            return colours
+    for class_id, colour in table.items():
+        colours[class_id] = tuple(colour[:3])
+    return colours
