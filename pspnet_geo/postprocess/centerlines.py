@@ -45,8 +45,9 @@ def centerline_halo(max_road_width_px: int) -> int:
     are wider than their roads (an acute fork or an X crossing holds a disc up to ~1.7 W
     across) and thin curved roads see a few extra sub-iterations of retraction. Measured on
     straight, diagonal, curved and ring roads, plus, X, T and acute junctions (W = 2..21 px)
-    and the bundled Las Vegas mask, L <= 1.7 W + 4. The halo is 2 W + 6, above L + 1 with a
-    margin. Blobs wider than ``max_road_width_px`` (car parks) keep valid lines, but those
+    and the bundled Las Vegas mask, L <= 1.7 W + 4 (counted once, with an instrumented copy
+    of the thinning). The halo is 2 W + 6, above L + 1 with a margin; the tests check that it
+    gives the whole mask's skeleton on such shapes. Blobs wider than ``max_road_width_px`` (car parks) keep valid lines, but those
     near them may then differ by a few pixels depending on where the windows were cut.
     """
     if max_road_width_px < 1:
