@@ -22,7 +22,7 @@ from tqdm import tqdm
 from pspnet_geo.blocks import BlockJob, run_block
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.engine import Executor, open_executor
-from pspnet_geo.errors import InputError, OutputError
+from pspnet_geo.errors import InputError
 from pspnet_geo.inference import load_checkpoint, resolve_device
 from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.pipelines import Pipeline, load_pipeline, resolve_weights
@@ -32,8 +32,8 @@ from pspnet_geo.stitch import NODATA_CLASS, Stitcher
 from pspnet_geo.tiling import TilePlan, aligned_block_tiles
 from pspnet_geo.postprocess.config import PostprocessConfig
 from pspnet_geo.preview import preview_path_check, write_preview
-from pspnet_geo.vector_io import check_vector_path, holds_layers, write_layers
-from pspnet_geo.vectorize import LAYOUTS, MaskVectorizer
+from pspnet_geo.vector_io import write_layers
+from pspnet_geo.vectorize import MaskVectorizer, check_vector_output
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +122,8 @@ def _check_outputs(out, mask_out, proba_out, preview, layout: str, overwrite: bo
     if out is None and mask_out is None and proba_out is None and preview is None:
         raise InputError("nothing to write: give an output path "
                          "(--out, --mask-out, --proba-out or --preview)")
-    if layout not in LAYOUTS:
-        raise InputError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     if out is not None:
-        check_vector_path(out, overwrite)
-        if layout == "per-class" and not holds_layers(out):
-            raise OutputError(f"{out}: --layout per-class needs a GeoPackage (.gpkg)")
+        check_vector_output(out, layout, overwrite)
     for path in (mask_out, proba_out):
         if path is not None:
             check_output_path(path, overwrite)

@@ -25,13 +25,14 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from pspnet_geo.areas import area_m2
-from pspnet_geo.errors import InputError, RasterError
+from pspnet_geo.errors import InputError, OutputError, RasterError
 from pspnet_geo.mask_windows import (
     MaskWindow, WindowAssembler, WindowGrid, file_grid, read_mask_windows,
 )
 from pspnet_geo.polygonize import PolygonBuilder
 from pspnet_geo.postprocess.apply import Cleanup
 from pspnet_geo.postprocess.config import PostprocessConfig
+from pspnet_geo.vector_io import check_vector_path, holds_layers
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Vectors:
         """Output layers: polygons in one layer ``name`` with a class column (``single``), or
         one layer per class, empty ones included (``per-class``); centerlines in their own."""
         if layout not in LAYOUTS:
-            raise InputError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+            raise ValueError(f"unknown layout {layout!r}")
         found = {name: self.polygons}
         if layout == "per-class":
             named = set(range(len(class_names))) - {background}
@@ -60,6 +61,15 @@ class Vectors:
         if self.lines is not None:
             found[f"{name}_centerlines" if layout == "single" else "centerlines"] = self.lines
         return found
+
+
+def check_vector_output(out: str | os.PathLike, layout: str, overwrite: bool) -> None:
+    """Fail before the work if ``out`` cannot take the polygons in ``layout``."""
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    check_vector_path(out, overwrite)
+    if layout == "per-class" and not holds_layers(out):
+        raise OutputError(f"{out}: --layout per-class needs a GeoPackage (.gpkg)")
 
 
 class MaskVectorizer:

@@ -14,11 +14,11 @@ from pathlib import Path
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from pspnet_geo.errors import InputError, OutputError, RasterError
+from pspnet_geo.errors import InputError, RasterError
 from pspnet_geo.pipelines import Pipeline, load_pipeline
 from pspnet_geo.preview import preview_path_check, write_preview
-from pspnet_geo.vector_io import check_vector_path, holds_layers, write_layers
-from pspnet_geo.vectorize import LAYOUTS, vectorize_mask
+from pspnet_geo.vector_io import write_layers
+from pspnet_geo.vectorize import check_vector_output, vectorize_mask
 
 _PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
             (145, 30, 180), (70, 240, 240), (240, 50, 230)]
@@ -67,11 +67,7 @@ def vectorize_file(
 
 def _check_outputs(out, layout: str, preview, image, overwrite: bool) -> None:
     """Fail before the work on anything wrong with what is asked for."""
-    if layout not in LAYOUTS:
-        raise InputError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
-    check_vector_path(out, overwrite)
-    if layout == "per-class" and not holds_layers(out):
-        raise OutputError(f"{out}: --layout per-class needs a GeoPackage (.gpkg)")
+    check_vector_output(out, layout, overwrite)
     if (preview is None) != (image is None):
         raise InputError("--preview and --image go together: the picture is drawn over the image")
     if preview is not None:
