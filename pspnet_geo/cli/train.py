@@ -13,6 +13,7 @@ import click
 from pspnet_geo.models import BACKBONES
 from pspnet_geo.training import train
 from pspnet_geo.training.api import CLASS_WEIGHTING, OPTIMIZERS, UNLABELLED_CHOICES
+from pspnet_geo.training.losses import LOSSES
 
 _DEFAULTS = {name: p.default for name, p in inspect.signature(train).parameters.items()}
 
@@ -71,6 +72,16 @@ def _bands(text: str) -> list[int]:
 @click.option("--class-weights", type=click.Choice(CLASS_WEIGHTING), default=_DEFAULTS["class_weights"],
               show_default=True, help="Loss weights per class: none, or balanced (1/sqrt of each "
                                       "class's pixel frequency in the training area).")
+@click.option("--loss", type=click.Choice(LOSSES), default=_DEFAULTS["loss"], show_default=True,
+              help="cross-entropy (the paper's), focal (down-weights easy pixels) or dice (per-class overlap).")
+@click.option("--accumulate", type=click.IntRange(min=1), default=_DEFAULTS["accumulate"], show_default=True,
+              help="Batches whose gradients make one step (an effective batch of batch-size x N).")
+@click.option("--patience", type=click.IntRange(min=1), default=None, show_default="none",
+              help="Stop after N validations without a better mIoU.")
+@click.option("--metrics-log", default=None, show_default="OUT with .metrics.jsonl",
+              help="JSON-lines file with one line per validation, written as training goes.")
+@click.option("--plot", default=None, show_default="none",
+              help="Draw the loss and validation IoU curves to this .png, .svg or .pdf file.")
 @click.option("--aux-weight", type=float, default=_DEFAULTS["aux_weight"], show_default=True,
               help="Weight of the auxiliary head's loss.")
 @click.option("--val-fraction", type=float, default=_DEFAULTS["val_fraction"], show_default=True,

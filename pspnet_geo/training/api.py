@@ -25,6 +25,8 @@ from pspnet_geo.inference import resolve_device
 from pspnet_geo.models import PSPNet, cached_weights_path
 from pspnet_geo.outputs import check_output_path
 from pspnet_geo.training.augment import augment_batch, training_transform
+from pspnet_geo.training.curves import MetricsLog, check_plot_path, plot_curves
+from pspnet_geo.training.losses import LOSSES
 from pspnet_geo.training.data import TrainingData
 from pspnet_geo.training.labels import ClassSpec, parse_classes
 from pspnet_geo.training.loop import (
@@ -79,6 +81,11 @@ def train(
     seed: int = 0,
     device: str = "auto",
     backbone_weights: PathLike | None = "auto",
+    loss: str = "cross-entropy",
+    accumulate: int = 1,
+    patience: int | None = None,
+    metrics_log: PathLike | None = None,
+    plot: PathLike | None = None,
     overwrite: bool = False,
 ) -> TrainResult:
     """Train PSPNet on ``images`` with ``labels`` (vector files or label rasters); write ``out``.
@@ -89,12 +96,19 @@ def train(
     ``holdout_bounds`` (xmin, ymin, xmax, ymax in the image CRS) is never trained nor validated
     on. ``lr`` defaults to 0.01 for SGD and 1e-4 for AdamW; the heads learn 10x faster.
     ``class_weights="balanced"`` weighs the loss by 1/sqrt(class pixel frequency) in the
-    training area, for rare classes such as buildings.
+    training area, for rare classes such as buildings. ``loss`` is cross-entropy, focal or
+    dice; ``accumulate`` batches make one step; ``patience`` validations without a better mIoU
+    stop early. Every validation is appended to ``metrics_log`` (default: beside ``out``, as
+    ``NAME.metrics.jsonl``); ``plot`` draws the curves at the end (.png, .svg or .pdf).
     """
     _check_options(unlabelled, optimizer, tile_size, batch_size, iterations, val_every, aux_weight)
+    _check_loop_options(loss, accumulate, patience)
     if class_weights not in CLASS_WEIGHTING:
         raise InputError(f"unknown class weighting {class_weights!r}; choose {' or '.join(CLASS_WEIGHTING)}")
     out = check_output_path(out, overwrite)
+    if plot is not None:
+        check_plot_path(plot, overwrite)
+    metrics = MetricsLog(metrics_log or Path(out).with_suffix(".metrics.jsonl"), overwrite)
     spec = _classes(classes, background, unlabelled)
     lr = DEFAULT_LR[optimizer] if lr is None else lr
     data = TrainingData.open(images, labels, spec, class_column, unlabelled, background, bands, ignore_index)
@@ -111,7 +125,8 @@ def train(
         iterations=iterations, batch_size=batch_size, optimizer=optimizer, lr=lr, aux_weight=aux_weight,
         class_weights=class_weights,
         class_column=class_column, unlabelled=unlabelled, ignore_index=ignore_index, seed=seed,
-        val_fraction=val_fraction, val_every=val_every, device=str(torch_device),
+        val_fraction=val_fraction, val_every=val_every, device=str(torch_device), loss=loss,
+        accumulate=accumulate, patience=patience,
         holdout_bounds=None if holdout_bounds is None else [float(v) for v in holdout_bounds],
         backbone_weights=_weights_used(backbone, backbone_weights),
     )
@@ -125,8 +140,12 @@ def train(
         lambda: augment_batch(*_training_batch(data, sampler, batch_size, found, ignore_index), transform),
         lambda: _validation_batches(data, split, batch_size, found),
         save_best, LoopConfig(iterations, aux_weight, ignore_index, val_every, spec.names, torch_device,
-                              balanced_class_weights(found.class_pixels) if class_weights == "balanced" else None),
+                              balanced_class_weights(found.class_pixels) if class_weights == "balanced" else None,
+                              loss, accumulate, patience),
+        on_record=metrics,
     )
+    if plot is not None:
+        plot_curves(history, plot, overwrite)
     if save_best.record is None:
         log.warning("no validation score was possible; saving the final weights")
         save_best({**history[-1], "val_miou": None})
@@ -180,6 +199,15 @@ def _check_options(unlabelled: str, optimizer: str, tile_size: int, batch_size: 
         raise InputError("iterations and val_every must be at least 1")
     if aux_weight < 0:
         raise InputError(f"aux_weight must not be negative, not {aux_weight}")
+
+
+def _check_loop_options(loss: str, accumulate: int, patience: int | None) -> None:
+    if loss not in LOSSES:
+        raise InputError(f"loss must be one of {', '.join(LOSSES)}, not {loss!r}")
+    if accumulate < 1:
+        raise InputError(f"accumulate must be at least 1, not {accumulate}")
+    if patience is not None and patience < 1:
+        raise InputError(f"patience must be at least 1 validation, not {patience}")
 
 
 def _survey_windows(split: Split, rng: np.random.Generator) -> list[tuple[int, object]]:

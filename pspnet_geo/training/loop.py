@@ -2,9 +2,12 @@
 
 SGD with momentum 0.9 and weight decay 1e-4 (or AdamW), the heads at ten times the backbone's
 learning rate, poly decay with power 0.9 every iteration, and the loss of the main head plus
-``aux_weight`` times that of the auxiliary head, both ignoring ``ignore_index``. Every
-``val_every`` iterations and at the end the model is scored on the validation windows and the
-best weights so far are handed to ``on_best`` (on a tie the later, longer-trained ones).
+``aux_weight`` times that of the auxiliary head, both ignoring ``ignore_index`` (cross-entropy,
+or focal or Dice loss, see :mod:`~pspnet_geo.training.losses`). An iteration may accumulate the
+gradients of several batches before its step, so a small GPU or a CPU reaches the paper's
+batch size. Every ``val_every`` iterations and at the end the model is scored on the validation
+windows, the record goes to ``on_record`` and the best weights so far to ``on_best`` (on a tie
+the later, longer-trained ones); ``patience`` validations without a better score stop early.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pspnet_geo.errors import InputError, RunError
+from pspnet_geo.training.losses import segmentation_loss
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,9 @@ class LoopConfig:
     class_names: list[str]
     device: torch.device
     class_weights: torch.Tensor | None = None
+    loss: str = "cross-entropy"
+    accumulate: int = 1
+    patience: int | None = None
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float) -> torch.optim.Optimizer:
@@ -139,49 +146,67 @@ def run(
     val_batches: Callable[[], Iterable[Batch]],
     on_best: Callable[[dict], None],
     config: LoopConfig,
+    on_record: Callable[[dict], None] = lambda record: None,
 ) -> list[dict]:
-    """Train for ``config.iterations``; returns one history record per validation."""
+    """Train for ``config.iterations`` (or until early stopping); one record per validation."""
     scheduler = poly_scheduler(optimizer, config.iterations)
     fp16 = config.device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=fp16)
-    history, losses, best, start = [], [], -math.inf, time.monotonic()
+    history, losses, best, stale, start = [], [], -math.inf, 0, time.monotonic()
     bar = tqdm(range(config.iterations), desc="training", unit="it", disable=not _show_progress())
     for it in bar:
         model.train()
-        images, labels = (t.to(config.device) for t in next_batch())
         lr = optimizer.param_groups[0]["lr"]
-        if (labels != config.ignore_index).any():
-            losses.append(_step(model, optimizer, scaler, images, labels, config, it))
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr:.2e}")
+        loss = _step(model, optimizer, scaler, [next_batch() for _ in range(config.accumulate)], config, it)
+        if loss is not None:
+            losses.append(loss)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
         scheduler.step()
         if (it + 1) % config.val_every == 0 or it + 1 == config.iterations:
             record = _validate(model, val_batches(), config, it + 1, losses, lr, time.monotonic() - start)
             history.append(record)
-            losses = []
+            on_record(record)
+            losses, stale = [], stale + 1
             if record["val_miou"] is not None and record["val_miou"] >= best:
-                best = record["val_miou"]
+                best, stale = record["val_miou"], 0
                 on_best(record)
+            if config.patience is not None and stale >= config.patience:
+                log.info("stopping early: no better validation mIoU in %d validations", stale)
+                break
     bar.close()
     return history
 
 
-def _step(model, optimizer, scaler, images, labels, config: LoopConfig, it: int) -> float:
-    """One optimisation step; returns the loss, or RunError when it is no longer finite."""
-    with _autocast(config.device):
-        logits, aux_logits = model(images)
-        weight = None if config.class_weights is None else config.class_weights.to(config.device)
-        loss = F.cross_entropy(logits.float(), labels, weight=weight, ignore_index=config.ignore_index)
-        if config.aux_weight:
-            aux = F.cross_entropy(aux_logits.float(), labels, weight=weight, ignore_index=config.ignore_index)
-            loss = loss + config.aux_weight * aux
-    if not torch.isfinite(loss):
-        raise RunError(f"training diverged at iteration {it + 1} (loss {loss.item()}); "
-                       "lower the learning rate")
+def _step(model, optimizer, scaler, batches: list[Batch], config: LoopConfig, it: int) -> float | None:
+    """One optimisation step over ``batches`` (gradients accumulated); returns the mean loss,
+    None when no batch has a labelled pixel, or RunError when the loss is no longer finite."""
+    labelled = [(images, labels) for images, labels in batches if (labels != config.ignore_index).any()]
+    if not labelled:
+        return None
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    total = 0.0
+    for images, labels in labelled:
+        loss = _loss(model, images.to(config.device), labels.to(config.device), config)
+        if not torch.isfinite(loss):
+            raise RunError(f"training diverged at iteration {it + 1} (loss {loss.item()}); "
+                           "lower the learning rate")
+        scaler.scale(loss / len(labelled)).backward()
+        total += float(loss.item())
     scaler.step(optimizer)
     scaler.update()
-    return float(loss.item())
+    return total / len(labelled)
+
+
+def _loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: LoopConfig) -> torch.Tensor:
+    """The main head's loss plus ``aux_weight`` times the auxiliary head's."""
+    weight = None if config.class_weights is None else config.class_weights.to(config.device)
+    with _autocast(config.device):
+        logits, aux_logits = model(images)
+    loss = segmentation_loss(config.loss, logits.float(), labels, weight, config.ignore_index)
+    if config.aux_weight:
+        aux = segmentation_loss(config.loss, aux_logits.float(), labels, weight, config.ignore_index)
+        loss = loss + config.aux_weight * aux
+    return loss
 
 
 def _validate(model, batches, config: LoopConfig, iteration: int, losses, lr: float, elapsed: float) -> dict:

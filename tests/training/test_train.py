@@ -112,6 +112,9 @@ def test_label_problems_are_label_errors(tmp_path, features, error, match):
     ({"background": 5}, "background class 5"),
     ({"holdout_bounds": (0, 0, 1, 1)}, "do not overlap any image"),
     ({"bands": [2]}, "no band 2"),
+    ({"loss": "hinge"}, "loss must be one of cross-entropy, focal, dice"),
+    ({"accumulate": 0}, "accumulate must be at least 1"),
+    ({"patience": 0}, "patience must be at least 1"),
 ])
 def test_bad_options_are_input_errors(tmp_path, options, match):
     with pytest.raises(InputError, match=match):
@@ -145,3 +148,23 @@ def test_label_raster_values_that_are_no_class_are_a_label_error(tmp_path):
     values[10:20, 10:20] = 3
     with pytest.raises(LabelError, match=r"values \[3\]"):
         train(image, _label_raster(tmp_path, image, values), tmp_path / "model.pt", **FAST)
+
+
+def test_metrics_log_plot_accumulation_focal_loss_and_early_stopping(tmp_path, monkeypatch):
+    from pspnet_geo.training import api, loop
+
+    scores = iter([0.5, 0.4, 0.45, 0.3, 0.9])
+    monkeypatch.setattr(loop, "mean_iou", lambda ious: next(scores))
+    batches = []
+    real_batch = api._training_batch
+    monkeypatch.setattr(api, "_training_batch", lambda *a, **k: batches.append(1) or real_batch(*a, **k))
+    out = tmp_path / "model.pt"
+    result = train(crop(tmp_path), BUILDINGS, out, class_column=None, val_every=1, loss="focal",
+                   accumulate=2, patience=2, plot=tmp_path / "curves.png",
+                   **{**FAST, "iterations": 5})
+    assert [h["iteration"] for h in result.history] == [1, 2, 3]   # 0.4 and 0.45 do not beat 0.5
+    assert result.best_iteration == 1 and len(batches) == 3 * 2
+    lines = (tmp_path / "model.metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["val_miou"] for line in lines] == [0.5, 0.4, 0.45]
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Checkpoint.load(out).training["loss"] == "focal"
