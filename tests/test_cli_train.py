@@ -25,12 +25,14 @@ BUILDINGS = ATLANTA_DIR / "buildings.geojson"
 def test_every_optional_option_shows_its_default_and_matches_the_function():
     ctx = click.Context(train_command)
     defaults = {name: p.default for name, p in inspect.signature(train).parameters.items()}
+    command_line_only = {"config"}
     for option in train_command.params:
-        if isinstance(option, click.Option) and not option.required and option.name != "help":
+        if isinstance(option, click.Option) and option.name not in command_line_only | {"help"}:
             assert option.name in defaults, option.name
             if not option.is_flag:
-                assert "[default: " in option.get_help_record(ctx)[1], option.name
-    assert {p.name for p in train_command.params} == set(defaults)
+                shown = "[required]" if defaults[option.name] is inspect.Parameter.empty else "[default: "
+                assert shown in option.get_help_record(ctx)[1], option.name
+    assert {p.name for p in train_command.params} - command_line_only == set(defaults)
     result = CliRunner().invoke(cli, ["train", "--help"])
     assert result.exit_code == 0 and "[default: 256]" in result.output and "[default: sgd]" in result.output
 
@@ -70,3 +72,25 @@ def test_an_unknown_class_value_is_a_one_line_error(tmp_path):
     assert result.exit_code == 2
     assert "'yes'" in result.stderr and "0=background, 1=building" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_config_file_with_command_line_overrides_and_its_errors(tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        f"images: [{IMAGE}]\nlabels: [{BUILDINGS}]\nclasses: background,building\n"
+        "class_column: null\ntile_size: 64\nbatch_size: 2\niterations: 1\nbackbone_weights: null\n"
+        "device: cpu\nholdout_bounds: [733760, 3724689, 734051, 3725139]\n")
+    result = CliRunner().invoke(cli, ["train", "--config", str(config), "-o", str(tmp_path / "m.pt"),
+                                      "--iterations", "2", "--val-every", "1"])
+    assert result.exit_code == 0, result.output
+    training = Checkpoint.load(tmp_path / "m.pt").training
+    assert training["iterations"] == 2 and training["images"] == [str(IMAGE)]
+    config.write_text("iteratons: 5\n")
+    typo = CliRunner().invoke(cli, ["train", "--config", str(config)])
+    assert typo.exit_code == 2 and f"{config}: unknown key 'iteratons'" in typo.output
+    config.write_text("iterations: many\n")
+    wrong = CliRunner().invoke(cli, ["train", "--config", str(config)])
+    assert wrong.exit_code == 2 and "iterations must be an integer, not str" in wrong.output
+    config.write_text("tile_size: 64\n")
+    missing = CliRunner().invoke(cli, ["train", "--config", str(config)])
+    assert missing.exit_code == 2 and "missing images, labels, out, classes" in missing.output

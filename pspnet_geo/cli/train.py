@@ -9,10 +9,12 @@ from __future__ import annotations
 import inspect
 
 import click
+from click.core import ParameterSource
 
 from pspnet_geo.models import BACKBONES
 from pspnet_geo.training import train
 from pspnet_geo.training.api import CLASS_WEIGHTING, OPTIMIZERS, UNLABELLED_CHOICES
+from pspnet_geo.training.config import load_train_config
 from pspnet_geo.training.losses import LOSSES
 
 _DEFAULTS = {name: p.default for name, p in inspect.signature(train).parameters.items()}
@@ -35,14 +37,17 @@ def _bands(text: str) -> list[int]:
 
 
 @click.command("train")
-@click.argument("images", nargs=-1, required=True)
-@click.option("-l", "--labels", multiple=True, required=True,
+@click.argument("images", nargs=-1)
+@click.option("--config", type=click.Path(dir_okay=False), default=None, show_default="none",
+              help="YAML file of settings (the option names with underscores, plus images and "
+                   "labels); options given on the command line win.")
+@click.option("-l", "--labels", multiple=True,
               help="Vector label file (GeoJSON, GPKG...) or label raster on the image grid; once for "
-                   "all images or once per image.")
-@click.option("-o", "--out", required=True, help="Checkpoint file to write (e.g. model.pt).")
-@click.option("--classes", required=True,
+                   "all images or once per image.  [required]")
+@click.option("-o", "--out", help="Checkpoint file to write (e.g. model.pt).  [required]")
+@click.option("--classes",
               help="Class names, comma-separated (index = class id; e.g. background,building), "
-                   "or a YAML file with names and colours.")
+                   "or a YAML file with names and colours.  [required]")
 @click.option("--class-column", default=_DEFAULTS["class_column"], show_default=True,
               callback=_none_or(str),
               help="Vector attribute holding class names or ids; 'none' = every feature is the one "
@@ -103,8 +108,24 @@ def _bands(text: str) -> list[int]:
                    "'none' for random initialisation.")
 @click.option("--overwrite", is_flag=True, default=_DEFAULTS["overwrite"], show_default=True,
               help="Replace an existing checkpoint file.")
-def train_command(images: tuple[str, ...], labels: tuple[str, ...], holdout_bounds, **options) -> None:
+def train_command(images: tuple[str, ...], labels: tuple[str, ...], holdout_bounds, config, **options) -> None:
     """Fine-tune PSPNet on IMAGES and their labels; write the best checkpoint by validation mIoU."""
-    result = train(list(images), list(labels), holdout_bounds=holdout_bounds or None, **options)
+    options.update(images=list(images), labels=list(labels), holdout_bounds=holdout_bounds or None)
+    if config is not None:
+        options = _with_config(click.get_current_context(), options, load_train_config(config))
+    missing = [name for name in ("images", "labels", "out", "classes") if not options.get(name)]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)}: give them on the command line or in --config")
+    result = train(options.pop("images"), options.pop("labels"), **options)
     score = "n/a" if result.best_miou is None else f"{result.best_miou:.4f}"
     click.echo(f"{result.checkpoint} (validation mIoU {score} at iteration {result.best_iteration})")
+
+
+def _with_config(ctx: click.Context, options: dict, config: dict) -> dict:
+    """``options`` with the config's values wherever the command line left the default."""
+    merged = dict(options)
+    for key, value in config.items():
+        source = ctx.get_parameter_source(key)
+        if source in (None, ParameterSource.DEFAULT):
+            merged[key] = value
+    return merged
