@@ -87,6 +87,8 @@ def _bands(text: str) -> list[int]:
               help="JSON-lines file with one line per validation, written as training goes.")
 @click.option("--plot", default=None, show_default="none",
               help="Draw the loss and validation IoU curves to this .png, .svg or .pdf file.")
+@click.option("--resume", is_flag=True, default=_DEFAULTS["resume"], show_default=True,
+              help="Continue an interrupted run from its last validation (OUT with .state.pt).")
 @click.option("--aux-weight", type=float, default=_DEFAULTS["aux_weight"], show_default=True,
               help="Weight of the auxiliary head's loss.")
 @click.option("--val-fraction", type=float, default=_DEFAULTS["val_fraction"], show_default=True,

@@ -27,6 +27,7 @@ from pspnet_geo.outputs import check_output_path
 from pspnet_geo.training.augment import augment_batch, training_transform
 from pspnet_geo.training.curves import MetricsLog, check_plot_path, plot_curves
 from pspnet_geo.training.losses import LOSSES
+from pspnet_geo.training.state import RunState, state_path
 from pspnet_geo.training.data import TrainingData
 from pspnet_geo.training.labels import ClassSpec, parse_classes
 from pspnet_geo.training.loop import (
@@ -86,6 +87,7 @@ def train(
     patience: int | None = None,
     metrics_log: PathLike | None = None,
     plot: PathLike | None = None,
+    resume: bool = False,
     overwrite: bool = False,
 ) -> TrainResult:
     """Train PSPNet on ``images`` with ``labels`` (vector files or label rasters); write ``out``.
@@ -100,15 +102,17 @@ def train(
     dice; ``accumulate`` batches make one step; ``patience`` validations without a better mIoU
     stop early. Every validation is appended to ``metrics_log`` (default: beside ``out``, as
     ``NAME.metrics.jsonl``); ``plot`` draws the curves at the end (.png, .svg or .pdf).
+    ``resume`` continues an interrupted run from its last validation (``NAME.state.pt``,
+    written beside ``out`` after each one), ending as if it had never stopped.
     """
     _check_options(unlabelled, optimizer, tile_size, batch_size, iterations, val_every, aux_weight)
     _check_loop_options(loss, accumulate, patience)
     if class_weights not in CLASS_WEIGHTING:
         raise InputError(f"unknown class weighting {class_weights!r}; choose {' or '.join(CLASS_WEIGHTING)}")
-    out = check_output_path(out, overwrite)
+    out = check_output_path(out, overwrite or resume)
     if plot is not None:
-        check_plot_path(plot, overwrite)
-    metrics = MetricsLog(metrics_log or Path(out).with_suffix(".metrics.jsonl"), overwrite)
+        check_plot_path(plot, overwrite or resume)
+    metrics = MetricsLog(metrics_log or Path(out).with_suffix(".metrics.jsonl"), overwrite, append=resume)
     spec = _classes(classes, background, unlabelled)
     lr = DEFAULT_LR[optimizer] if lr is None else lr
     data = TrainingData.open(images, labels, spec, class_column, unlabelled, background, bands, ignore_index)
@@ -135,14 +139,18 @@ def train(
                             _metadata(data, spec, found, split, settings), {}, background)
     save_best = _BestSaver(checkpoint, model, out)
     sampler, transform = WindowSampler(split, rng), training_transform()
+    optimiser = build_optimizer(model, optimizer, lr)
+    state = RunState(state_path(out), model, optimiser, rng, _resume_settings(checkpoint))
+    progress = state.restore() if resume else None
+    save_best.record = progress.best_record if progress else None
     history = run(
-        model, build_optimizer(model, optimizer, lr),
+        model, optimiser,
         lambda: augment_batch(*_training_batch(data, sampler, batch_size, found, ignore_index), transform),
         lambda: _validation_batches(data, split, batch_size, found),
         save_best, LoopConfig(iterations, aux_weight, ignore_index, val_every, spec.names, torch_device,
                               balanced_class_weights(found.class_pixels) if class_weights == "balanced" else None,
                               loss, accumulate, patience),
-        on_record=metrics,
+        on_record=metrics, progress=progress, on_progress=state.save,
     )
     if plot is not None:
         plot_curves(history, plot, overwrite)
@@ -251,6 +259,16 @@ def _weights_used(backbone: str, backbone_weights: PathLike | None) -> str:
         cached = cached_weights_path(backbone)
         return str(cached) if cached else "none (random initialisation)"
     return "none (random initialisation)" if backbone_weights is None else os.fspath(backbone_weights)
+
+
+def _resume_settings(checkpoint: Checkpoint) -> dict:
+    """What must be the same for a run to resume another: all but the device and versions."""
+    volatile = {"device", "torch_version", "pspnet_geo_version"}
+    return {
+        **{key: value for key, value in checkpoint.training.items() if key not in volatile},
+        "model": vars(checkpoint.model), "class_names": checkpoint.class_names,
+        "bands": checkpoint.bands, "tile_size": checkpoint.tile_size,
+    }
 
 
 def _metadata(data: TrainingData, spec: ClassSpec, found: Survey, split: Split, locals_: dict) -> dict:

@@ -20,9 +20,11 @@ from pspnet_geo.outputs import atomic_output, check_output_path
 class MetricsLog:
     """A JSON-lines file that gains one line per validation record."""
 
-    def __init__(self, path: str | os.PathLike, overwrite: bool) -> None:
-        self.path = check_output_path(path, overwrite)
-        self.path.write_text("")
+    def __init__(self, path: str | os.PathLike, overwrite: bool, append: bool = False) -> None:
+        """Start the log empty, or (``append``, for a resumed run) go on after its lines."""
+        self.path = check_output_path(path, overwrite or append)
+        if not append:
+            self.path.write_text("")
 
     def __call__(self, record: dict) -> None:
         with self.path.open("a") as log_file:

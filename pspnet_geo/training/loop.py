@@ -18,7 +18,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +56,18 @@ class LoopConfig:
     patience: int | None = None
 
 
+@dataclass
+class Progress:
+    """Where a run stands after its last validation: enough to continue it exactly."""
+
+    iteration: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_miou: float = -math.inf
+    best_record: dict | None = None
+    stale: int = 0
+    scaler_state: dict | None = None
+
+
 def build_optimizer(model: nn.Module, name: str, lr: float) -> torch.optim.Optimizer:
     """SGD or AdamW with two groups: backbone at ``lr``, everything else at ten times it."""
     backbone = list(model.backbone.parameters())
@@ -69,10 +81,12 @@ def build_optimizer(model: nn.Module, name: str, lr: float) -> torch.optim.Optim
     raise InputError(f"unknown optimizer {name!r}; choose sgd or adamw")
 
 
-def poly_scheduler(optimizer: torch.optim.Optimizer, iterations: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Learning rate ``base * (1 - it / iterations) ** 0.9`` at iteration ``it`` (0-based)."""
+def poly_scheduler(optimizer: torch.optim.Optimizer, iterations: int,
+                   start: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate ``base * (1 - it / iterations) ** 0.9`` at iteration ``it`` (0-based),
+    starting at ``start`` (a resumed optimizer carries its initial rates)."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda it: max(0.0, 1 - it / iterations) ** POLY_POWER
+        optimizer, lambda it: max(0.0, 1 - it / iterations) ** POLY_POWER, last_epoch=start - 1
     )
 
 
@@ -147,13 +161,21 @@ def run(
     on_best: Callable[[dict], None],
     config: LoopConfig,
     on_record: Callable[[dict], None] = lambda record: None,
+    progress: Progress | None = None,
+    on_progress: Callable[[Progress], None] = lambda progress: None,
 ) -> list[dict]:
-    """Train for ``config.iterations`` (or until early stopping); one record per validation."""
-    scheduler = poly_scheduler(optimizer, config.iterations)
+    """Train from ``progress`` (a fresh start by default) for ``config.iterations`` or until
+    early stopping; after each validation ``on_progress`` may save where the run stands.
+    Returns one record per validation."""
+    progress = progress or Progress()
+    scheduler = poly_scheduler(optimizer, config.iterations, progress.iteration)
     fp16 = config.device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=fp16)
-    history, losses, best, stale, start = [], [], -math.inf, 0, time.monotonic()
-    bar = tqdm(range(config.iterations), desc="training", unit="it", disable=not _show_progress())
+    if progress.scaler_state:
+        scaler.load_state_dict(progress.scaler_state)
+    losses, start = [], time.monotonic()
+    bar = tqdm(range(progress.iteration, config.iterations), desc="training", unit="it",
+               disable=not _show_progress())
     for it in bar:
         model.train()
         lr = optimizer.param_groups[0]["lr"]
@@ -164,17 +186,27 @@ def run(
         scheduler.step()
         if (it + 1) % config.val_every == 0 or it + 1 == config.iterations:
             record = _validate(model, val_batches(), config, it + 1, losses, lr, time.monotonic() - start)
-            history.append(record)
-            on_record(record)
-            losses, stale = [], stale + 1
-            if record["val_miou"] is not None and record["val_miou"] >= best:
-                best, stale = record["val_miou"], 0
-                on_best(record)
-            if config.patience is not None and stale >= config.patience:
-                log.info("stopping early: no better validation mIoU in %d validations", stale)
+            losses = []
+            _advance(progress, record, on_best, on_record)
+            progress.scaler_state = scaler.state_dict() if fp16 else None
+            on_progress(progress)
+            if config.patience is not None and progress.stale >= config.patience:
+                log.info("stopping early: no better validation mIoU in %d validations", progress.stale)
                 break
     bar.close()
-    return history
+    return progress.history
+
+
+def _advance(progress: Progress, record: dict, on_best: Callable[[dict], None],
+             on_record: Callable[[dict], None]) -> None:
+    """Take one validation record into ``progress``; a best score goes to ``on_best``."""
+    progress.iteration = record["iteration"]
+    progress.history.append(record)
+    on_record(record)
+    progress.stale += 1
+    if record["val_miou"] is not None and record["val_miou"] >= progress.best_miou:
+        progress.best_miou, progress.best_record, progress.stale = record["val_miou"], record, 0
+        on_best(record)
 
 
 def _step(model, optimizer, scaler, batches: list[Batch], config: LoopConfig, it: int) -> float | None:

@@ -168,3 +168,31 @@ def test_metrics_log_plot_accumulation_focal_loss_and_early_stopping(tmp_path, m
     assert [json.loads(line)["val_miou"] for line in lines] == [0.5, 0.4, 0.45]
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Checkpoint.load(out).training["loss"] == "focal"
+
+
+def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    from pspnet_geo.training.state import RunState
+
+    image = crop(tmp_path)
+    options = dict(class_column=None, val_every=2, **{**FAST, "iterations": 4})
+    train(image, BUILDINGS, tmp_path / "full.pt", **options)
+    save = RunState.save
+
+    def save_then_die(self, progress):
+        save(self, progress)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunState, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(image, BUILDINGS, tmp_path / "part.pt", **options)
+    monkeypatch.undo()
+    resumed = train(image, BUILDINGS, tmp_path / "part.pt", resume=True, **options)
+    assert [h["iteration"] for h in resumed.history] == [2, 4]
+    full, part = Checkpoint.load(tmp_path / "full.pt"), Checkpoint.load(tmp_path / "part.pt")
+    assert full.training["best_iteration"] == part.training["best_iteration"]
+    assert all(torch.equal(full.state_dict[k], part.state_dict[k]) for k in full.state_dict)
+    assert len((tmp_path / "part.metrics.jsonl").read_text().splitlines()) == 2
+    with pytest.raises(InputError, match=r"other settings \(iterations\)"):
+        train(image, BUILDINGS, tmp_path / "part.pt", resume=True, **{**options, "iterations": 6})
+    with pytest.raises(InputError, match="does not exist"):
+        train(image, BUILDINGS, tmp_path / "new.pt", resume=True, **options)

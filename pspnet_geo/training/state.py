@@ -1,0 +1,74 @@
+"""Resuming a training run exactly where its last validation left it.
+
+After every validation the run's state (weights, optimizer and its learning rates, random
+generators of the window sampler and of the augmentations, and the progress: iteration,
+history, best score) is written beside the checkpoint as ``NAME.state.pt``, atomically. A run
+started again with ``resume`` loads it and goes on; given the same settings it ends with the
+same weights as a run that was never interrupted. A state from other settings is refused,
+naming what differs, so two different runs are never spliced together.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pspnet_geo.errors import CheckpointError, InputError
+from pspnet_geo.outputs import atomic_output
+from pspnet_geo.training.loop import Progress
+
+log = logging.getLogger(__name__)
+
+
+def state_path(out: str | Path) -> Path:
+    """Where the run writing checkpoint ``out`` keeps its state."""
+    return Path(out).with_suffix(".state.pt")
+
+
+class RunState:
+    """Saves and restores one run's state, for a model, its optimizer and its sampler's rng."""
+
+    def __init__(self, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 rng: np.random.Generator, settings: dict) -> None:
+        self.path, self.model, self.optimizer, self.rng = path, model, optimizer, rng
+        self.settings = settings
+
+    def save(self, progress: Progress) -> None:
+        """Write the state reached at ``progress`` (called after each validation)."""
+        state = {
+            "settings": self.settings, "progress": vars(progress), "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+        with atomic_output(self.path, overwrite=True) as temporary:
+            torch.save(state, temporary)
+
+    def restore(self) -> Progress:
+        """Load the saved state into the model, optimizer and generators; the progress."""
+        state = self._load()
+        differing = sorted(key for key in set(state["settings"]) | set(self.settings)
+                           if state["settings"].get(key) != self.settings.get(key))
+        if differing:
+            raise InputError(f"cannot resume from {self.path}: it was made with other settings "
+                             f"({', '.join(differing)}); start over without resume")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        progress = Progress(**state["progress"])
+        log.info("resuming %s at iteration %d", self.path, progress.iteration)
+        return progress
+
+    def _load(self) -> dict:
+        if not self.path.is_file():
+            raise InputError(f"cannot resume: {self.path} does not exist (no validation was reached)")
+        try:
+            return torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as err:  # a truncated or foreign file: the user's to fix, one line
+            raise CheckpointError(f"cannot read training state {self.path}: {err}") from None
