@@ -153,4 +153,4 @@ def test_a_missing_mask_and_the_background_option(tmp_path):
     assert everything.exit_code == 0, everything.output
     assert "background" in set(gpd.read_file(tmp_path / "all.gpkg")["class_name"])
     wrong = run("vectorize", path, "-o", tmp_path / "w.gpkg", "--background", "sea")
-    assert wrong.exit_code == 2 and "--background must be a class id or 'none'" in wrong.output
+    assert wrong.exit_code == 2 and "must be a class id or 'none', not 'sea'" in wrong.output

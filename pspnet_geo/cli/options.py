@@ -20,3 +20,20 @@ class BandList(click.ParamType):
         if not bands or min(bands) < 1:
             self.fail(f"{value!r}: band numbers start at 1", param, ctx)
         return bands
+
+
+class BackgroundClass(click.ParamType):
+    """A class id, ``none`` (no background class), or nothing given (``auto``: the pipeline's
+    background, else 0)."""
+
+    name = "ID|none"
+
+    def convert(self, value, param, ctx) -> int | None | str:
+        if value is None or isinstance(value, int) or value == "auto":
+            return value
+        if str(value).lower() == "none":
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"must be a class id or 'none', not {value!r}", param, ctx)
