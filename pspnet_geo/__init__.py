@@ -21,6 +21,7 @@ os.environ.setdefault("GDAL_CACHEMAX", "128")
 from pspnet_geo.checkpoint import Checkpoint, info  # noqa: E402
 from pspnet_geo.demonstration import demo  # noqa: E402
 from pspnet_geo.errors import PspnetGeoError  # noqa: E402
+from pspnet_geo.evaluation import evaluate  # noqa: E402
 from pspnet_geo.models import PSPNet  # noqa: E402
 from pspnet_geo.pipelines import list_pipelines, load_pipeline  # noqa: E402
 from pspnet_geo.segmentation import segment  # noqa: E402
@@ -29,6 +30,6 @@ from pspnet_geo.vectorize import vectorize_mask  # noqa: E402
 from pspnet_geo.vectorize_file import vectorize_file  # noqa: E402
 
 __all__ = [
-    "Checkpoint", "PSPNet", "PspnetGeoError", "demo", "info", "list_pipelines", "load_pipeline",
+    "Checkpoint", "PSPNet", "PspnetGeoError", "demo", "evaluate", "info", "list_pipelines", "load_pipeline",
     "segment", "train", "vectorize_file", "vectorize_mask",
 ]

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from shapely.affinity import translate
 
 from pspnet_geo.cli.main import cli
-from pspnet_geo.evaluate import evaluate
+from pspnet_geo.evaluation import evaluate
 from pspnet_geo.evaluation.pixels import pixel_metrics, window_confusion
 
 SAMPLE = Path(__file__).resolve().parent.parent / "pspnet_geo" / "sample_data"

@@ -25,7 +25,7 @@ BUILDINGS = ATLANTA_DIR / "buildings.geojson"
 def test_every_optional_option_shows_its_default_and_matches_the_function():
     ctx = click.Context(train_command)
     defaults = {name: p.default for name, p in inspect.signature(train).parameters.items()}
-    command_line_only = {"config"}
+    command_line_only = {"config", "pipeline", "data"}
     for option in train_command.params:
         if isinstance(option, click.Option) and option.name not in command_line_only | {"help"}:
             assert option.name in defaults, option.name
@@ -94,3 +94,21 @@ def test_a_config_file_with_command_line_overrides_and_its_errors(tmp_path):
     config.write_text("tile_size: 64\n")
     missing = CliRunner().invoke(cli, ["train", "--config", str(config)])
     assert missing.exit_code == 2 and "missing images, labels, out, classes" in missing.output
+
+
+def test_a_benchmark_dataset_with_its_pipeline(tmp_path):
+    from datasets.make_test_data import make_spacenet_buildings
+
+    root = make_spacenet_buildings(tmp_path / "sn2")
+    result = CliRunner().invoke(cli, [
+        "train", "--pipeline", "spacenet-buildings", "--data", str(root), "-o", str(tmp_path / "m.pt"),
+        "--backbone", "resnet18", "--tile-size", "32", "--batch-size", "2", "--iterations", "1",
+        "--val-fraction", "0.5", "--backbone-weights", "none", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    checkpoint = Checkpoint.load(tmp_path / "m.pt")
+    assert checkpoint.class_names == ["background", "building"] and checkpoint.bands == [1, 2, 3]
+    assert checkpoint.model.output_stride == 8 and checkpoint.tile_size == 32
+    assert [Path(p).name for p in checkpoint.training["images"]] == [
+        "SN2_buildings_train_AOI_2_Vegas_PS-RGB_img1.tif", "SN2_buildings_train_AOI_2_Vegas_PS-RGB_img2.tif"]
+    alone = CliRunner().invoke(cli, ["train", "--pipeline", "spacenet-buildings", "-o", "x.pt"])
+    assert alone.exit_code == 2 and "--pipeline and --data go together" in alone.output

@@ -1,11 +1,11 @@
-"""``pspnet-geo evaluate``: a thin layer over :func:`pspnet_geo.evaluate.evaluate`."""
+"""``pspnet-geo evaluate``: a thin layer over :func:`pspnet_geo.evaluate`."""
 
 from __future__ import annotations
 
 import click
 
 from pspnet_geo.cli.options import BackgroundClass
-from pspnet_geo.evaluate import evaluate
+from pspnet_geo.evaluation import evaluate
 from pspnet_geo.training.api import UNLABELLED_CHOICES
 
 

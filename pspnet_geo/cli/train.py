@@ -15,6 +15,7 @@ from pspnet_geo.models import BACKBONES
 from pspnet_geo.training import train
 from pspnet_geo.training.api import CLASS_WEIGHTING, OPTIMIZERS, UNLABELLED_CHOICES
 from pspnet_geo.training.config import load_train_config
+from pspnet_geo.training.presets import dataset_settings
 from pspnet_geo.training.losses import LOSSES
 
 _DEFAULTS = {name: p.default for name, p in inspect.signature(train).parameters.items()}
@@ -41,6 +42,12 @@ def _bands(text: str) -> list[int]:
 @click.option("--config", type=click.Path(dir_okay=False), default=None, show_default="none",
               help="YAML file of settings (the option names with underscores, plus images and "
                    "labels); options given on the command line win.")
+@click.option("-p", "--pipeline", default=None, show_default="none",
+              help="With --data: train on a benchmark dataset in this pipeline's layout "
+                   "(spacenet-buildings, spacenet-roads, deepglobe-landcover, deepglobe-roads), "
+                   "with its classes, bands, backbone and tile size.")
+@click.option("--data", type=click.Path(file_okay=False), default=None, show_default="none",
+              help="Root folder of the dataset, as the benchmark ships it (with --pipeline).")
 @click.option("-l", "--labels", multiple=True,
               help="Vector label file (GeoJSON, GPKG...) or label raster on the image grid; once for "
                    "all images or once per image.  [required]")
@@ -110,9 +117,17 @@ def _bands(text: str) -> list[int]:
                    "'none' for random initialisation.")
 @click.option("--overwrite", is_flag=True, default=_DEFAULTS["overwrite"], show_default=True,
               help="Replace an existing checkpoint file.")
-def train_command(images: tuple[str, ...], labels: tuple[str, ...], holdout_bounds, config, **options) -> None:
-    """Fine-tune PSPNet on IMAGES and their labels; write the best checkpoint by validation mIoU."""
+def train_command(images: tuple[str, ...], labels: tuple[str, ...], holdout_bounds, config, pipeline,
+                  data, **options) -> None:
+    """Fine-tune PSPNet on IMAGES and their labels; write the best checkpoint by validation mIoU.
+
+    Settings come from, in rising order: the defaults, --pipeline with --data, --config, and
+    the options given on the command line."""
     options.update(images=list(images), labels=list(labels), holdout_bounds=holdout_bounds or None)
+    if (pipeline is None) != (data is None):
+        raise click.UsageError("--pipeline and --data go together")
+    if pipeline is not None:
+        options = _with_config(click.get_current_context(), options, dataset_settings(pipeline, data))
     if config is not None:
         options = _with_config(click.get_current_context(), options, load_train_config(config))
     missing = [name for name in ("images", "labels", "out", "classes") if not options.get(name)]

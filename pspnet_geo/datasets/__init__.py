@@ -65,14 +65,15 @@ class Layout:
                 "unlabelled": self.unlabelled, "background": self.background}
 
 
-LAND_COVER_CLASSES = ["urban", "agriculture", "rangeland", "forest", "water", "barren", "unknown"]
+# In the order of the deepglobe-landcover pipeline, whose background is class 0, unknown.
+LAND_COVER_CLASSES = ["unknown", "urban", "agriculture", "rangeland", "forest", "water", "barren"]
 
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout for layout in (
         Layout("spacenet-buildings", ["background", "building"], 0, "background", None),
         Layout("spacenet-roads", ["background", "road"], 0, "background"),
         Layout("spacenet7", ["background", "building"], 0, "background", None),
-        Layout("deepglobe-landcover", LAND_COVER_CLASSES, None, "ignore"),
+        Layout("deepglobe-landcover", LAND_COVER_CLASSES, 0, "ignore"),
         Layout("deepglobe-roads", ["background", "road"], 0, "background"),
     )
 }

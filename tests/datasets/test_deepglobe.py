@@ -19,8 +19,8 @@ def test_land_cover_colours_are_thresholded_to_the_seven_classes():
     mask = np.array([[(0, 255, 255), (255, 255, 0), (255, 0, 255), (0, 255, 0)],
                      [(0, 0, 255), (255, 255, 255), (0, 0, 0), (128, 127, 255)]], dtype=np.uint8)
     classes = land_cover_classes(mask, "m.png")
-    np.testing.assert_array_equal(classes, [[0, 1, 2, 3], [4, 5, 6, 2]])
-    assert LAND_COVER_CLASSES[2] == "rangeland"
+    np.testing.assert_array_equal(classes, [[1, 2, 3, 4], [5, 6, 0, 3]])
+    assert LAND_COVER_CLASSES[3] == "rangeland"
 
 
 def test_land_cover_masks_become_label_rasters_on_the_image_grid(tmp_path, caplog):
@@ -82,3 +82,15 @@ def test_unknown_layout_lists_the_known_ones(tmp_path):
 def test_missing_dataset_folder_is_an_error(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         find_samples(tmp_path / "nowhere", "deepglobe-roads")
+
+
+def test_layouts_with_a_pipeline_name_its_classes_and_background():
+    from pspnet_geo.datasets import LAYOUTS
+    from pspnet_geo.pipelines import list_pipelines
+
+    presets = {pipeline.name: pipeline for pipeline in list_pipelines()}
+    shared = set(LAYOUTS) & set(presets)
+    assert shared == {"spacenet-buildings", "spacenet-roads", "deepglobe-landcover", "deepglobe-roads"}
+    for name in shared:
+        assert LAYOUTS[name].classes == list(presets[name].class_names), name
+        assert LAYOUTS[name].background == presets[name].background, name
