@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
+from rasterio.features import rasterize
 from shapely.affinity import translate
 
 from pspnet_geo.cli.main import cli
@@ -167,3 +168,35 @@ def test_an_existing_json_report_is_kept_without_overwrite(tmp_path, run):
     assert (tmp_path / "r.json").read_text() == "keep"
     assert run("evaluate", mask, mask, "--json", tmp_path / "r.json", "--overwrite").exit_code == 0
     assert json.loads((tmp_path / "r.json").read_text())["pixels"]["pixel_accuracy"] == 1.0
+
+
+def test_building_f1_of_the_masks_polygons(tmp_path, run):
+    truth = gpd.read_file(BUILDINGS)
+    mask = rasterize(truth.geometry, out_shape=(900, 900), transform=ATLANTA_GRID, dtype="uint8")
+    path = write_mask(tmp_path / "m.tif", mask, names=["background", "building"])
+    result = run("evaluate", path, BUILDINGS, "--class-column", "none", "--buildings", "building",
+                 "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    objects = json.loads((tmp_path / "r.json").read_text())["objects"]
+    assert objects["true_positives"] + objects["false_negatives"] == len(truth) == 43
+    assert objects["true_positives"] >= 40 and objects["f1"] > 0.9
+    assert "Objects (SpaceNet F1" in result.output
+
+
+def test_road_metrics_need_a_pipeline_with_centerlines(tmp_path, run):
+    with rasterio.open(SAMPLE / "spacenet_vegas_roads" / "road_mask.tif") as src:
+        profile, roads = src.profile, (src.read(1) > 0).astype("uint8")
+    mask = tmp_path / "roads.tif"
+    with rasterio.open(mask, "w", **(profile | {"nodata": 255})) as dst:
+        dst.write(roads, 1)
+    assert run("vectorize", mask, "-o", tmp_path / "t.gpkg", "-p", "spacenet-roads").exit_code == 0
+    lines = gpd.read_file(tmp_path / "t.gpkg", layer="t_centerlines").assign(class_name="road")
+    lines.to_file(tmp_path / "truth.gpkg")
+    result = run("evaluate", mask, tmp_path / "truth.gpkg", "-p", "spacenet-roads", "--class-column",
+                 "class_name", "--roads", "road", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    roads_report = json.loads((tmp_path / "r.json").read_text())["roads"]
+    assert roads_report["length_precision"] == pytest.approx(1.0) and roads_report["length_recall"] == pytest.approx(1.0)
+    plain = run("evaluate", mask, tmp_path / "truth.gpkg", "--classes", "background,road",
+                "--class-column", "class_name", "--roads", "road")
+    assert plain.exit_code == 2 and "road metrics need centerlines" in plain.output

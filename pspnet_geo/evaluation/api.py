@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pspnet_geo.errors import InputError, OutputError
+from pspnet_geo.evaluation.features import FeatureTruth, object_section, road_section
 from pspnet_geo.evaluation.pixels import open_truth, pixel_metrics, stream_confusion
 from pspnet_geo.evaluation.report import PixelSection, Section, render, report_dict
 from pspnet_geo.pipelines import load_pipeline
@@ -65,14 +66,18 @@ def evaluate(
     classes: str | os.PathLike | Sequence[str] | None = None, pipeline: str | None = None,
     class_column: str | None = "class", unlabelled: str = "background",
     background: int | None | str = "auto", ignore_index: int = 255, per_tile: bool = False,
-    block_size: int = 1024, json_out: str | os.PathLike | None = None, overwrite: bool = False,
+    block_size: int = 1024, buildings: str | None = None, roads: str | None = None,
+    json_out: str | os.PathLike | None = None, overwrite: bool = False,
 ) -> EvaluationResult:
     """Score ``prediction`` (a class mask, or chips with ``per_tile``) against ``truth``.
 
     ``truth`` is a label raster on the mask's grid or a vector file whose ``class_column`` holds
     class names or ids (see :func:`pspnet_geo.evaluation.pixels.open_truth` for ``unlabelled``).
     ``background`` (``"auto"``: the pipeline's, else 0) is the class every feature of a vector
-    file without a class column is not. ``json_out`` also writes the report as JSON.
+    file without a class column is not. ``buildings`` names a class to score as objects
+    (SpaceNet F1) and ``roads`` one to score as roads (buffered IoU, centerline length
+    precision and recall); both vectorise the mask as ``segment`` does, with the pipeline's
+    clean-up, and need vector truth. ``json_out`` also writes the report as JSON.
     """
     started = time.perf_counter()
     _check_json_out(json_out, overwrite)
@@ -81,7 +86,11 @@ def evaluate(
     options = dict(class_column=class_column, unlabelled=unlabelled, ignore_index=ignore_index,
                    background=pipeline_background if background == "auto" else background)
     sections: list[Section] = [_pixel_section(chips, spec, options, block_size, per_tile)]
-    # Object (SpaceNet F1) and road metrics each append their own Section here.
+    preset = load_pipeline(pipeline) if pipeline else None
+    for name, section in ((buildings, object_section), (roads, road_section)):
+        if name is not None:
+            truth_of = FeatureTruth.of(name, spec, class_column, options["background"], preset)
+            sections.append(section(chips, truth_of, per_tile))
     result = EvaluationResult(spec.names, sections, time.perf_counter() - started)
     if json_out is not None:
         Path(json_out).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
