@@ -11,6 +11,7 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 from rasterio.features import rasterize
+import shapely
 from shapely.affinity import translate
 
 from pspnet_geo.cli.main import cli
@@ -200,3 +201,16 @@ def test_road_metrics_need_a_pipeline_with_centerlines(tmp_path, run):
     plain = run("evaluate", mask, tmp_path / "truth.gpkg", "--classes", "background,road",
                 "--class-column", "class_name", "--roads", "road")
     assert plain.exit_code == 2 and "road metrics need centerlines" in plain.output
+
+
+def test_truth_outside_the_scored_area_is_not_counted_as_missed(tmp_path, run):
+    truth = gpd.read_file(BUILDINGS)
+    mask = rasterize(truth.geometry, out_shape=(900, 900), transform=ATLANTA_GRID, dtype="uint8")
+    right = write_mask(tmp_path / "right.tif", np.ascontiguousarray(mask[:, 600:]), names=["background", "building"],
+                       transform=ATLANTA_GRID * rasterio.Affine.translation(600, 0))
+    result = run("evaluate", right, BUILDINGS, "--class-column", "none", "--buildings", "building",
+                 "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    objects = json.loads((tmp_path / "r.json").read_text())["objects"]
+    inside = truth[truth.intersects(shapely.box(*rasterio.open(right).bounds))]
+    assert objects["true_positives"] + objects["false_negatives"] == len(inside) < len(truth)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
+import rasterio
+from shapely.geometry import box
 
 from pspnet_geo.errors import InputError
 from pspnet_geo.evaluation.objects import ObjectScores, building_f1
@@ -39,11 +41,19 @@ class FeatureTruth:
             raise InputError(f"{name!r} is not a class ({spec.describe()})")
         return cls(spec, spec.names.index(name), class_column, background, pipeline)
 
-    def truth(self, path: str) -> gpd.GeoDataFrame:
+    def truth(self, path: str, mask: str) -> gpd.GeoDataFrame:
+        """The class's truth features clipped to the mask's extent, as SpaceNet clips a chip's
+        labels to the chip, so features outside the scored area are not counted as missed."""
         if is_raster_path(path):
             raise InputError(f"{path} is a raster; object and road metrics need vector truth")
         frame = read_vector_labels(path, self.spec, self.class_column, self.background)
-        return frame[frame["class_id"] == self.class_id]
+        frame = frame[frame["class_id"] == self.class_id]
+        with rasterio.open(mask) as dataset:
+            extent = gpd.GeoSeries([box(*dataset.bounds)], crs=dataset.crs)
+        if frame.crs is None or extent.crs is None:
+            return frame
+        clipped = frame.clip(extent.to_crs(frame.crs))
+        return clipped[~clipped.geometry.is_empty]
 
     def predicted(self, mask: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
         """The class's polygons and centerlines (None when the clean-up makes none)."""
@@ -87,7 +97,8 @@ class ScoreSection:
 
 def object_section(chips: list[tuple[str, str, str]], truth: FeatureTruth, per_tile: bool) -> ScoreSection:
     """Building F1 of every chip, counts summed into the total."""
-    scores = [(name, building_f1(truth.predicted(mask)[0], truth.truth(label))) for name, mask, label in chips]
+    scores = [(name, building_f1(truth.predicted(mask)[0], truth.truth(label, mask)))
+              for name, mask, label in chips]
     return ScoreSection("objects", "Objects (SpaceNet F1: IoU >= 0.5, one-to-one)",
                         truth.spec.names[truth.class_id],
                         ["TP", "FP", "FN", "precision", "recall", "F1", "mean IoU"], _object_row,
@@ -100,7 +111,7 @@ def road_section(chips: list[tuple[str, str, str]], truth: FeatureTruth, per_til
     scores = []
     for name, mask, label in chips:
         polygons, lines = truth.predicted(mask)
-        scores.append((name, road_scores(lines, truth.truth(label), predicted_polygons=polygons)))
+        scores.append((name, road_scores(lines, truth.truth(label, mask), predicted_polygons=polygons)))
     return ScoreSection("roads", "Roads (buffered IoU, centerline length within distance)",
                         truth.spec.names[truth.class_id],
                         ["IoU", "length precision", "length recall", "length F1", "truth km"], _road_row,
