@@ -20,6 +20,7 @@ from pspnet_geo.training.api import UNLABELLED_CHOICES
 @click.option("--ignore-index", type=click.IntRange(0, 255), default=255, show_default=True, help="Truth value that is not scored.")
 @click.option("--per-tile", is_flag=True, help="PREDICTION and TRUTH are folders or globs of chips, paired by file stem; one row per chip.  [default: off]")
 @click.option("--block-size", type=click.IntRange(min=64), default=1024, show_default=True, help="Window side in pixels; memory is bounded by it.")
+@click.option("--label-values", help="Truth raster values to class ids, e.g. 0=0,255=1 for a road mask stored as 0/255.  [default: none]")
 @click.option("--buildings", metavar="CLASS", help="Also score this class as objects: SpaceNet F1 of the mask's polygons (IoU >= 0.5).  [default: none]")
 @click.option("--roads", metavar="CLASS", help="Also score this class as roads: buffered IoU and centerline length precision/recall (needs a --pipeline making centerlines).  [default: none]")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the report as JSON.  [default: none]")

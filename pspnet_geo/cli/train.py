@@ -107,6 +107,8 @@ def _bands(text: str) -> list[int]:
               help="Region in the image CRS excluded from training and validation.")
 @click.option("--ignore-index", type=int, default=_DEFAULTS["ignore_index"], show_default=True,
               help="Label value that counts in neither loss nor score.")
+@click.option("--label-values", default=None, show_default="none",
+              help="Label raster values to class ids, e.g. 0=0,255=1 for a road mask stored as 0/255.")
 @click.option("--seed", type=int, default=_DEFAULTS["seed"], show_default=True,
               help="Random seed (window sampling, augmentation, initialisation).")
 @click.option("--device", default=_DEFAULTS["device"], show_default=True,

@@ -30,7 +30,7 @@ from pspnet_geo.evaluation.pixels import open_truth, pixel_metrics, stream_confu
 from pspnet_geo.evaluation.report import PixelSection, Section, render, report_dict
 from pspnet_geo.pipelines import load_pipeline
 from pspnet_geo.scene import open_scene
-from pspnet_geo.training.labels import RASTER_SUFFIXES, ClassSpec, parse_classes
+from pspnet_geo.training.labels import RASTER_SUFFIXES, ClassSpec, parse_classes, parse_label_values
 from pspnet_geo.vectorize_file import mask_class_names
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ def evaluate(
     classes: str | os.PathLike | Sequence[str] | None = None, pipeline: str | None = None,
     class_column: str | None = "class", unlabelled: str = "background",
     background: int | None | str = "auto", ignore_index: int = 255, per_tile: bool = False,
-    block_size: int = 1024, buildings: str | None = None, roads: str | None = None,
+    block_size: int = 1024, label_values: str | dict[int, int] | None = None,
+    buildings: str | None = None, roads: str | None = None,
     json_out: str | os.PathLike | None = None, overwrite: bool = False,
 ) -> EvaluationResult:
     """Score ``prediction`` (a class mask, or chips with ``per_tile``) against ``truth``.
@@ -84,6 +85,7 @@ def evaluate(
     chips = match_chips(prediction, truth) if per_tile else [_single_chip(prediction, truth)]
     spec, pipeline_background = _classes(classes, pipeline, chips[0][1])
     options = dict(class_column=class_column, unlabelled=unlabelled, ignore_index=ignore_index,
+                   label_values=parse_label_values(label_values),
                    background=pipeline_background if background == "auto" else background)
     sections: list[Section] = [_pixel_section(chips, spec, options, block_size, per_tile)]
     preset = load_pipeline(pipeline) if pipeline else None

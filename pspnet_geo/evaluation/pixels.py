@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +87,7 @@ def pixel_metrics(confusion: np.ndarray) -> PixelMetrics:
 def open_truth(
     path: str | os.PathLike, scene: Scene, classes: ClassSpec, *, class_column: str | None,
     unlabelled: str, background: int | None, ignore_index: int,
+    label_values: Mapping[int, int] | None = None,
 ) -> LabelSource:
     """The truth for the mask described by ``scene``, checked to fit it.
 
@@ -96,7 +97,7 @@ def open_truth(
     """
     path = os.fspath(path)
     if is_raster_path(path):
-        return RasterLabels(path, scene, ignore_index)
+        return RasterLabels(path, scene, ignore_index, label_values)
     frame = read_vector_labels(path, classes, class_column, background)
     fill = ignore_index if unlabelled == "ignore" else background
     if fill is None:

@@ -29,7 +29,7 @@ from pspnet_geo.training.curves import MetricsLog, check_plot_path, plot_curves
 from pspnet_geo.training.losses import LOSSES
 from pspnet_geo.training.state import RunState, state_path
 from pspnet_geo.training.data import TrainingData
-from pspnet_geo.training.labels import ClassSpec, parse_classes
+from pspnet_geo.training.labels import ClassSpec, parse_classes, parse_label_values
 from pspnet_geo.training.loop import (
     DEFAULT_LR, HEAD_LR_FACTOR, POLY_POWER, LoopConfig, balanced_class_weights, build_optimizer, run,
 )
@@ -79,6 +79,7 @@ def train(
     val_every: int = 50,
     holdout_bounds: Sequence[float] | None = None,
     ignore_index: int = 255,
+    label_values: str | dict[int, int] | None = None,
     seed: int = 0,
     device: str = "auto",
     backbone_weights: PathLike | None = "auto",
@@ -98,7 +99,8 @@ def train(
     ``holdout_bounds`` (xmin, ymin, xmax, ymax in the image CRS) is never trained nor validated
     on. ``lr`` defaults to 0.01 for SGD and 1e-4 for AdamW; the heads learn 10x faster.
     ``class_weights="balanced"`` weighs the loss by 1/sqrt(class pixel frequency) in the
-    training area, for rare classes such as buildings. ``loss`` is cross-entropy, focal or
+    training area, for rare classes such as buildings. ``label_values`` (``"0=0,255=1"``) maps
+    label raster values to class ids. ``loss`` is cross-entropy, focal or
     dice; ``accumulate`` batches make one step; ``patience`` validations without a better mIoU
     stop early. Every validation is appended to ``metrics_log`` (default: beside ``out``, as
     ``NAME.metrics.jsonl``); ``plot`` draws the curves at the end (.png, .svg or .pdf).
@@ -115,7 +117,8 @@ def train(
     metrics = MetricsLog(metrics_log or Path(out).with_suffix(".metrics.jsonl"), overwrite, append=resume)
     spec = _classes(classes, background, unlabelled)
     lr = DEFAULT_LR[optimizer] if lr is None else lr
-    data = TrainingData.open(images, labels, spec, class_column, unlabelled, background, bands, ignore_index)
+    data = TrainingData.open(images, labels, spec, class_column, unlabelled, background, bands, ignore_index,
+                             parse_label_values(label_values))
     split = plan_split(data.scenes, tile_size, val_fraction, holdout_bounds)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)

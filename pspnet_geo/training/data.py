@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +55,7 @@ class TrainingData:
         background: int | None,
         bands: Sequence[int] | None,
         ignore_index: int,
+        label_values: Mapping[int, int] | None = None,
     ) -> TrainingData:
         """Open and check every image and label source (see the module docstring)."""
         image_paths, label_paths = _as_list(images), _as_list(labels)
@@ -69,7 +70,7 @@ class TrainingData:
         frames = {p: read_vector_labels(p, classes, class_column, background)
                   for p in set(label_paths) if not is_raster_path(p)}
         pairs = zip(scenes, label_paths * len(scenes) if len(label_paths) == 1 else label_paths)
-        sources = [RasterLabels(p, s, ignore_index) if is_raster_path(p)
+        sources = [RasterLabels(p, s, ignore_index, label_values) if is_raster_path(p)
                    else VectorLabels(frames[p], p, s, fill) for s, p in pairs]
         _check_overlap(sources, shared=len(label_paths) == 1 and len(scenes) > 1)
         return cls(scenes, sources, chosen, label_paths, ignore_index)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,12 +207,32 @@ class VectorLabels:
         return out
 
 
-class RasterLabels:
-    """A label raster of class ids on the image's own grid; its nodata is ``ignore_index``."""
+def parse_label_values(text: str | Mapping[int, int] | None) -> dict[int, int] | None:
+    """``0=0,255=1`` (raster value = class id) as a mapping; None stays None."""
+    if text is None or isinstance(text, Mapping):
+        return None if text is None else {int(k): int(v) for k, v in text.items()}
+    try:
+        pairs = [part.split("=") for part in text.split(",") if part.strip()]
+        mapping = {int(raw): int(class_id) for raw, class_id in pairs}
+    except ValueError:
+        raise InputError(f"label values must look like 0=0,255=1 (raster value=class id), not {text!r}") from None
+    if not mapping:
+        raise InputError("label values are empty; give pairs such as 0=0,255=1")
+    return mapping
 
-    def __init__(self, path: str, scene: Scene, ignore_index: int) -> None:
+
+class RasterLabels:
+    """A label raster of class ids on the image's own grid; its nodata is ``ignore_index``.
+
+    ``values`` maps raster values to class ids for rasters coded otherwise, such as binary
+    road masks stored as 0/255 (SpaceNet, DeepGlobe); values it does not name are kept.
+    """
+
+    def __init__(self, path: str, scene: Scene, ignore_index: int,
+                 values: Mapping[int, int] | None = None) -> None:
         self.path = path
         self.ignore_index = ignore_index
+        self.values = values
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -238,6 +258,8 @@ class RasterLabels:
         except RasterioIOError as err:
             raise RunError(f"reading label raster {self.path} failed ({str(err).splitlines()[0]})") from None
         labels = values.astype(np.int32)
+        for raw, class_id in (self.values or {}).items():
+            labels[values == raw] = class_id
         if self.nodata is not None:
             labels[values == self.nodata] = self.ignore_index
         return labels

@@ -20,6 +20,7 @@ from pspnet_geo.training.labels import (
     RasterLabels,
     VectorLabels,
     parse_classes,
+    parse_label_values,
     read_vector_labels,
 )
 
@@ -160,3 +161,19 @@ def test_classes_from_a_yaml_file_with_colours(tmp_path):
 def test_bad_class_lists_are_errors(classes):
     with pytest.raises(InputError):
         parse_classes(classes)
+
+
+def test_a_road_mask_stored_as_0_255_is_read_through_label_values():
+    vegas = Path(pspnet_geo.__file__).parent / "sample_data" / "spacenet_vegas_roads"
+    scene = open_scene(vegas / "image.tif")
+    window = Window(0, 0, 300, 200)
+    with rasterio.open(vegas / "road_mask.tif") as src:
+        raw = src.read(1, window=window)
+    mapped = RasterLabels(str(vegas / "road_mask.tif"), scene, 255, parse_label_values("0=0,255=1"))
+    np.testing.assert_array_equal(mapped.read(window), (raw == 255).astype(np.int32))
+    assert (raw == 255).any()
+    unmapped = RasterLabels(str(vegas / "road_mask.tif"), scene, 255)
+    assert (unmapped.read(window) == 255).sum() == (raw == 255).sum()
+    for bad in ("255:1", "a=1", ","):
+        with pytest.raises(InputError, match="0=0,255=1"):
+            parse_label_values(bad)
