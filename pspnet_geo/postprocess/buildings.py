@@ -23,6 +23,7 @@ import numpy as np
 import shapely
 
 from pspnet_geo.postprocess.orthogonal import Frames, orthogonal_outlines
+from pspnet_geo.postprocess.polygons import without_small_holes
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def regularize(
     frames = Frames.around(polygons, _dominant_angles(polygons, tolerance_m))
     areas = shapely.area(polygons)
     fills = areas / (frames.width * frames.height)
-    filled = _without_holes_under(polygons, _SMALLEST_CELLS * tolerance_m**2)
+    filled = without_small_holes(polygons, _SMALLEST_CELLS * tolerance_m**2)
     courtyards = shapely.get_num_interior_rings(filled) > 0
     outlined = np.flatnonzero((fills < rectangle_fit) | courtyards)
     parts, owner = _outlines(polygons[outlined], frames.take(outlined), tolerance_m)
@@ -176,7 +177,7 @@ def _outlines(
     holes or parts under two cells: smaller ones are pixel noise, not courtyards or buildings."""
     parts, owner = orthogonal_outlines(polygons, frames, tolerance_m)
     smallest = _SMALLEST_CELLS * tolerance_m**2
-    parts = _without_holes_under(parts, smallest)
+    parts = without_small_holes(parts, smallest)
     kept = shapely.area(parts) >= smallest
     return parts[kept], owner[kept]
 
@@ -191,13 +192,3 @@ def _shrunk_rectangles(frames: Frames, areas: np.ndarray) -> np.ndarray:
     frame_xy = inset[:, None, None] + corners * sides[:, None, :]
     owner = np.repeat(np.arange(len(areas)), 4)
     return shapely.polygons(frames.to_world(owner, frame_xy.reshape(-1, 2)).reshape(-1, 4, 2))
-
-
-def _without_holes_under(polygons: np.ndarray, smallest_area: float) -> np.ndarray:
-    """The polygons with holes smaller than ``smallest_area`` filled."""
-    polygons = polygons.copy()
-    for index in np.flatnonzero(shapely.get_num_interior_rings(polygons) > 0):
-        polygon = polygons[index]
-        holes = [hole for hole in polygon.interiors if shapely.Polygon(hole).area >= smallest_area]
-        polygons[index] = shapely.Polygon(polygon.exterior, holes)
-    return polygons

@@ -55,11 +55,16 @@ def fill_holes(polygons: np.ndarray, max_area_m2: float) -> np.ndarray:
     """
     check_non_negative("max_area_m2", max_area_m2)
     parts, _ = valid_polygons(polygons)
-    if max_area_m2 == 0 or not shapely.get_num_interior_rings(parts).any():
-        return parts
-    rings, owner = shapely.get_rings(parts, return_index=True)
+    return without_small_holes(parts, max_area_m2)
+
+
+def without_small_holes(polygons: np.ndarray, smallest_area: float) -> np.ndarray:
+    """Valid ``polygons``, one for one and in order, with holes under ``smallest_area`` filled."""
+    if smallest_area == 0 or not shapely.get_num_interior_rings(polygons).any():
+        return polygons
+    rings, owner = shapely.get_rings(polygons, return_index=True)
     is_shell = np.r_[True, owner[1:] != owner[:-1]]
-    keep = is_shell | (shapely.area(shapely.polygons(rings)) >= max_area_m2)
+    keep = is_shell | (shapely.area(shapely.polygons(rings)) >= smallest_area)
     return shapely.polygons(rings[keep], indices=owner[keep])
 
 
