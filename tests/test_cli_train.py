@@ -110,5 +110,7 @@ def test_a_benchmark_dataset_with_its_pipeline(tmp_path):
     assert checkpoint.model.output_stride == 8 and checkpoint.tile_size == 32
     assert [Path(p).name for p in checkpoint.training["images"]] == [
         "SN2_buildings_train_AOI_2_Vegas_PS-RGB_img1.tif", "SN2_buildings_train_AOI_2_Vegas_PS-RGB_img2.tif"]
+    groups = checkpoint.training["groups"]
+    assert len(set(groups)) == 2 and checkpoint.training["spatial_validation"] is True
     alone = CliRunner().invoke(cli, ["train", "--pipeline", "spacenet-buildings", "-o", "x.pt"])
     assert alone.exit_code == 2 and "--pipeline and --data go together" in alone.output

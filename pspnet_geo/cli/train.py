@@ -14,6 +14,8 @@ from click.core import ParameterSource
 from pspnet_geo.models import BACKBONES
 from pspnet_geo.training import train
 from pspnet_geo.training.api import CLASS_WEIGHTING, OPTIMIZERS, UNLABELLED_CHOICES
+from pspnet_geo.training.augment import AUGMENTATIONS
+from pspnet_geo.training.batches import SAMPLING
 from pspnet_geo.training.config import load_train_config
 from pspnet_geo.training.presets import dataset_settings
 from pspnet_geo.training.losses import LOSSES
@@ -86,6 +88,13 @@ def _bands(text: str) -> list[int]:
                                       "class's pixel frequency in the training area).")
 @click.option("--loss", type=click.Choice(LOSSES), default=_DEFAULTS["loss"], show_default=True,
               help="cross-entropy (the paper's), focal (down-weights easy pixels) or dice (per-class overlap).")
+@click.option("--augment", type=click.Choice(list(AUGMENTATIONS)), default=_DEFAULTS["augment"],
+              show_default=True, help="full: flips, quarter turns, rotations up to 10 degrees, scale "
+                                      "0.75-1.33, brightness and contrast +-20%; flips; or none.")
+@click.option("--sampling", type=click.Choice(SAMPLING), default=_DEFAULTS["sampling"], show_default=True,
+              help="rare-classes: keep windows showing rare classes more often; uniform: any window.")
+@click.option("--max-nodata", type=click.FloatRange(0, 1, max_open=True), default=_DEFAULTS["max_nodata"],
+              show_default=True, help="Redraw training windows with a larger share of nodata pixels.")
 @click.option("--accumulate", type=click.IntRange(min=1), default=_DEFAULTS["accumulate"], show_default=True,
               help="Batches whose gradients make one step (an effective batch of batch-size x N).")
 @click.option("--patience", type=click.IntRange(min=1), default=None, show_default="none",
@@ -105,6 +114,10 @@ def _bands(text: str) -> list[int]:
 @click.option("--holdout-bounds", type=float, nargs=4, default=None, show_default="none",
               metavar="XMIN YMIN XMAX YMAX",
               help="Region in the image CRS excluded from training and validation.")
+@click.option("--groups", default=None, show_default="each image its own",
+              callback=lambda ctx, param, value: value.split(",") if value else None,
+              help="Comma-separated ground each image shows (one name per image): images of one "
+                   "group never split between training and validation.")
 @click.option("--ignore-index", type=int, default=_DEFAULTS["ignore_index"], show_default=True,
               help="Label value that counts in neither loss nor score.")
 @click.option("--label-values", default=None, show_default="none",

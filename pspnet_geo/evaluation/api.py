@@ -30,7 +30,8 @@ from pspnet_geo.evaluation.pixels import open_truth, pixel_metrics, stream_confu
 from pspnet_geo.evaluation.report import PixelSection, Section, render, report_dict
 from pspnet_geo.pipelines import load_pipeline
 from pspnet_geo.scene import open_scene
-from pspnet_geo.training.labels import RASTER_SUFFIXES, ClassSpec, parse_classes, parse_label_values
+from pspnet_geo.training.classes import ClassSpec, class_column as spec_column, label_value_map, parse_classes
+from pspnet_geo.training.labels import RASTER_SUFFIXES
 from pspnet_geo.vectorize_file import mask_class_names
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,9 @@ def evaluate(
     _check_json_out(json_out, overwrite)
     chips = match_chips(prediction, truth) if per_tile else [_single_chip(prediction, truth)]
     spec, pipeline_background = _classes(classes, pipeline, chips[0][1])
+    class_column = spec_column(spec, class_column)
     options = dict(class_column=class_column, unlabelled=unlabelled, ignore_index=ignore_index,
-                   label_values=parse_label_values(label_values),
+                   label_values=label_value_map(spec, label_values),
                    background=pipeline_background if background == "auto" else background)
     sections: list[Section] = [_pixel_section(chips, spec, options, block_size, per_tile)]
     preset = load_pipeline(pipeline) if pipeline else None

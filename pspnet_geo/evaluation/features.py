@@ -21,7 +21,8 @@ from pspnet_geo.evaluation.objects import ObjectScores, building_f1
 from pspnet_geo.evaluation.report import format_table
 from pspnet_geo.evaluation.roads import RoadScores, road_scores
 from pspnet_geo.pipelines import Pipeline
-from pspnet_geo.training.labels import ClassSpec, is_raster_path, read_vector_labels
+from pspnet_geo.training.classes import ClassSpec
+from pspnet_geo.training.labels import is_raster_path, read_vector_labels
 from pspnet_geo.vectorize import vectorize_mask
 
 

@@ -25,8 +25,9 @@ from rasterio.windows import Window
 from pspnet_geo.errors import LabelError, RasterError
 from pspnet_geo.mask_windows import file_grid
 from pspnet_geo.scene import Scene
+from pspnet_geo.training.classes import ClassSpec
 from pspnet_geo.training.labels import (
-    ClassSpec, RasterLabels, VectorLabels, is_raster_path, read_vector_labels,
+    RasterLabels, VectorLabels, is_raster_path, read_vector_labels,
 )
 
 LabelSource = VectorLabels | RasterLabels

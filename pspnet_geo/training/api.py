@@ -24,12 +24,13 @@ from pspnet_geo.errors import InputError
 from pspnet_geo.inference import resolve_device
 from pspnet_geo.models import PSPNet, cached_weights_path
 from pspnet_geo.outputs import check_output_path
-from pspnet_geo.training.augment import augment_batch, training_transform
+from pspnet_geo.training.augment import augmentation, training_transform
+from pspnet_geo.training.batches import TrainingBatches, WindowChoice
 from pspnet_geo.training.curves import MetricsLog, check_plot_path, plot_curves
 from pspnet_geo.training.losses import LOSSES
 from pspnet_geo.training.state import RunState, state_path
 from pspnet_geo.training.data import TrainingData
-from pspnet_geo.training.labels import ClassSpec, parse_classes, parse_label_values
+from pspnet_geo.training.classes import ClassSpec, class_column as spec_column, label_value_map, parse_classes
 from pspnet_geo.training.loop import (
     DEFAULT_LR, HEAD_LR_FACTOR, POLY_POWER, LoopConfig, balanced_class_weights, build_optimizer, run,
 )
@@ -43,7 +44,6 @@ MAX_SURVEY_WINDOWS = 512
 UNLABELLED_CHOICES = ("background", "ignore")
 OPTIMIZERS = ("sgd", "adamw")
 CLASS_WEIGHTING = ("none", "balanced")
-_LABELLED_TRIES = 10
 
 
 @dataclass
@@ -78,12 +78,16 @@ def train(
     val_fraction: float = 0.2,
     val_every: int = 50,
     holdout_bounds: Sequence[float] | None = None,
+    groups: Sequence[str] | None = None,
     ignore_index: int = 255,
     label_values: str | dict[int, int] | None = None,
     seed: int = 0,
     device: str = "auto",
     backbone_weights: PathLike | None = "auto",
     loss: str = "cross-entropy",
+    augment: str = "full",
+    sampling: str = "rare-classes",
+    max_nodata: float = 0.5,
     accumulate: int = 1,
     patience: int | None = None,
     metrics_log: PathLike | None = None,
@@ -96,19 +100,25 @@ def train(
     ``labels`` is one source for all images or one per image. ``classes`` is a list of names,
     a comma-separated string or a YAML file. Vector pixels inside no feature are ``background``
     (``unlabelled="background"``) or ignored (``"ignore"``, for sparse labels).
+    A class file may name the class column and map the user's own codes to classes.
     ``holdout_bounds`` (xmin, ymin, xmax, ymax in the image CRS) is never trained nor validated
-    on. ``lr`` defaults to 0.01 for SGD and 1e-4 for AdamW; the heads learn 10x faster.
+    on. ``groups`` names the ground each image shows (the nadirs or months of one place):
+    validation never shares ground with training in another image of its group. ``lr`` defaults to 0.01 for SGD and 1e-4 for AdamW; the heads learn 10x faster.
     ``class_weights="balanced"`` weighs the loss by 1/sqrt(class pixel frequency) in the
     training area, for rare classes such as buildings. ``label_values`` (``"0=0,255=1"``) maps
     label raster values to class ids. ``loss`` is cross-entropy, focal or
     dice; ``accumulate`` batches make one step; ``patience`` validations without a better mIoU
-    stop early. Every validation is appended to ``metrics_log`` (default: beside ``out``, as
+    stop early. ``augment`` is full (flips, quarter turns, small rotations, scale jitter,
+    brightness and contrast), flips or none. ``sampling="rare-classes"`` favours windows
+    showing rare classes (``"uniform"`` does not); windows with more than ``max_nodata``
+    nodata are redrawn. Every validation is appended to ``metrics_log`` (default: beside ``out``, as
     ``NAME.metrics.jsonl``); ``plot`` draws the curves at the end (.png, .svg or .pdf).
     ``resume`` continues an interrupted run from its last validation (``NAME.state.pt``,
     written beside ``out`` after each one), ending as if it had never stopped.
     """
     _check_options(unlabelled, optimizer, tile_size, batch_size, iterations, val_every, aux_weight)
     _check_loop_options(loss, accumulate, patience)
+    variation, choice = augmentation(augment), WindowChoice.build(sampling, max_nodata)
     if class_weights not in CLASS_WEIGHTING:
         raise InputError(f"unknown class weighting {class_weights!r}; choose {' or '.join(CLASS_WEIGHTING)}")
     out = check_output_path(out, overwrite or resume)
@@ -116,10 +126,11 @@ def train(
         check_plot_path(plot, overwrite or resume)
     metrics = MetricsLog(metrics_log or Path(out).with_suffix(".metrics.jsonl"), overwrite, append=resume)
     spec = _classes(classes, background, unlabelled)
+    class_column = spec_column(spec, class_column)
     lr = DEFAULT_LR[optimizer] if lr is None else lr
     data = TrainingData.open(images, labels, spec, class_column, unlabelled, background, bands, ignore_index,
-                             parse_label_values(label_values))
-    split = plan_split(data.scenes, tile_size, val_fraction, holdout_bounds)
+                             label_value_map(spec, label_values))
+    split = plan_split(data.scenes, tile_size, val_fraction, holdout_bounds, groups=groups)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     found = survey(_survey_windows(split, rng), data.survey_reader(split), len(data.bands), spec.names,
@@ -133,22 +144,27 @@ def train(
         class_weights=class_weights,
         class_column=class_column, unlabelled=unlabelled, ignore_index=ignore_index, seed=seed,
         val_fraction=val_fraction, val_every=val_every, device=str(torch_device), loss=loss,
-        accumulate=accumulate, patience=patience,
+        accumulate=accumulate, patience=patience, augment=augment, sampling=sampling, max_nodata=max_nodata,
         holdout_bounds=None if holdout_bounds is None else [float(v) for v in holdout_bounds],
+        groups=None if groups is None else list(groups),
         backbone_weights=_weights_used(backbone, backbone_weights),
     )
     checkpoint = Checkpoint(ModelConfig(backbone, output_stride, len(data.bands), len(spec.names)),
                             spec.names, spec.colours, data.bands, found.mean, found.std, tile_size,
                             _metadata(data, spec, found, split, settings), {}, background)
     save_best = _BestSaver(checkpoint, model, out)
-    sampler, transform = WindowSampler(split, rng), training_transform()
+    batches = TrainingBatches(
+        data, WindowSampler(split, rng), choice.for_classes(found.class_pixels),
+        training_transform(variation, found.mean, found.std, data.value_range(), ignore_index),
+        batch_size,
+    )
     optimiser = build_optimizer(model, optimizer, lr)
     state = RunState(state_path(out), model, optimiser, rng, _resume_settings(checkpoint))
     progress = state.restore() if resume else None
     save_best.record = progress.best_record if progress else None
     history = run(
         model, optimiser,
-        lambda: augment_batch(*_training_batch(data, sampler, batch_size, found, ignore_index), transform),
+        batches,
         lambda: _validation_batches(data, split, batch_size, found),
         save_best, LoopConfig(iterations, aux_weight, ignore_index, val_every, spec.names, torch_device,
                               balanced_class_weights(found.class_pixels) if class_weights == "balanced" else None,
@@ -230,20 +246,6 @@ def _survey_windows(split: Split, rng: np.random.Generator) -> list[tuple[int, o
         chosen = np.sort(rng.choice(len(windows), MAX_SURVEY_WINDOWS, replace=False))
         windows = [windows[i] for i in chosen]
     return windows
-
-
-def _training_batch(data: TrainingData, sampler: WindowSampler, size: int, found: Survey,
-                    ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of random training windows, each redrawn a few times if it holds no label."""
-    images, labels = [], []
-    for _ in range(size):
-        for _ in range(_LABELLED_TRIES):
-            pixels, window_labels = data.sample(*sampler.draw(), found.mean, found.std)
-            if (window_labels != ignore_index).any():
-                break
-        images.append(pixels)
-        labels.append(window_labels)
-    return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels)).long()
 
 
 def _validation_batches(data: TrainingData, split: Split, size: int,

@@ -1,16 +1,51 @@
-"""Geometric augmentation applied to an image and its label mask together.
+"""Augmentation of a training window: its image and label mask changed together.
 
-Overhead imagery has no "up": random horizontal flips and rotations by multiples of 90 degrees
-give all eight symmetries of the square without resampling a pixel, so labels stay exact.
+Everything is a torchvision transforms v2 step, so image and mask share each random draw.
+Windows arrive as raw pixel values (float, NaN where nodata), so the radiometric steps work in
+the raster's own units: a brightness change scales a uint16 DN and is clipped at 65535, not at
+1.0 or 255 as torchvision's colour jitter assumes. Then the checkpoint's normalisation, then the
+geometric steps: overhead imagery has no "up", so flips and quarter turns (exact, no
+resampling); then a small rotation and a scale jitter, resampled bilinearly for the image and
+by nearest neighbour for the mask, with pixels shifted in from outside the window ignored.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+
+from pspnet_geo.errors import InputError
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """How far a training window may be varied; zero turns a step off."""
+
+    flips: bool = True
+    degrees: float = 10.0
+    scale: tuple[float, float] = (0.75, 1.33)
+    brightness: float = 0.2
+    contrast: float = 0.2
+
+
+AUGMENTATIONS = {
+    "full": Augmentation(),
+    "flips": Augmentation(degrees=0.0, scale=(1.0, 1.0), brightness=0.0, contrast=0.0),
+    "none": Augmentation(flips=False, degrees=0.0, scale=(1.0, 1.0), brightness=0.0, contrast=0.0),
+}
+
+
+def augmentation(name: str) -> Augmentation:
+    """The named augmentation level: full, flips or none."""
+    if name not in AUGMENTATIONS:
+        raise InputError(f"augment must be one of {', '.join(AUGMENTATIONS)}, not {name!r}")
+    return AUGMENTATIONS[name]
 
 
 class RandomRot90(v2.Transform):
@@ -27,18 +62,70 @@ class RandomRot90(v2.Transform):
         return tv_tensors.wrap(torch.rot90(inpt, params["k"], dims=(-2, -1)), like=inpt)
 
 
-def training_transform() -> v2.Transform:
-    """The augmentation used in training: flip, then a quarter-turn rotation."""
-    return v2.Compose([v2.RandomHorizontalFlip(), RandomRot90()])
+class BrightnessContrast(v2.Transform):
+    """Scale brightness and stretch contrast about the image's own mean, in raw pixel units.
+
+    Both factors are drawn once per image and shared by its bands, so colours keep their
+    balance. Results are clipped to ``value_range`` (the raster dtype's range; None for float
+    rasters); NaN (nodata) stays NaN. Masks pass through.
+    """
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, brightness: float, contrast: float, value_range: tuple[float, float] | None) -> None:
+        super().__init__()
+        self.brightness, self.contrast, self.value_range = brightness, contrast, value_range
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        """Draw the brightness and contrast factors."""
+        draw = torch.rand(2)
+        return {"brightness": 1 + self.brightness * (2 * float(draw[0]) - 1),
+                "contrast": 1 + self.contrast * (2 * float(draw[1]) - 1)}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        """Apply both factors to a (bands, h, w) float image."""
+        mean = torch.nanmean(inpt, dim=(-2, -1), keepdim=True)
+        out = params["brightness"] * (params["contrast"] * (inpt - mean) + mean)
+        if self.value_range is not None:
+            out = out.clamp(*self.value_range)
+        return tv_tensors.wrap(out, like=inpt)
 
 
-def augment_batch(
-    images: torch.Tensor, masks: torch.Tensor, transform: v2.Transform
+class ZeroNodata(v2.Transform):
+    """Set normalised nodata (NaN) pixels to 0, the band mean, as inference does."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        """Replace NaN by 0."""
+        return tv_tensors.wrap(torch.nan_to_num(inpt, nan=0.0), like=inpt)
+
+
+def training_transform(
+    settings: Augmentation, mean: Sequence[float], std: Sequence[float],
+    value_range: tuple[float, float] | None, ignore_index: int,
+) -> v2.Transform:
+    """Raw window (float, NaN nodata) and its mask to an augmented, normalised pair."""
+    steps: list[v2.Transform] = []
+    if settings.brightness or settings.contrast:
+        steps.append(BrightnessContrast(settings.brightness, settings.contrast, value_range))
+    steps += [v2.Normalize([float(m) for m in mean], [float(s) for s in std]), ZeroNodata()]
+    if settings.flips:
+        steps += [v2.RandomHorizontalFlip(), RandomRot90()]
+    if settings.degrees or settings.scale != (1.0, 1.0):
+        steps.append(v2.RandomAffine(
+            degrees=settings.degrees, scale=settings.scale,
+            interpolation=v2.InterpolationMode.BILINEAR,
+            fill={tv_tensors.Image: 0.0, tv_tensors.Mask: ignore_index},
+        ))
+    return v2.Compose(steps)
+
+
+def augment_window(
+    pixels: np.ndarray, valid: np.ndarray, labels: np.ndarray, transform: v2.Transform
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply ``transform`` to each (image, mask) pair of a batch, each with its own random draw."""
-    out_images, out_masks = [], []
-    for image, mask in zip(images, masks):
-        image, mask = transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
-        out_images.append(image.as_subclass(torch.Tensor))
-        out_masks.append(mask.as_subclass(torch.Tensor))
-    return torch.stack(out_images), torch.stack(out_masks)
+    """One raw window (bands, h, w), its validity and labels through ``transform``."""
+    image = torch.from_numpy(pixels.astype(np.float32))
+    image[:, ~torch.from_numpy(valid)] = float("nan")
+    image, mask = transform(tv_tensors.Image(image), tv_tensors.Mask(torch.from_numpy(labels).long()))
+    return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)

@@ -17,8 +17,8 @@ from rasterio.windows import Window
 
 from pspnet_geo.errors import BandMismatchError, InputError, LabelError
 from pspnet_geo.scene import Scene, open_scene, read_window
+from pspnet_geo.training.classes import ClassSpec
 from pspnet_geo.training.labels import (
-    ClassSpec,
     RasterLabels,
     VectorLabels,
     is_raster_path,
@@ -89,6 +89,14 @@ class TrainingData:
         pixels = normalise(pixels, mean, std)
         pixels[:, ~valid] = 0.0
         return pixels, labels
+
+    def value_range(self) -> tuple[float, float] | None:
+        """The values the images' common dtype can hold (None for floating point)."""
+        common = np.result_type(*[scene.dtype for scene in self.scenes])
+        if not np.issubdtype(common, np.integer):
+            return None
+        info = np.iinfo(common)
+        return float(info.min), float(info.max)
 
     def survey_reader(self, split: Split) -> Callable[[int, Window], Sample]:
         """:meth:`read`, with the holdout region of each image treated as nodata."""

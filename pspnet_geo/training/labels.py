@@ -12,14 +12,12 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
-import yaml
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.features import rasterize
 from rasterio.transform import array_bounds
@@ -27,77 +25,13 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window, bounds as window_bounds, transform as window_transform
 from shapely.geometry import box
 
-from pspnet_geo.errors import InputError, LabelError, RunError
+from pspnet_geo.errors import LabelError, RunError
 from pspnet_geo.scene import Scene
+from pspnet_geo.training.classes import ClassSpec
 
 log = logging.getLogger(__name__)
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2", ".png"}
-_PALETTE = [
-    (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-]
-
-
-@dataclass(frozen=True)
-class ClassSpec:
-    """Class names (index = class id) and the colour each is drawn in."""
-
-    names: list[str]
-    colours: list[tuple[int, int, int]]
-
-    def describe(self) -> str:
-        """``0=background, 1=building``: how messages list the known classes."""
-        return ", ".join(f"{i}={name}" for i, name in enumerate(self.names))
-
-
-def parse_classes(classes: str | os.PathLike | Sequence[str]) -> ClassSpec:
-    """Classes from a list of names, a comma-separated string or a YAML file.
-
-    The YAML file holds a list (or a mapping with a ``classes`` list) whose items are names or
-    ``{name: ..., colour: [r, g, b]}``; classes without a colour get one from a fixed palette.
-    """
-    if isinstance(classes, (str, os.PathLike)) and Path(classes).suffix.lower() in {".yaml", ".yml"}:
-        items = _read_class_file(Path(classes))
-    elif isinstance(classes, str):
-        items = [name.strip() for name in classes.split(",")]
-    else:
-        items = list(classes)
-    names, colours = [], []
-    for index, item in enumerate(items):
-        entry = item if isinstance(item, dict) else {"name": item}
-        names.append(str(entry.get("name", "")).strip())
-        colours.append(_colour(entry.get("colour", entry.get("color")), index))
-    if len(names) < 2 or not all(names) or len(set(names)) != len(names):
-        raise InputError(f"classes must be at least two distinct non-empty names, got {names}")
-    return ClassSpec(names, colours)
-
-
-def _read_class_file(path: Path) -> list:
-    if not path.is_file():
-        raise InputError(f"class file {path} does not exist")
-    try:
-        content = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise InputError(f"class file {path} is not valid YAML ({str(err).splitlines()[0]})") from None
-    items = content.get("classes") if isinstance(content, dict) else content
-    if not isinstance(items, list):
-        raise InputError(f"class file {path} has no list of classes")
-    return items
-
-
-def _colour(value: object, index: int) -> tuple[int, int, int]:
-    if value is None:
-        return _PALETTE[index % len(_PALETTE)]
-    if isinstance(value, str) and value.startswith("#") and len(value) == 7:
-        return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))
-    if isinstance(value, (list, tuple)) and len(value) == 3 and all(
-        isinstance(v, int) and 0 <= v <= 255 for v in value
-    ):
-        return tuple(value)
-    raise InputError(f"class colour {value!r} is neither [r, g, b] (0-255) nor '#rrggbb'")
-
-
 def is_raster_path(path: str | os.PathLike) -> bool:
     """True when a label path names a label raster rather than a vector file."""
     return Path(path).suffix.lower() in RASTER_SUFFIXES
@@ -140,12 +74,13 @@ def _class_ids(
         if column is not None:
             log.info("%s has no column %r: every feature is class %r", path, column, classes.names[single])
         return np.full(len(frame), single, dtype=np.int64)
-    lookup = {value: _class_id(value, classes.names) for value in pd.unique(frame[column])}
+    lookup = {value: classes.class_of(value) for value in pd.unique(frame[column])}
     unknown = [repr(value) for value, class_id in lookup.items() if class_id is None]
     if unknown:
+        configured = f"; configured values: {classes.describe_values()}" if classes.values else ""
         raise LabelError(
             f"{path}: unknown values in column {column!r}: {', '.join(sorted(unknown)[:10])}; "
-            f"known classes: {classes.describe()}"
+            f"known classes: {classes.describe()}{configured}"
         )
     return frame[column].map(lookup).to_numpy(dtype=np.int64)
 
@@ -154,17 +89,6 @@ def _single_class(classes: ClassSpec, background: int | None) -> int | None:
     """The one class that is not background, if there is exactly one."""
     others = [i for i in range(len(classes.names)) if i != background]
     return others[0] if len(others) == 1 else None
-
-
-def _class_id(value: object, names: list[str]) -> int | None:
-    if isinstance(value, str):
-        if value in names:
-            return names.index(value)
-        value = int(value) if value.strip().isdigit() else None
-    if isinstance(value, (int, np.integer, float, np.floating)) and not pd.isna(value):
-        if float(value).is_integer() and 0 <= int(value) < len(names):
-            return int(value)
-    return None
 
 
 class VectorLabels:
@@ -205,20 +129,6 @@ class VectorLabels:
                 shapes = zip(self.frame.geometry.iloc[chosen], self.frame["class_id"].iloc[chosen])
                 rasterize(shapes, out=out, transform=transform, all_touched=lines)
         return out
-
-
-def parse_label_values(text: str | Mapping[int, int] | None) -> dict[int, int] | None:
-    """``0=0,255=1`` (raster value = class id) as a mapping; None stays None."""
-    if text is None or isinstance(text, Mapping):
-        return None if text is None else {int(k): int(v) for k, v in text.items()}
-    try:
-        pairs = [part.split("=") for part in text.split(",") if part.strip()]
-        mapping = {int(raw): int(class_id) for raw, class_id in pairs}
-    except ValueError:
-        raise InputError(f"label values must look like 0=0,255=1 (raster value=class id), not {text!r}") from None
-    if not mapping:
-        raise InputError("label values are empty; give pairs such as 0=0,255=1")
-    return mapping
 
 
 class RasterLabels:

@@ -26,6 +26,7 @@ def dataset_settings(pipeline: str, data: str | os.PathLike) -> dict:
     return {
         "images": [str(sample.image) for sample in samples],
         "labels": [str(sample.labels) for sample in samples],
+        "groups": [sample.group for sample in samples],
         **LAYOUTS[preset.name].train_options(),
         "bands": list(preset.bands), "backbone": preset.backbone,
         "output_stride": preset.output_stride, "tile_size": preset.tile_size,

@@ -6,6 +6,10 @@ validation, spread evenly through them in raster order (a systematic sample, so 
 sees every part of the scene, always the same cells); training windows are drawn at random
 positions, on a fine stride, that overlap neither a validation cell nor the holdout.
 Validation therefore never sees a training pixel.
+
+When images are named by the ground they show (``groups``), validation also never sees ground
+that training sees in another image of the same group; see :mod:`pspnet_geo.training.groups`.
+Every image its own group is the plain split above.
 """
 
 from __future__ import annotations
@@ -13,18 +17,18 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from rasterio.windows import Window, from_bounds
 
 from pspnet_geo.errors import InputError
 from pspnet_geo.scene import Scene
+from pspnet_geo.training.groups import (
+    Cell, Plan, Rect, check_groups, shared_ground_plan, spread, whole_group_plan,
+)
 
 log = logging.getLogger(__name__)
-
-Rect = tuple[int, int, int, int]
-"""A pixel rectangle: row start, row stop, column start, column stop."""
 
 _MAX_OFFSETS = 4096
 _MAX_REUSED_CELLS = 16
@@ -32,14 +36,19 @@ _MAX_REUSED_CELLS = 16
 
 @dataclass
 class ImageSplit:
-    """One image's share of the split: its holdout, validation cells and training positions."""
+    """One image's share of the split: its holdout, validation cells and training positions.
+
+    ``reserved`` holds pixel rectangles kept for validation beyond its own cells: ground that
+    another image of its group validates on, or the whole image when its group is validated.
+    """
 
     height: int
     width: int
     tile: int
     holdout: Rect | None
-    val_cells: list[tuple[int, int]]
+    val_cells: list[Cell]
     positions: np.ndarray
+    reserved: list[Rect] = field(default_factory=list)
 
     def val_windows(self) -> list[Window]:
         """The validation cells as tile-sized windows."""
@@ -47,7 +56,7 @@ class ImageSplit:
 
     def training_cells(self, exclude_validation: bool) -> list[Window]:
         """Grid cells (clipped at the edges) that hold training pixels, for statistics."""
-        skip = set(self.val_cells) if exclude_validation else set()
+        skip = set(self.val_cells) | self._reserved_cells() if exclude_validation else set()
         cells = []
         for r in range(math.ceil(self.height / self.tile)):
             for c in range(math.ceil(self.width / self.tile)):
@@ -57,6 +66,12 @@ class ImageSplit:
                 if (r, c) not in skip and (mask is None or not mask.all()):
                     cells.append(window)
         return cells
+
+    def _reserved_cells(self) -> set[Cell]:
+        """Grid cells touching a reserved rectangle."""
+        return {(r, c) for row0, row1, col0, col1 in self.reserved
+                for r in range(row0 // self.tile, (row1 - 1) // self.tile + 1)
+                for c in range(col0 // self.tile, (col1 - 1) // self.tile + 1)}
 
     def holdout_mask(self, window: Window) -> np.ndarray | None:
         """True where ``window`` lies in the holdout region; None when it does not touch it."""
@@ -91,48 +106,73 @@ def holdout_rect(scene: Scene, bounds: Sequence[float]) -> Rect | None:
 
 
 def plan_split(
-    scenes: Sequence[Scene], tile: int, val_fraction: float, holdout_bounds: Sequence[float] | None
+    scenes: Sequence[Scene], tile: int, val_fraction: float, holdout_bounds: Sequence[float] | None,
+    *, groups: Sequence[str] | None = None,
 ) -> Split:
-    """Split every image into validation cells and training positions (see the module docstring)."""
+    """Split every image into validation cells and training positions (see the module docstring).
+
+    ``groups`` names the ground each image shows, one name per image; None treats every image
+    as its own group. When the split leaves no training window or no validation cell (a group
+    whose images have no whole cell, one group of one small image), validation falls back to
+    training cells with a warning and ``held_out_validation`` is False.
+    """
     if not 0 <= val_fraction < 1:
         raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if groups is not None:
+        check_groups(scenes, groups)
     holdouts = [holdout_rect(s, holdout_bounds) if holdout_bounds else None for s in scenes]
     if holdout_bounds and all(rect is None for rect in holdouts):
         raise InputError(f"holdout bounds {tuple(holdout_bounds)} do not overlap any image")
     usable = [_usable_cells(s, tile, rect) for s, rect in zip(scenes, holdouts)]
-    counts = [round(val_fraction * len(cells)) for cells in usable]
-    if val_fraction > 0 and sum(counts) == 0 and sum(map(len, usable)) >= 2:
-        counts[int(np.argmax([len(cells) for cells in usable]))] = 1
+    plan = _validation_plan(scenes, tile, val_fraction, usable, groups)
     images = [
-        _image_split(s, tile, rect, _spread(cells, n))
-        for s, rect, cells, n in zip(scenes, holdouts, usable, counts)
+        _image_split(s, tile, rect, cells, reserved)
+        for s, rect, (cells, reserved) in zip(scenes, holdouts, plan)
     ]
-    if sum(counts) and _positions(images):
+    validation = sum(len(cells) for cells, _ in plan)
+    if validation and _positions(images):
         log.info("spatial split: %d validation cells of %dx%d px, %d training positions",
-                 sum(counts), tile, tile, _positions(images))
+                 validation, tile, tile, _positions(images))
         return Split(images, held_out_validation=True)
     images = [_image_split(s, tile, rect, []) for s, rect in zip(scenes, holdouts)]
     if not _positions(images):
         raise InputError(f"no {tile}x{tile} window fits in the images outside the holdout; "
                          "use a smaller tile size")
     for image, cells in zip(images, usable):
-        image.val_cells = _spread(cells, min(len(cells), _MAX_REUSED_CELLS))
+        image.val_cells = spread(cells, min(len(cells), _MAX_REUSED_CELLS))
     level = logging.INFO if val_fraction == 0 else logging.WARNING
     log.log(level, "no separate validation area (%d whole %dx%d cells available): validating on "
             "training cells, so the validation mIoU is optimistic", sum(map(len, usable)), tile, tile)
     return Split(images, held_out_validation=False)
 
 
-def _spread(cells: list[tuple[int, int]], count: int) -> list[tuple[int, int]]:
-    """``count`` of ``cells`` evenly spaced through the list (a systematic sample)."""
-    return [cells[int((i + 0.5) * len(cells) / count)] for i in range(count)]
+def _validation_plan(
+    scenes: Sequence[Scene], tile: int, val_fraction: float, usable: list[list[Cell]],
+    groups: Sequence[str] | None,
+) -> Plan:
+    """Per image, its validation cells and the rectangles it must not train on."""
+    if groups is None or len(set(groups)) == len(groups):
+        return [(cells, []) for cells in _cells_per_image(val_fraction, usable)]
+    if len(set(groups)) > 1:
+        return whole_group_plan(scenes, groups, usable, val_fraction)
+    first = usable[0]
+    count = round(val_fraction * len(first)) or int(val_fraction > 0 and len(first) >= 2)
+    return shared_ground_plan(scenes, groups[0], tile, usable, spread(first, count))
+
+
+def _cells_per_image(val_fraction: float, usable: list[list[Cell]]) -> list[list[Cell]]:
+    """About ``val_fraction`` of every image's usable cells; one somewhere if rounding leaves none."""
+    counts = [round(val_fraction * len(cells)) for cells in usable]
+    if val_fraction > 0 and sum(counts) == 0 and sum(map(len, usable)) >= 2:
+        counts[int(np.argmax([len(cells) for cells in usable]))] = 1
+    return [spread(cells, n) for cells, n in zip(usable, counts)]
 
 
 def _positions(images: Sequence[ImageSplit]) -> int:
     return sum(len(image.positions) for image in images)
 
 
-def _usable_cells(scene: Scene, tile: int, holdout: Rect | None) -> list[tuple[int, int]]:
+def _usable_cells(scene: Scene, tile: int, holdout: Rect | None) -> list[Cell]:
     """Whole grid cells that do not touch the holdout, in raster order."""
     cells = []
     for r in range(scene.height // tile):
@@ -148,12 +188,13 @@ def _overlaps(a: Rect, b: Rect) -> bool:
 
 
 def _image_split(
-    scene: Scene, tile: int, holdout: Rect | None, val_cells: list[tuple[int, int]]
+    scene: Scene, tile: int, holdout: Rect | None, val_cells: list[Cell], reserved: Sequence[Rect] = ()
 ) -> ImageSplit:
     """Training window positions of one image: every stride step clear of validation and holdout."""
     height, width = scene.height, scene.width
     if height < tile or width < tile:
-        return ImageSplit(height, width, tile, holdout, val_cells, np.empty((0, 2), dtype=np.int64))
+        return ImageSplit(height, width, tile, holdout, val_cells, np.empty((0, 2), dtype=np.int64),
+                          list(reserved))
     rows, cols = _offsets(height, tile), _offsets(width, tile)
     blocked = np.zeros((math.ceil(height / tile), math.ceil(width / tile)), dtype=bool)
     for r, c in val_cells:
@@ -164,12 +205,19 @@ def _image_split(
     for r_index in (first_r, last_r):
         for c_index in (first_c, last_c):
             hit |= blocked[np.ix_(r_index, c_index)]
-    if holdout is not None:
-        row0, row1, col0, col1 = holdout
-        hit |= np.outer((rows < row1) & (rows + tile > row0), (cols < col1) & (cols + tile > col0))
+    for rect in ([holdout] if holdout is not None else []) + list(reserved):
+        _mark_overlapping(hit, rows, cols, tile, rect)
     r_free, c_free = np.nonzero(~hit)
     positions = np.stack([rows[r_free], cols[c_free]], axis=1)
-    return ImageSplit(height, width, tile, holdout, val_cells, positions)
+    return ImageSplit(height, width, tile, holdout, val_cells, positions, list(reserved))
+
+
+def _mark_overlapping(hit: np.ndarray, rows: np.ndarray, cols: np.ndarray, tile: int, rect: Rect) -> None:
+    """Set ``hit`` where the window at (rows[i], cols[j]) overlaps ``rect`` (offsets are sorted)."""
+    row0, row1, col0, col1 = rect
+    r = slice(np.searchsorted(rows, row0 - tile, "right"), np.searchsorted(rows, row1, "left"))
+    c = slice(np.searchsorted(cols, col0 - tile, "right"), np.searchsorted(cols, col1, "left"))
+    hit[r, c] = True
 
 
 def _offsets(size: int, tile: int) -> np.ndarray:

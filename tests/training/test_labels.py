@@ -16,13 +16,8 @@ from shapely.geometry import LineString, box
 import pspnet_geo
 from pspnet_geo.errors import InputError, LabelError
 from pspnet_geo.scene import open_scene
-from pspnet_geo.training.labels import (
-    RasterLabels,
-    VectorLabels,
-    parse_classes,
-    parse_label_values,
-    read_vector_labels,
-)
+from pspnet_geo.training.classes import parse_classes, parse_label_values, raster_value_map
+from pspnet_geo.training.labels import RasterLabels, VectorLabels, read_vector_labels
 
 ATLANTA_DIR = Path(pspnet_geo.__file__).parent / "sample_data" / "spacenet_atlanta_buildings"
 IMAGE = ATLANTA_DIR / "image.tif"
@@ -177,3 +172,91 @@ def test_a_road_mask_stored_as_0_255_is_read_through_label_values():
     for bad in ("255:1", "a=1", ","):
         with pytest.raises(InputError, match="0=0,255=1"):
             parse_label_values(bad)
+
+
+LANDUSE_YAML = """\
+column: landuse
+classes:
+  - background
+  - name: crop
+    values: [wheat, barley, 21]
+    colour: "#ffe119"
+  - name: forest
+    values: [41, "42", 43]
+"""
+
+
+def _landuse_spec(tmp_path: Path, text: str = LANDUSE_YAML):
+    path = tmp_path / "classes.yaml"
+    path.write_text(text)
+    return parse_classes(path)
+
+
+def _write_landuse(path: Path, values) -> Path:
+    squares = [box(733610 + 50 * i, 3725010, 733650 + 50 * i, 3725050) for i in range(len(values))]
+    gpd.GeoDataFrame({"landuse": values}, geometry=squares, crs="EPSG:32616").to_file(path)
+    return path
+
+
+def test_a_class_file_maps_the_users_values_and_names_the_column(tmp_path):
+    spec = _landuse_spec(tmp_path)
+    assert spec.names == ["background", "crop", "forest"] and spec.column == "landuse"
+    assert spec.colours[1] == (255, 225, 25)
+    assert spec.values == {"wheat": 1, "barley": 1, 21: 1, 41: 2, 42: 2, 43: 2}
+    assert parse_classes("background,building").values == {} and CLASSES.column is None
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".geojson"])
+def test_integer_and_text_columns_map_through_the_class_file(tmp_path, suffix):
+    spec = _landuse_spec(tmp_path)
+    as_ints = _write_landuse(tmp_path / f"ints{suffix}", [21, 42, 41, 0, 2])
+    assert read_vector_labels(as_ints, spec, "landuse", background=0)["class_id"].tolist() == [1, 2, 2, 0, 2]
+    as_text = _write_landuse(tmp_path / f"text{suffix}", ["wheat", "21", "43", "barley", "forest", "1"])
+    frame = read_vector_labels(as_text, spec, spec.column, background=0)
+    assert frame["class_id"].tolist() == [1, 1, 2, 1, 2, 1]
+
+
+def test_a_real_valued_column_matches_integer_values(tmp_path):
+    path = _write_landuse(tmp_path / "reals.gpkg", [21.0, 43.0])
+    assert read_vector_labels(path, _landuse_spec(tmp_path), "landuse", 0)["class_id"].tolist() == [1, 2]
+
+
+def test_unknown_values_list_the_classes_and_the_configured_values(tmp_path):
+    path = _write_landuse(tmp_path / "bad.gpkg", ["wheat", "rye", "44"])
+    pattern = (r"'44', 'rye'; known classes: 0=background, 1=crop, 2=forest; "
+               r"configured values: 'wheat'=crop, 'barley'=crop, 21=crop, 41=forest, 42=forest, 43=forest$")
+    with pytest.raises(LabelError, match=pattern):
+        read_vector_labels(path, _landuse_spec(tmp_path), "landuse", background=0)
+
+
+@pytest.mark.parametrize("duplicate", ["21", "'21'"])
+def test_a_value_under_two_classes_is_an_error_naming_both(tmp_path, duplicate):
+    text = LANDUSE_YAML.replace('[41, "42", 43]', f"[41, {duplicate}]")
+    with pytest.raises(InputError, match=r"value .?21.? is listed under both 'crop' and 'forest'"):
+        _landuse_spec(tmp_path, text)
+
+
+@pytest.mark.parametrize(("text", "pattern"), [
+    (LANDUSE_YAML.replace("column:", "colum:"), r"unknown key 'colum' \(known keys: classes, column\)"),
+    (LANDUSE_YAML.replace("values: [41", "value: [41"),
+     r"class 2: unknown key 'value' \(known keys: name, colour, color, values\)"),
+    (LANDUSE_YAML.replace("[41, \"42\", 43]", "41"), r"class 2: values must be a list, not int"),
+    (LANDUSE_YAML.replace("[41, \"42\", 43]", "[41.5]"), r"value 41.5 of class 'forest' is neither"),
+    ("column: landuse\n", r"missing key 'classes'"),
+])
+def test_mistakes_in_a_class_file_are_errors_naming_the_problem(tmp_path, text, pattern):
+    with pytest.raises(InputError, match=pattern):
+        _landuse_spec(tmp_path, text)
+
+
+def test_the_integer_values_of_a_class_file_map_a_label_raster(tmp_path):
+    spec = _landuse_spec(tmp_path)
+    assert raster_value_map(spec) == {21: 1, 41: 2, 42: 2, 43: 2}
+    assert raster_value_map(CLASSES) is None
+    values = np.full((900, 900), 7, dtype="uint8")
+    values[:10, :20], values[10:30, :20] = 21, 42
+    with rasterio.open(IMAGE) as src:
+        path = _write_label_raster(tmp_path / "landuse.tif", values, src.transform)
+    labels = RasterLabels(str(path), open_scene(IMAGE), 255, raster_value_map(spec))
+    labels = labels.read(Window(0, 0, 20, 40))
+    assert (labels[:10] == 1).all() and (labels[10:30] == 2).all() and (labels[30:] == 7).all()

@@ -142,6 +142,25 @@ def test_a_label_raster_on_the_image_grid_trains(tmp_path):
     assert sum(meta["class_pixels"].values()) < 160 * 152
 
 
+def test_a_class_file_maps_the_users_own_land_use_codes(tmp_path):
+    image = crop(tmp_path)
+    labels = _geojson(tmp_path / "landuse.geojson", [
+        {**_square(733610, 3725050, None), "properties": {"landuse": code}}
+        for code in ("residential", "21")
+    ] + [{**_square(733640, 3725100, None), "properties": {"landuse": "wheat"}}])
+    classes = tmp_path / "classes.yaml"
+    classes.write_text("column: landuse\nclasses:\n  - background\n"
+                       "  - {name: built, values: [residential, 21]}\n  - {name: crop, values: [wheat]}\n")
+    result = train(image, labels, tmp_path / "model.pt", **{**FAST, "classes": str(classes), "iterations": 1})
+    meta = Checkpoint.load(result.checkpoint).training
+    assert meta["class_column"] == "landuse"
+    assert meta["class_pixels"]["built"] > 0 and meta["class_pixels"]["crop"] > 0
+    raster = _label_raster(tmp_path, image, np.where(np.arange(160)[:, None] < 80, 21, 0) + np.zeros((1, 160)))
+    result = train(image, raster, tmp_path / "raster.pt",
+                   **{**FAST, "classes": str(classes), "iterations": 1, "overwrite": True})
+    assert Checkpoint.load(result.checkpoint).training["class_pixels"]["built"] > 0
+
+
 def test_label_raster_values_that_are_no_class_are_a_label_error(tmp_path):
     image = crop(tmp_path)
     values = np.zeros((160, 160))
@@ -151,13 +170,14 @@ def test_label_raster_values_that_are_no_class_are_a_label_error(tmp_path):
 
 
 def test_metrics_log_plot_accumulation_focal_loss_and_early_stopping(tmp_path, monkeypatch):
-    from pspnet_geo.training import api, loop
+    from pspnet_geo.training import loop
+    from pspnet_geo.training.batches import TrainingBatches
 
     scores = iter([0.5, 0.4, 0.45, 0.3, 0.9])
     monkeypatch.setattr(loop, "mean_iou", lambda ious: next(scores))
     batches = []
-    real_batch = api._training_batch
-    monkeypatch.setattr(api, "_training_batch", lambda *a, **k: batches.append(1) or real_batch(*a, **k))
+    real_batch = TrainingBatches.__call__
+    monkeypatch.setattr(TrainingBatches, "__call__", lambda self: batches.append(1) or real_batch(self))
     out = tmp_path / "model.pt"
     result = train(crop(tmp_path), BUILDINGS, out, class_column=None, val_every=1, loss="focal",
                    accumulate=2, patience=2, plot=tmp_path / "curves.png",
