@@ -165,7 +165,9 @@ def run(
 ) -> list[dict]:
     """Train from ``progress`` (a fresh start by default) for ``config.iterations`` or until
     early stopping; after each validation ``on_progress`` may save where the run stands.
-    Returns one record per validation."""
+    Returns one record per validation. The progress bar counts epochs of ``val_every``
+    iterations, each ended by a validation; windows are drawn at random, so an epoch is a
+    validation interval rather than a pass over the data."""
     progress = progress or Progress()
     scheduler = poly_scheduler(optimizer, config.iterations, progress.iteration)
     fp16 = config.device.type == "cuda" and not torch.cuda.is_bf16_supported()
@@ -173,15 +175,16 @@ def run(
     if progress.scaler_state:
         scaler.load_state_dict(progress.scaler_state)
     losses, start = [], time.monotonic()
-    bar = tqdm(range(progress.iteration, config.iterations), desc="training", unit="it",
-               disable=not _show_progress())
+    epochs = math.ceil(config.iterations / config.val_every)
+    bar = tqdm(range(progress.iteration, config.iterations), unit="it", disable=not _show_progress())
     for it in bar:
+        bar.set_description(f"epoch {it // config.val_every + 1}/{epochs}", refresh=False)
         model.train()
         lr = optimizer.param_groups[0]["lr"]
         loss = _step(model, optimizer, scaler, [next_batch() for _ in range(config.accumulate)], config, it)
         if loss is not None:
             losses.append(loss)
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", val_miou=_last_score(progress))
         scheduler.step()
         if (it + 1) % config.val_every == 0 or it + 1 == config.iterations:
             record = _validate(model, val_batches(), config, it + 1, losses, lr, time.monotonic() - start)
@@ -194,6 +197,11 @@ def run(
                 break
     bar.close()
     return progress.history
+
+
+def _last_score(progress: Progress) -> str:
+    score = progress.history[-1]["val_miou"] if progress.history else None
+    return "-" if score is None else f"{score:.3f}"
 
 
 def _advance(progress: Progress, record: dict, on_best: Callable[[dict], None],

@@ -78,3 +78,19 @@ def test_balanced_class_weights_favour_rare_classes_by_inverse_sqrt_frequency():
     assert weights[2] == 0
     assert weights[1] / weights[0] == pytest.approx(3.0)
     assert weights[:2].mean() == pytest.approx(1.0)
+
+
+def test_the_progress_bar_counts_epochs_with_loss_learning_rate_and_score(monkeypatch, capsys):
+    from pspnet_geo.training import loop
+
+    monkeypatch.setattr(loop, "_show_progress", lambda: True)
+    torch.manual_seed(0)
+    net = PSPNet(2, in_channels=1, backbone="resnet18", output_stride=16, backbone_weights=None)
+    batch = (torch.randn(2, 1, 32, 32), torch.randint(0, 2, (2, 32, 32)))
+    config = loop.LoopConfig(4, 0.4, 255, 2, ["background", "building"], torch.device("cpu"))
+    history = loop.run(net, build_optimizer(net, "sgd", 0.01), lambda: batch, lambda: [batch],
+                       lambda record: None, config)
+    shown = capsys.readouterr().err
+    assert [h["iteration"] for h in history] == [2, 4]
+    assert "epoch 1/2" in shown and "epoch 2/2" in shown
+    assert "lr=" in shown and "loss=" in shown and f"val_miou={history[0]['val_miou']:.3f}" in shown
