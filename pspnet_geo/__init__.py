@@ -6,10 +6,11 @@ The data flow, one module per step: :mod:`~pspnet_geo.scene` (read) ->
 :mod:`~pspnet_geo.raster_outputs` (mask) -> :mod:`~pspnet_geo.mask_windows`,
 :mod:`~pspnet_geo.polygonize`, :mod:`~pspnet_geo.postprocess` and :mod:`~pspnet_geo.vectorize`
 (polygons, cleaned) -> :mod:`~pspnet_geo.vector_io` (write). :mod:`~pspnet_geo.segmentation`
-runs them all. Every CLI command is a thin layer over a
-function exported here (for ``pipelines``, :func:`pspnet_geo.pipelines.pipelines`).
+runs them all; :mod:`~pspnet_geo.batch` runs it over collections. Every CLI command is a thin layer over a
+function exported here, loaded on first use (for ``pipelines``, :func:`pspnet_geo.pipelines.pipelines`).
 """
 
+import importlib
 import os
 
 # GDAL's block cache defaults to 5% of RAM and fills with every block of a large scene that
@@ -18,18 +19,24 @@ import os
 # cache is first used, hence here, before any raster is opened.
 os.environ.setdefault("GDAL_CACHEMAX", "128")
 
-from pspnet_geo.checkpoint import Checkpoint, info  # noqa: E402
-from pspnet_geo.demonstration import demo  # noqa: E402
-from pspnet_geo.errors import PspnetGeoError  # noqa: E402
-from pspnet_geo.evaluation import evaluate  # noqa: E402
-from pspnet_geo.models import PSPNet  # noqa: E402
-from pspnet_geo.pipelines import list_pipelines, load_pipeline  # noqa: E402
-from pspnet_geo.segmentation import segment  # noqa: E402
-from pspnet_geo.training import train  # noqa: E402
-from pspnet_geo.vectorize import vectorize_mask  # noqa: E402
-from pspnet_geo.vectorize_file import vectorize_file  # noqa: E402
+# The public functions load on first use (PEP 562), so importing the package, as rio does for
+# every plugin on every ``rio`` command, does not import torch.
+_EXPORTS = {
+    "Checkpoint": "pspnet_geo.checkpoint", "info": "pspnet_geo.checkpoint",
+    "demo": "pspnet_geo.demonstration", "PspnetGeoError": "pspnet_geo.errors",
+    "evaluate": "pspnet_geo.evaluation", "PSPNet": "pspnet_geo.models",
+    "list_pipelines": "pspnet_geo.pipelines", "load_pipeline": "pspnet_geo.pipelines",
+    "run_batch": "pspnet_geo.batch", "segment": "pspnet_geo.segmentation", "train": "pspnet_geo.training",
+    "vectorize_mask": "pspnet_geo.vectorize", "vectorize_file": "pspnet_geo.vectorize_file",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "Checkpoint", "PSPNet", "PspnetGeoError", "demo", "evaluate", "info", "list_pipelines", "load_pipeline",
-    "segment", "train", "vectorize_file", "vectorize_mask",
-]
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pspnet_geo' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

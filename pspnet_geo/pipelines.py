@@ -16,13 +16,20 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import torch.hub
 
 from pspnet_geo.errors import PipelineError
-from pspnet_geo.models.backbone import BACKBONES, OUTPUT_STRIDES
+from pspnet_geo.pipeline_schema import (
+    is_url,
+    parse_background,
+    parse_bands,
+    parse_classes,
+    parse_model,
+    parse_tiling,
+    parse_weights,
+)
 from pspnet_geo.postprocess.config import PostprocessConfig, parse_postprocess
 from pspnet_geo.schema import check_keys, parse_yaml, typed
 
@@ -33,7 +40,6 @@ SUFFIX = ".yaml"
 _KEYS = ("name", "description", "classes", "background", "bands", "tile_size", "overlap",
          "model", "weights")
 _OPTIONAL_KEYS = ("postprocess",)
-_MIN_TILE = 64
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,7 @@ def resolve_weights(pipeline: Pipeline, download: bool = False) -> Path:
             f"pipeline {name} names no trained model: train one with "
             f"`pspnet-geo train --pipeline {name} ...` and pass it with --model"
         )
-    if not _is_url(weights):
+    if not is_url(weights):
         path = Path(weights)
         if not path.is_file():
             raise PipelineError(f"pipeline {name}: its weights file {path} does not exist")
@@ -188,100 +194,21 @@ def _read_preset(entry: Traversable, origin: str) -> Pipeline:
     name = typed(data["name"], str, f"{where}: name")
     if name != stem:
         raise PipelineError(f"{where}: name {name!r} must match the file name {stem!r}")
-    class_names, class_colours = _classes(data["classes"], where)
-    backbone, output_stride = _model(data["model"], where)
-    tile_size, overlap = _tiling(data["tile_size"], data["overlap"], where)
+    class_names, class_colours = parse_classes(data["classes"], where)
+    backbone, output_stride = parse_model(data["model"], where)
+    tile_size, overlap = parse_tiling(data["tile_size"], data["overlap"], where)
     return Pipeline(
         name=name,
         description=typed(data["description"], str, f"{where}: description"),
         class_names=class_names,
         class_colours=class_colours,
-        background=_background(data["background"], len(class_names), where),
-        bands=_bands(data["bands"], where),
+        background=parse_background(data["background"], len(class_names), where),
+        bands=parse_bands(data["bands"], where),
         tile_size=tile_size,
         overlap=overlap,
         backbone=backbone,
         output_stride=output_stride,
-        weights=_weights(data["weights"], Path(where).parent, where),
+        weights=parse_weights(data["weights"], Path(where).parent, where),
         postprocess=parse_postprocess(data.get("postprocess", {}), class_names, where),
         source=f"{origin} ({where})",
     )
-
-
-def _is_url(weights: str) -> bool:
-    return urlparse(weights).scheme in ("http", "https")
-
-
-def _classes(value: Any, where: str) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
-    """Class names and RGB colours, in class-id order; both must be unique."""
-    entries = typed(value, list, f"{where}: classes")
-    if len(entries) < 2:
-        raise PipelineError(f"{where}: classes needs at least two entries")
-    names, colours = [], []
-    for index, entry in enumerate(entries):
-        what = f"{where}: classes[{index}]"
-        check_keys(typed(entry, dict, what), ("name", "colour"), (), what)
-        names.append(typed(entry["name"], str, f"{what}.name"))
-        colour = typed(entry["colour"], list, f"{what}.colour")
-        if len(colour) != 3 or not all(type(c) is int and 0 <= c <= 255 for c in colour):
-            raise PipelineError(f"{what}.colour must be three integers 0-255, not {colour}")
-        colours.append(tuple(colour))
-    for label, values in (("name", names), ("colour", colours)):
-        if len(set(values)) != len(values):
-            raise PipelineError(f"{where}: two classes have the same {label}")
-    return tuple(names), tuple(colours)
-
-
-def _background(value: Any, class_count: int, where: str) -> int | None:
-    if value is None:
-        return None
-    background = typed(value, int, f"{where}: background")
-    if not 0 <= background < class_count:
-        raise PipelineError(f"{where}: background {background} is not a class id")
-    return background
-
-
-def _bands(value: Any, where: str) -> tuple[int, ...]:
-    """1-based band indexes, each once."""
-    bands = typed(value, list, f"{where}: bands")
-    if (not bands or not all(type(b) is int and b >= 1 for b in bands)
-            or len(set(bands)) < len(bands)):
-        raise PipelineError(f"{where}: bands must be distinct band numbers from 1, not {bands}")
-    return tuple(bands)
-
-
-def _tiling(tile_value: Any, overlap_value: Any, where: str) -> tuple[int, int]:
-    """Tile size and overlap; the overlap on both sides must leave part of the tile unshared."""
-    tile_size = typed(tile_value, int, f"{where}: tile_size")
-    overlap = typed(overlap_value, int, f"{where}: overlap")
-    if tile_size < _MIN_TILE:
-        raise PipelineError(f"{where}: tile_size must be at least {_MIN_TILE}, not {tile_size}")
-    if not 0 <= overlap < tile_size / 2:
-        raise PipelineError(f"{where}: overlap must be 0 or more and under tile_size / 2")
-    return tile_size, overlap
-
-
-def _model(value: Any, where: str) -> tuple[str, int]:
-    what = f"{where}: model"
-    check_keys(typed(value, dict, what), ("backbone", "output_stride"), (), what)
-    backbone = typed(value["backbone"], str, f"{what}.backbone")
-    if backbone not in BACKBONES:
-        raise PipelineError(f"{what}.backbone {backbone!r} is not one of {', '.join(BACKBONES)}")
-    stride = typed(value["output_stride"], int, f"{what}.output_stride")
-    if stride not in OUTPUT_STRIDES:
-        raise PipelineError(f"{what}.output_stride must be one of {OUTPUT_STRIDES}, not {stride}")
-    return backbone, stride
-
-
-def _weights(value: Any, folder: Path, where: str) -> str | None:
-    """None, an http(s) URL naming a file, or a local path (relative to the preset's folder)."""
-    if value is None:
-        return None
-    weights = typed(value, str, f"{where}: weights")
-    if _is_url(weights):
-        if not os.path.basename(urlparse(weights).path):
-            raise PipelineError(f"{where}: weights URL {weights} does not end in a file name")
-        return weights
-    if "://" in weights or not weights.strip():
-        raise PipelineError(f"{where}: weights must be null, a local path or an http(s) URL")
-    return str(folder / Path(weights).expanduser())
