@@ -31,6 +31,7 @@ class Executor(Protocol):
     """Runs a function over items, yielding results as they complete."""
 
     slots: int
+    dashboard: str | None
 
     def map_unordered(self, fn: Callable[[T], R], items: Iterable[T], in_flight: int) -> Iterator[R]:
         ...
@@ -40,7 +41,7 @@ class LocalExecutor:
     """Blocks run in threads of this process (the default for one worker)."""
 
     def __init__(self, threads: int) -> None:
-        self.slots = threads
+        self.slots, self.dashboard = threads, None
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pspnet-geo")
 
     def map_unordered(self, fn, items, in_flight):
@@ -64,8 +65,8 @@ class LocalExecutor:
 class DaskExecutor:
     """Blocks run as Dask tasks on an embedded local cluster or an existing scheduler."""
 
-    def __init__(self, client) -> None:
-        self.client = client
+    def __init__(self, client, dashboard: str | None = None) -> None:
+        self.client, self.dashboard = client, dashboard
         self.slots = max(1, sum(client.nthreads().values()))
 
     def map_unordered(self, fn, items, in_flight):
@@ -106,7 +107,8 @@ def open_executor(workers: int = 1, threads: int | None = None, scheduler: str |
 
 def _make_executor(workers: int, threads: int, scheduler: str | None) -> Executor:
     if scheduler:
-        return DaskExecutor(_connect(scheduler))
+        client = _connect(scheduler)
+        return DaskExecutor(client, client.dashboard_link)
     if workers == 1:
         return LocalExecutor(threads)
     log.info("starting a local Dask cluster: %d workers x %d threads", workers, threads)

@@ -52,6 +52,7 @@ class SegmentResult:
     tiles_run: int
     tiles_skipped: int
     seconds: float
+    vector_files: list[Path]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def segment(
     layout: str = "single", postprocess: bool = True, preview: str | os.PathLike | None = None,
     preview_size: int = 2048,
     overwrite: bool = False, download: bool = False, progress: bool = True,
+    executor: Executor | None = None,
 ) -> SegmentResult:
     """Segment ``scene`` with a PSPNet checkpoint (``model``) or a named ``pipeline``.
 
@@ -83,11 +85,13 @@ def segment(
     cleaned by the pipeline's clean-up steps unless ``postprocess`` is False, the class mask to
     ``mask_out``, uint8-scaled class probabilities to ``proba_out``, all on the scene's own grid
     and CRS, and a PNG picture of the result to ``preview`` (longest side ``preview_size``).
+    An open ``executor`` (a batch shares one over many scenes) replaces ``workers``,
+    ``threads`` and ``scheduler``.
     """
     started = time.perf_counter()
     _check_outputs(out, mask_out, proba_out, preview, layout, overwrite)
     preset = load_pipeline(pipeline) if pipeline else None
-    model_path = _model_path(model, preset, download)
+    model_path = resolve_model(model, preset, download)
     source = open_scene(scene)
     checkpoint = load_checkpoint(model_path)
     settings = _settings(source, checkpoint, preset, tile_size, overlap, block_tiles, bands, batch_size, device)
@@ -95,16 +99,18 @@ def segment(
         mask_tmp = _temporary(stack, mask_out, overwrite, ".tif")
         proba_tmp = stack.enter_context(atomic_output(proba_out, overwrite)) if proba_out else None
         classes = ClassInfo(tuple(checkpoint.class_names), tuple(map(tuple, checkpoint.class_colours)))
-        executor = stack.enter_context(open_executor(workers, threads, scheduler))
+        if executor is None:
+            executor = stack.enter_context(open_executor(workers, threads, scheduler))
         cleanup = preset.postprocess if preset and postprocess else PostprocessConfig()
         vectorizer = _vectorizer(source, checkpoint, cleanup) if out or preview else None
         counts = _run(source, model_path, settings, classes, executor, mask_tmp, proba_tmp,
                       vectorizer, progress)
         vectors = vectorizer.finish() if vectorizer else None
         features = len(vectors.polygons) if vectors else 0
+        vector_files = []
         if out is not None:
             layers = vectors.layers(layout, Path(out).stem, checkpoint.class_names, checkpoint.background)
-            write_layers(layers, out, overwrite=overwrite)
+            vector_files = write_layers(layers, out, overwrite=overwrite)
         if preview is not None:
             write_preview(source.path, mask_tmp, preview, colours=classes.colours,
                           polygons=vectors.polygons, lines=vectors.lines,
@@ -114,6 +120,7 @@ def segment(
     return SegmentResult(
         Path(out) if out else None, Path(mask_out) if mask_out else None,
         Path(proba_out) if proba_out else None, features, *counts, time.perf_counter() - started,
+        vector_files,
     )
 
 
@@ -137,7 +144,8 @@ def _vectorizer(scene: Scene, checkpoint: Checkpoint, cleanup: PostprocessConfig
                           nodata=NODATA_CLASS, postprocess=cleanup)
 
 
-def _model_path(model: str | os.PathLike | None, preset: Pipeline | None, download: bool) -> str:
+def resolve_model(model: str | os.PathLike | None, preset: Pipeline | None, download: bool = False) -> str:
+    """The checkpoint to run: ``model``, else the preset's weights."""
     if model is not None:
         return os.fspath(model)
     if preset is None:

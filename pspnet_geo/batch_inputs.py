@@ -1,0 +1,103 @@
+"""What a batch runs over: the input rasters and the name each one's outputs take.
+
+An input specification is a glob, a folder, a text file listing one path or URL per line, or
+a dataset split as it ships (relative paths in a list are relative to the list). A folder gives its rasters, recursively. A DeepGlobe split
+(``*_sat.jpg`` beside ``*_mask.png``) gives only its satellite images, and a SpaceNet
+product folder (``PS-RGB/``, ``MUL/``...) its chips. Output names mirror the input paths below
+the folder, the glob's fixed prefix or the listed files' common folder, so chips with the same
+name in different folders never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from pspnet_geo.errors import InputError
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
+DEEPGLOBE_IMAGE = "*_sat.jpg"
+_SKIPPED_FOLDERS = (".pspnet-geo-cache",)
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    """One input raster (a path or a GDAL URL) and the relative stem of its outputs."""
+
+    source: str
+    name: PurePosixPath
+
+
+def find_inputs(spec: str | os.PathLike) -> list[BatchInput]:
+    """The inputs named by ``spec`` (see the module docstring), sorted by name."""
+    text = os.fspath(spec)
+    if glob.has_magic(text):
+        return _from_glob(text)
+    path = Path(text)
+    if path.is_dir():
+        return _from_folder(path)
+    if path.is_file() and path.suffix.lower() in (".txt", ".lst", ".csv"):
+        return _from_list(path)
+    if path.is_file() or text.startswith("/vsi"):
+        return [BatchInput(text, PurePosixPath(path.stem))]
+    raise InputError(f"batch input {text} is not a glob, a folder, a list of paths or a raster")
+
+
+def _from_glob(pattern: str) -> list[BatchInput]:
+    matches = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    if not matches:
+        raise InputError(f"the glob {pattern} matches no file")
+    prefix = _fixed_prefix(pattern)
+    return _named([Path(p) for p in matches], prefix)
+
+
+def _fixed_prefix(pattern: str) -> Path:
+    """The folder part of a glob before its first wildcard."""
+    parts = Path(pattern).parts
+    fixed = parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _from_folder(folder: Path) -> list[BatchInput]:
+    files = sorted(p for p in folder.rglob(DEEPGLOBE_IMAGE) if not _skipped(p, folder))
+    if not files:
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in RASTER_SUFFIXES
+                       and p.is_file() and not _skipped(p, folder))
+    if not files:
+        raise InputError(f"folder {folder} holds no raster ({', '.join(RASTER_SUFFIXES)} or {DEEPGLOBE_IMAGE})")
+    return _named(files, folder)
+
+
+def _skipped(path: Path, root: Path) -> bool:
+    return any(part in _SKIPPED_FOLDERS for part in path.relative_to(root).parts)
+
+
+def _from_list(listing: Path) -> list[BatchInput]:
+    lines = [line.strip() for line in listing.read_text().splitlines()]
+    entries = [line for line in lines if line and not line.startswith("#")]
+    if not entries:
+        raise InputError(f"input list {listing} names no file")
+    urls = [BatchInput(e, PurePosixPath(PurePosixPath(e).stem)) for e in entries if e.startswith("/vsi")]
+    local = [Path(e) if Path(e).is_absolute() else listing.parent / e for e in entries if not e.startswith("/vsi")]
+    missing = [str(p) for p in local if not p.is_file()]
+    if missing:
+        raise InputError(f"input list {listing} names {len(missing)} missing files, first {missing[0]}")
+    root = Path(os.path.commonpath([p.parent for p in local])) if local else Path(".")
+    return _named(local, root, urls)
+
+
+def _named(files: list[Path], root: Path, others: list[BatchInput] = ()) -> list[BatchInput]:
+    named = [BatchInput(str(p), PurePosixPath(p.relative_to(root).with_suffix("").as_posix())) for p in files]
+    return _unique(named + list(others))
+
+
+def _unique(inputs: list[BatchInput]) -> list[BatchInput]:
+    """``inputs`` sorted by name, refusing two inputs whose outputs would share a name."""
+    seen: dict[PurePosixPath, str] = {}
+    for item in inputs:
+        if item.name in seen:
+            raise InputError(f"{seen[item.name]} and {item.source} would write the same outputs ({item.name})")
+        seen[item.name] = item.source
+    return sorted(inputs, key=lambda item: str(item.name))

@@ -1,0 +1,126 @@
+"""``pspnet-geo batch``: outputs per input, the manifest, resuming, failures and merging."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import rasterio
+from click.testing import CliRunner
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from conftest import ATLANTA, BAD_INPUTS, make_checkpoint
+from pspnet_geo.cli.main import cli
+
+CHIP = 192
+FAST = ("--tile-size", "128", "--overlap", "32", "--no-progress")
+
+
+def write_chips(folder: Path, corners=((0, 0), (0, 300), (300, 0), (300, 300))) -> list[Path]:
+    """Chips of the Atlanta scene in two sub-folders, like the AOIs of a dataset."""
+    paths = []
+    with rasterio.open(ATLANTA) as src:
+        for n, (row, col) in enumerate(corners):
+            window = Window(col, row, CHIP, CHIP)
+            path = folder / f"aoi_{n % 2}" / f"chip_{n}.tif"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            profile = {**src.profile, "width": CHIP, "height": CHIP, "transform": window_transform(window, src.transform)}
+            with rasterio.open(path, "w", **profile) as dst:
+                dst.write(src.read(window=window))
+            paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("batch_model") / "model.pt", ATLANTA, tile_size=128)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["batch", *[str(a) for a in args]])
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def test_a_folder_gives_mirrored_outputs_a_manifest_and_a_merged_file(tmp_path, model):
+    write_chips(tmp_path / "chips")
+    out = tmp_path / "out"
+    result = run(tmp_path / "chips", "-d", out, "-m", model, "--merge", tmp_path / "all.gpkg", *FAST)
+    assert result.exit_code == 0, result.output
+    entries = manifest(out)["entries"]
+    assert sorted(entries) == ["aoi_0/chip_0", "aoi_0/chip_2", "aoi_1/chip_1", "aoi_1/chip_3"]
+    for name, entry in entries.items():
+        assert entry["status"] == "done" and entry["tiles"] > 0
+        assert (out / f"{name}.gpkg").is_file() and (out / f"{name}_mask.tif").is_file()
+        assert len(gpd.read_file(out / f"{name}.gpkg")) == entry["features"]
+    merged = gpd.read_file(tmp_path / "all.gpkg")
+    assert len(merged) == sum(e["features"] for e in entries.values()) > 0
+    assert set(merged["source"]) == {e["source"] for e in entries.values()}
+    assert "4 done, 0 already done, 0 failed" in result.output
+
+
+def test_a_rerun_skips_what_is_done_and_redoes_what_changed(tmp_path, model):
+    write_chips(tmp_path / "chips")
+    out = tmp_path / "out"
+    assert run(tmp_path / "chips", "-d", out, "-m", model, *FAST).exit_code == 0
+    first = manifest(out)["entries"]
+    (out / "aoi_1" / "chip_3_mask.tif").write_bytes(b"truncated")
+    again = run(tmp_path / "chips", "-d", out, "-m", model, *FAST)
+    assert again.exit_code == 0 and "1 done, 3 already done" in again.output
+    second = manifest(out)["entries"]
+    mask = str(out / "aoi_1" / "chip_3_mask.tif")
+    assert second["aoi_1/chip_3"]["outputs"][mask] == first["aoi_1/chip_3"]["outputs"][mask]
+    assert all(second[n]["seconds"] == first[n]["seconds"] for n in first if n != "aoi_1/chip_3")
+
+
+def test_a_corrupt_input_is_recorded_and_the_batch_goes_on(tmp_path, model):
+    write_chips(tmp_path / "chips", corners=((0, 0),))
+    shutil.copy(BAD_INPUTS / "corrupt.tif", tmp_path / "chips" / "aoi_0" / "bad.tif")
+    out = tmp_path / "out"
+    result = run(tmp_path / "chips", "-d", out, "-m", model, "--merge", tmp_path / "all.gpkg", *FAST)
+    assert result.exit_code == 1
+    entries = manifest(out)["entries"]
+    assert entries["aoi_0/chip_0"]["status"] == "done"
+    assert entries["aoi_0/bad"]["status"] == "failed" and entries["aoi_0/bad"]["error"]
+    assert "failed: aoi_0/bad:" in result.output and not (tmp_path / "all.gpkg").exists()
+    stopped = run(tmp_path / "chips", "-d", tmp_path / "ff", "-m", model, "--fail-fast",
+                  "--files-in-flight", "1", *FAST)
+    assert stopped.exit_code == 1 and list(manifest(tmp_path / "ff")["entries"]) == ["aoi_0/bad"]
+
+
+def test_a_manifest_of_another_model_is_refused_unless_restarting(tmp_path, model):
+    write_chips(tmp_path / "chips", corners=((0, 0),))
+    out = tmp_path / "out"
+    assert run(tmp_path / "chips", "-d", out, "-m", model, *FAST).exit_code == 0
+    other = make_checkpoint(tmp_path / "other.pt", ATLANTA, tile_size=128, seed=1)
+    refused = run(tmp_path / "chips", "-d", out, "-m", other, *FAST)
+    assert refused.exit_code == 2 and "another model" in refused.output and "--restart" in refused.output
+    restarted = run(tmp_path / "chips", "-d", out, "-m", other, "--restart", *FAST)
+    assert restarted.exit_code == 0 and "1 done, 0 already done" in restarted.output
+
+
+@pytest.mark.parametrize("inputs, message", [
+    ("nowhere/*.tif", "matches no file"),
+    ("empty", "holds no raster"),
+])
+def test_inputs_naming_nothing_are_clean_errors(tmp_path, model, inputs, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    result = run(inputs, "-d", tmp_path / "out", "-m", model, *FAST)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_a_list_file_and_a_glob_name_outputs_below_their_common_folder(tmp_path, model):
+    chips = write_chips(tmp_path / "chips", corners=((0, 0), (0, 300)))
+    listing = tmp_path / "chips" / "list.txt"
+    listing.write_text("# two chips\n" + "\n".join(str(p.relative_to(listing.parent)) for p in chips) + "\n")
+    assert run(listing, "-d", tmp_path / "a", "-m", model, *FAST).exit_code == 0
+    assert sorted(manifest(tmp_path / "a")["entries"]) == ["aoi_0/chip_0", "aoi_1/chip_1"]
+    assert run(tmp_path / "chips" / "*" / "chip_1.tif", "-d", tmp_path / "b", "-m", model, *FAST).exit_code == 0
+    assert sorted(manifest(tmp_path / "b")["entries"]) == ["aoi_1/chip_1"]
