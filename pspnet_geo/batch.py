@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pspnet_geo.batch_inputs import BatchInput, find_inputs
+from pspnet_geo.batch_mosaic import run_mosaic
 from pspnet_geo.engine import Executor, open_executor
 from pspnet_geo.errors import InputError, PspnetGeoError
 from pspnet_geo.manifest import Entry, Manifest, fingerprint
@@ -83,7 +84,7 @@ def run_batch(
     inputs: str | os.PathLike, out_dir: str | os.PathLike, *,
     model: str | os.PathLike | None = None, pipeline: str | None = None,
     merge: str | os.PathLike | None = None, vector_format: str = "gpkg", postprocess: bool = True,
-    fail_fast: bool = False, restart: bool = False, files_in_flight: int | None = None,
+    fail_fast: bool = False, restart: bool = False, files_in_flight: int | None = None, mosaic: bool = False,
     workers: int = 1, threads: int | None = None, scheduler: str | None = None,
     device: str = "auto", batch_size: int | None = None, tile_size: int | None = None,
     overlap: int | None = None, download: bool = False, progress: bool = True,
@@ -92,20 +93,23 @@ def run_batch(
     """Segment every input named by ``inputs`` (a glob, folder, list file or dataset split)
     into ``out_dir``; optionally merge all polygons into ``merge`` with a ``source`` column.
     ``files_in_flight`` scenes run at once (default: the executor's slots, at least 2).
+    ``mosaic`` segments the inputs, pieces of one mosaic, as one scene (see :mod:`~pspnet_geo.batch_mosaic`).
     ``report`` receives the Dask dashboard address when a cluster runs the batch."""
     started = time.perf_counter()
     job = _job(out_dir, model, pipeline, vector_format, postprocess, download,
                dict(device=device, batch_size=batch_size, tile_size=tile_size, overlap=overlap))
     items = find_inputs(inputs)
     _remove_partials(job.out_dir)
-    manifest = Manifest.open(job.out_dir / MANIFEST_NAME, _identity(job), restart)
+    manifest = Manifest.open(job.out_dir / MANIFEST_NAME, {**_identity(job), "mosaic": mosaic}, restart)
     result = BatchResult(manifest.path)
     todo = [item for item in items if not _skip(manifest, item, result)]
     log.info("batch: %d inputs, %d already done, %d to run", len(items), len(result.skipped), len(todo))
     with open_executor(workers, threads, scheduler) as executor:
         if executor.dashboard:
             report(f"Dask dashboard: {executor.dashboard}")
-        for item, entry in _run_all(job, todo, executor, files_in_flight, fail_fast, progress):
+        finished = (run_mosaic(job, items, executor, manifest) if mosaic and todo
+                    else _run_all(job, todo, executor, files_in_flight, fail_fast, progress))
+        for item, entry in finished:
             manifest.record(str(item.name), entry)
             if entry.status == "done":
                 result.done.append(str(item.name))

@@ -124,3 +124,41 @@ def test_a_list_file_and_a_glob_name_outputs_below_their_common_folder(tmp_path,
     assert sorted(manifest(tmp_path / "a")["entries"]) == ["aoi_0/chip_0", "aoi_1/chip_1"]
     assert run(tmp_path / "chips" / "*" / "chip_1.tif", "-d", tmp_path / "b", "-m", model, *FAST).exit_code == 0
     assert sorted(manifest(tmp_path / "b")["entries"]) == ["aoi_1/chip_1"]
+
+
+def test_mosaic_chips_are_cut_from_one_seamless_segmentation(tmp_path, model):
+    write_chips(tmp_path / "chips", corners=((0, 0), (0, CHIP), (CHIP, 0), (CHIP, CHIP)))
+    whole = write_chips(tmp_path / "whole", corners=((0, 0),))[0]
+    with rasterio.open(ATLANTA) as src:
+        window = Window(0, 0, 2 * CHIP, 2 * CHIP)
+        profile = {**src.profile, "width": 2 * CHIP, "height": 2 * CHIP,
+                   "transform": window_transform(window, src.transform)}
+        with rasterio.open(whole, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+    reference = tmp_path / "whole_mask.tif"
+    assert CliRunner().invoke(cli, ["segment", str(whole), "-m", str(model), "--mask-out", str(reference),
+                                    *FAST]).exit_code == 0
+    out = tmp_path / "out"
+    result = run(tmp_path / "chips", "-d", out, "-m", model, "--mosaic", *FAST)
+    assert result.exit_code == 0, result.output
+    with rasterio.open(reference) as ref:
+        for n, (row, col) in enumerate(((0, 0), (0, CHIP), (CHIP, 0), (CHIP, CHIP))):
+            with rasterio.open(out / f"aoi_{n % 2}" / f"chip_{n}_mask.tif") as chip:
+                expected = ref.read(1, window=Window(col, row, CHIP, CHIP))
+                assert (chip.read(1) == expected).all() and chip.transform == ref.window_transform(
+                    Window(col, row, CHIP, CHIP))
+            assert (out / f"aoi_{n % 2}" / f"chip_{n}.gpkg").is_file()
+    assert sorted(manifest(out)["entries"]) == ["aoi_0/chip_0", "aoi_0/chip_2", "aoi_1/chip_1",
+                                                "aoi_1/chip_3", "mosaic"]
+    again = run(tmp_path / "chips", "-d", out, "-m", model, "--mosaic", *FAST)
+    assert again.exit_code == 0 and "0 done, 4 already done" in again.output
+
+
+def test_mosaic_chips_with_different_band_counts_are_refused_by_name(tmp_path, model):
+    first = write_chips(tmp_path / "chips", corners=((0, 0),))[0]
+    other = tmp_path / "chips" / "aoi_0" / "two_bands.tif"
+    with rasterio.open(first) as src:
+        with rasterio.open(other, "w", **{**src.profile, "count": 2}) as dst:
+            dst.write(src.read(1), 1), dst.write(src.read(1), 2)
+    result = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--mosaic", *FAST)
+    assert result.exit_code == 2 and "chip_0.tif" in result.output and "two_bands.tif" in result.output
