@@ -36,10 +36,10 @@ ROOT = use_checkout()
 
 from pspnet_geo.blocks import block_inputs  # noqa: E402
 from pspnet_geo.checkpoint import Checkpoint, ModelConfig  # noqa: E402
-from pspnet_geo.inference import load_model, predict  # noqa: E402
+from pspnet_geo.inference import default_batch_size, load_model, predict  # noqa: E402
 from pspnet_geo.models import PSPNet  # noqa: E402
 from pspnet_geo.scene import Scene, open_scene  # noqa: E402
-from pspnet_geo.segmentation import DEFAULT_CPU_BATCH, DEFAULT_GPU_BATCH, RunSettings, make_plan, segment  # noqa: E402
+from pspnet_geo.segmentation import RunSettings, make_plan, segment  # noqa: E402
 from pspnet_geo.tiling import Block, TilePlan  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
@@ -210,7 +210,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def benchmark(args: argparse.Namespace, work: Path) -> dict:
     """Build the scenes and model in ``work``, measure every size, and summarise."""
     threads = args.threads or max(1, os.cpu_count() or 1)
-    batch = args.batch_size or (DEFAULT_GPU_BATCH if args.device.startswith("cuda") else DEFAULT_CPU_BATCH)
+    batch = args.batch_size or default_batch_size(args.device)
     log(f"building the {args.backbone} checkpoint and scenes {args.sizes} in {work}")
     job = {"model": str(build_checkpoint(work / f"model_{args.backbone}.pt", args.backbone)),
            "threads": threads, "batch_size": batch, "device": args.device, "out_dir": str(work)}

@@ -14,7 +14,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from pspnet_geo.checkpoint import Checkpoint
-from pspnet_geo.inference import load_model, predict
+from pspnet_geo.inference import default_batch_size, load_model, predict, resolve_device
 from pspnet_geo.scene import Scene, read_window
 from pspnet_geo.stitch import (
     Accumulator, Contribution, FinishedPiece, PartialPiece, crop_contribution,
@@ -32,7 +32,7 @@ class BlockJob:
     bands: tuple[int, ...]
     model_path: str
     device: str
-    batch_size: int
+    batch_size: int | None
     with_probabilities: bool
 
 
@@ -48,11 +48,12 @@ class BlockResult:
 
 
 def run_block(job: BlockJob) -> BlockResult:
-    """Process one block of tiles (runs on a worker)."""
-    checkpoint, model = load_model(job.model_path, job.device)
+    """Process one block of tiles (runs on a worker, which resolves ``auto`` to its own device)."""
+    device = resolve_device(job.device)
+    checkpoint, model = load_model(job.model_path, device)
     inputs = block_inputs(job.scene, job.plan, job.block, checkpoint, list(job.bands))
     blender = BlockBlender(job.plan, job.block, len(checkpoint.class_names), inputs.valid, inputs.origin)
-    for tile, logits in zip(inputs.tiles, predict(model, inputs.arrays, job.batch_size, job.device)):
+    for tile, logits in zip(inputs.tiles, predict(model, inputs.arrays, job.batch_size or default_batch_size(device), device)):
         blender.add(_weigh(job.plan, tile, logits))
     return BlockResult(job.block, len(inputs.tiles), len(job.block.tiles) - len(inputs.tiles),
                        blender.finished(job.with_probabilities), blender.partials)

@@ -35,6 +35,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
+DEFAULT_CPU_BATCH = 1
+DEFAULT_GPU_BATCH = 8
+
+
+def default_batch_size(device: str) -> int:
+    """Tiles per model call when none was asked for: 8 on a GPU, 1 on a CPU."""
+    return DEFAULT_GPU_BATCH if device.startswith("cuda") else DEFAULT_CPU_BATCH
+
+
 _LOADING = threading.Lock()
 
 

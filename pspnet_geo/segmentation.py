@@ -23,7 +23,7 @@ from pspnet_geo.blocks import BlockJob, run_block
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.engine import Executor, open_executor
 from pspnet_geo.errors import InputError
-from pspnet_geo.inference import load_checkpoint, resolve_device
+from pspnet_geo.inference import default_batch_size, load_checkpoint, resolve_device
 from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.pipelines import Pipeline, load_pipeline, resolve_weights
 from pspnet_geo.raster_outputs import ClassInfo, RasterOutputs
@@ -37,8 +37,6 @@ from pspnet_geo.vectorize import MaskVectorizer, check_vector_output
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CPU_BATCH = 1
-DEFAULT_GPU_BATCH = 8
 
 
 @dataclass
@@ -57,14 +55,17 @@ class SegmentResult:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How the blocks of one run are processed (everything but the scene and the model)."""
+    """How the blocks of one run are processed (everything but the scene and the model).
+
+    ``device`` may stay ``auto`` and ``batch_size`` None: each worker resolves them for its own
+    hardware, so GPU workers of a cluster use their GPUs whatever the client has."""
 
     tile_size: int
     overlap: int
     block_tiles: int | None
     bands: tuple[int, ...]
     device: str
-    batch_size: int
+    batch_size: int | None
 
 
 def segment(
@@ -161,11 +162,11 @@ def _settings(scene: Scene, checkpoint: Checkpoint, preset: Pipeline | None, til
     if bands is None and preset is not None and scene.count != checkpoint.model.in_channels:
         bands = list(preset.bands)
     chosen = select_bands(scene, bands, checkpoint.model.in_channels)
-    device = resolve_device(device)
-    batch = batch_size or (DEFAULT_GPU_BATCH if device.startswith("cuda") else DEFAULT_CPU_BATCH)
-    if batch < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch}")
-    return RunSettings(tile, overlap, block_tiles, tuple(chosen), device, batch)
+    if device != "auto":
+        resolve_device(device)
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    return RunSettings(tile, overlap, block_tiles, tuple(chosen), device, batch_size)
 
 
 def _temporary(stack: contextlib.ExitStack, path, overwrite: bool, suffix: str) -> Path:
@@ -179,7 +180,8 @@ def _temporary(stack: contextlib.ExitStack, path, overwrite: bool, suffix: str) 
 def make_plan(scene: Scene, settings: RunSettings, slots: int) -> TilePlan:
     """The tile plan, with blocks small enough that every execution slot has work."""
     stride = settings.tile_size - settings.overlap
-    block_tiles = settings.block_tiles or aligned_block_tiles(stride, scene.block_shape[0], settings.batch_size)
+    batch = settings.batch_size or default_batch_size(resolve_device(settings.device))
+    block_tiles = settings.block_tiles or aligned_block_tiles(stride, scene.block_shape[0], batch)
     plan = TilePlan(scene.height, scene.width, settings.tile_size, settings.overlap, block_tiles)
     while settings.block_tiles is None and plan.block_tiles > 1 and len(plan.blocks) < 2 * slots:
         plan = TilePlan(scene.height, scene.width, settings.tile_size, settings.overlap, plan.block_tiles // 2)

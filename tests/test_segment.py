@@ -164,3 +164,14 @@ def test_streamed_polygons_equal_vectorising_the_written_mask(tmp_path, atlanta_
     raw = segment(ATLANTA, tmp_path / "raw.gpkg", model=atlanta_model, pipeline="spacenet-buildings",
                   tile_size=TILE, overlap=OVERLAP, postprocess=False, progress=False)
     assert raw.features > result.features
+
+
+def test_each_worker_resolves_auto_device_and_batch_size_itself(tmp_path, atlanta_model, monkeypatch):
+    """A client without a GPU must not decide for GPU workers: ``auto`` travels to the worker."""
+    from pspnet_geo import blocks
+
+    asked = []
+    real = blocks.resolve_device
+    monkeypatch.setattr(blocks, "resolve_device", lambda device: asked.append(device) or real(device))
+    segment(ATLANTA, mask_out=tmp_path / "m.tif", model=atlanta_model, tile_size=256, progress=False)
+    assert asked and set(asked) == {"auto"}
