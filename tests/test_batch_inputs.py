@@ -1,0 +1,62 @@
+"""Batch inputs: which files a specification names and the output name each one gets."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from pspnet_geo.batch_inputs import find_inputs
+from pspnet_geo.errors import InputError
+
+
+def touch(*paths: Path) -> None:
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+
+def names(inputs) -> list[str]:
+    return [str(item.name) for item in inputs]
+
+
+def test_a_deepglobe_split_gives_only_its_satellite_images(tmp_path):
+    touch(tmp_path / "train" / "100_sat.jpg", tmp_path / "train" / "100_mask.png",
+          tmp_path / "train" / "20_sat.jpg", tmp_path / "train" / "20_mask.png")
+    assert names(find_inputs(tmp_path / "train")) == ["100_sat", "20_sat"]
+
+
+def test_a_spacenet_folder_gives_its_chips_and_skips_converted_labels(tmp_path):
+    aoi = tmp_path / "AOI_2_Vegas_Test"
+    touch(aoi / "PS-RGB" / "SN2_img1.tif", aoi / "MUL" / "SN2_img1.tif",
+          aoi / ".pspnet-geo-cache" / "spacenet-buildings" / "labels_img1.tif", aoi / "summary.csv")
+    assert names(find_inputs(aoi)) == ["MUL/SN2_img1", "PS-RGB/SN2_img1"]
+    assert names(find_inputs(aoi / "PS-RGB")) == ["SN2_img1"]
+
+
+def test_a_list_may_mix_relative_paths_and_gdal_urls(tmp_path):
+    touch(tmp_path / "a" / "x.tif", tmp_path / "b" / "y.tif")
+    listing = tmp_path / "inputs.txt"
+    listing.write_text("a/x.tif\nb/y.tif\n\n/vsicurl/https://example.org/cogs/z.tif\n")
+    found = find_inputs(listing)
+    assert names(found) == ["a/x", "b/y", "z"]
+    assert found[2].source == "/vsicurl/https://example.org/cogs/z.tif"
+
+
+def test_two_inputs_that_would_share_outputs_are_refused(tmp_path):
+    touch(tmp_path / "a" / "x.tif", tmp_path / "a" / "x.tiff")
+    with pytest.raises(InputError, match="would write the same outputs"):
+        find_inputs(tmp_path)
+
+
+def test_a_recursive_glob_names_outputs_below_its_fixed_part(tmp_path):
+    touch(tmp_path / "scenes" / "2024" / "s1.tif", tmp_path / "scenes" / "2025" / "deep" / "s2.tif")
+    found = find_inputs(str(tmp_path / "scenes" / "**" / "*.tif"))
+    assert [item.name for item in found] == [PurePosixPath("2024/s1"), PurePosixPath("2025/deep/s2")]
+
+
+def test_a_list_naming_a_missing_file_is_an_error(tmp_path):
+    listing = tmp_path / "inputs.txt"
+    listing.write_text("gone.tif\n")
+    with pytest.raises(InputError, match="1 missing files, first .*gone.tif"):
+        find_inputs(listing)
