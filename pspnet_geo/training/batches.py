@@ -95,7 +95,7 @@ class TrainingBatches:
         for _ in range(MAX_TRIES):
             read = self.data.read(*self.sampler.draw())
             chance = self.choice.chance(read[1], read[2], self.data.ignore_index)
-            if self.sampler.rng.random() < chance:
+            if chance >= 1.0 or (chance > 0.0 and self.sampler.rng.random() < chance):
                 return read
             if chance > best_chance:
                 best, best_chance = read, chance
