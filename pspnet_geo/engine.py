@@ -1,5 +1,8 @@
 """Where blocks run: threads in this process, an embedded Dask cluster, or an existing one.
 
+An existing scheduler is named by ``--scheduler`` or, as for any Dask client, by Dask's
+``scheduler-address`` setting (``DASK_SCHEDULER_ADDRESS`` in the environment).
+
 All three give the same thing: results of ``fn`` over ``items`` as they complete, with a
 bounded number in flight so memory stays bounded however large the scene. Every model call
 runs on one intra-op thread; parallelism comes from running several blocks at once. That
@@ -17,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from itertools import islice
 from typing import Protocol, TypeVar
 
+import dask
 import torch
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 
@@ -106,6 +110,7 @@ def open_executor(workers: int = 1, threads: int | None = None, scheduler: str |
 
 
 def _make_executor(workers: int, threads: int, scheduler: str | None) -> Executor:
+    scheduler = scheduler or dask.config.get("scheduler-address", None)
     if scheduler:
         client = _connect(scheduler)
         return DaskExecutor(client, client.dashboard_link)

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import dask
 import geopandas as gpd
 import pytest
 from distributed import Client
@@ -117,9 +118,12 @@ def test_a_batch_on_a_dask_cluster_survives_losing_a_worker(chips_and_reference,
             process.wait()
 
 
-def test_an_unreachable_scheduler_fails_within_seconds(chips_and_reference, tmp_path):
+@pytest.mark.parametrize("through", ["option", "dask config"])
+def test_an_unreachable_scheduler_fails_within_seconds(chips_and_reference, tmp_path, through):
     root, model = chips_and_reference
+    configured = {"scheduler-address": "tcp://127.0.0.1:1" if through == "dask config" else None}
     started = time.monotonic()
-    with pytest.raises(RunError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
-        run_batch(root / "chips", tmp_path / "out", model=model, scheduler="tcp://127.0.0.1:1")
+    with dask.config.set(configured), pytest.raises(RunError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
+        run_batch(root / "chips", tmp_path / "out", model=model,
+                  scheduler="tcp://127.0.0.1:1" if through == "option" else None)
     assert time.monotonic() - started < 30
