@@ -11,15 +11,18 @@ name in different folders never overwrite each other.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from pspnet_geo.datasets import CACHE_FOLDER, spacenet
 from pspnet_geo.errors import InputError
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 DEEPGLOBE_IMAGE = "*_sat.jpg"
-_SKIPPED_FOLDERS = (".pspnet-geo-cache",)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,11 +70,22 @@ def _from_folder(folder: Path) -> list[BatchInput]:
                        and p.is_file() and not _skipped(p, folder))
     if not files:
         raise InputError(f"folder {folder} holds no raster ({', '.join(RASTER_SUFFIXES)} or {DEEPGLOBE_IMAGE})")
-    return _named(files, folder)
+    return _named(_one_spacenet_product(folder, files), folder)
+
+
+def _one_spacenet_product(folder: Path, files: list[Path]) -> list[Path]:
+    """The chips of one imagery product when ``folder`` is a SpaceNet AOI holding several
+    (PS-RGB, MUL, PAN...), chosen as training chooses; other folders' files unchanged."""
+    products = spacenet.chips_by_product(folder, folder / CACHE_FOLDER)
+    if len(products) < 2:
+        return files
+    chosen = spacenet.choose_product(folder, products, None)
+    log.info("%s: segmenting the %s chips (products: %s)", folder, chosen, ", ".join(sorted(products)))
+    return sorted(path for chips in products[chosen].values() for path in chips)
 
 
 def _skipped(path: Path, root: Path) -> bool:
-    return any(part in _SKIPPED_FOLDERS for part in path.relative_to(root).parts)
+    return any(part == CACHE_FOLDER for part in path.relative_to(root).parts)
 
 
 def _from_list(listing: Path) -> list[BatchInput]:

@@ -26,12 +26,13 @@ def test_a_deepglobe_split_gives_only_its_satellite_images(tmp_path):
     assert names(find_inputs(tmp_path / "train")) == ["100_sat", "20_sat"]
 
 
-def test_a_spacenet_folder_gives_its_chips_and_skips_converted_labels(tmp_path):
+def test_a_spacenet_aoi_gives_the_chips_of_one_product_and_skips_converted_labels(tmp_path):
     aoi = tmp_path / "AOI_2_Vegas_Test"
-    touch(aoi / "PS-RGB" / "SN2_img1.tif", aoi / "MUL" / "SN2_img1.tif",
+    touch(aoi / "PS-RGB" / "SN2_AOI_2_Vegas_img1.tif", aoi / "PS-RGB" / "SN2_AOI_2_Vegas_img2.tif",
+          aoi / "MUL" / "SN2_AOI_2_Vegas_img1.tif",
           aoi / ".pspnet-geo-cache" / "spacenet-buildings" / "labels_img1.tif", aoi / "summary.csv")
-    assert names(find_inputs(aoi)) == ["MUL/SN2_img1", "PS-RGB/SN2_img1"]
-    assert names(find_inputs(aoi / "PS-RGB")) == ["SN2_img1"]
+    assert names(find_inputs(aoi)) == ["PS-RGB/SN2_AOI_2_Vegas_img1", "PS-RGB/SN2_AOI_2_Vegas_img2"]
+    assert names(find_inputs(aoi / "MUL")) == ["SN2_AOI_2_Vegas_img1"]
 
 
 def test_a_list_may_mix_relative_paths_and_gdal_urls(tmp_path):

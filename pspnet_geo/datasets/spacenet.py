@@ -101,8 +101,8 @@ def buffer_roads(lines: gpd.GeoDataFrame, width_m: float) -> gpd.GeoDataFrame:
 def _match_chips(root: Path, cache: Path, product: str | None, label_folders: tuple[str, ...],
                  kind: str) -> list[tuple[Path, Path]]:
     """(chip, label file) pairs of one product, matched by AOI and chip id; unmatched reported."""
-    chips = _chips_by_product(root, cache)
-    product = _choose_product(root, chips, product)
+    chips = chips_by_product(root, cache)
+    product = choose_product(root, chips, product)
     labels = {_chip_key(p): p for p in dataset_files(root, "*.geojson", cache)
               if any(p.parent.as_posix().endswith(folder) for folder in label_folders) and _chip_key(p)}
     pairs = [(chip, labels[key]) for key, chips_ in sorted(chips[product].items())
@@ -114,7 +114,7 @@ def _match_chips(root: Path, cache: Path, product: str | None, label_folders: tu
     return require_matches(root, pairs, f"{product} chips with {kind} label files")
 
 
-def _chips_by_product(root: Path, cache: Path) -> dict[str, dict[Key, list[Path]]]:
+def chips_by_product(root: Path, cache: Path) -> dict[str, dict[Key, list[Path]]]:
     """Chips (GeoTIFFs whose name ends in a chip id) by product folder, then by key."""
     found: dict[str, dict[Key, list[Path]]] = {}
     for path in dataset_files(root, "*.tif", cache):
@@ -124,7 +124,7 @@ def _chips_by_product(root: Path, cache: Path) -> dict[str, dict[Key, list[Path]
     return found
 
 
-def _choose_product(root: Path, chips: dict[str, dict], product: str | None) -> str:
+def choose_product(root: Path, chips: dict[str, dict], product: str | None) -> str:
     """``product`` if given and present, else the pan-sharpened RGB chips or the only product."""
     if not chips:
         raise LabelError(f"{root}: no SpaceNet chips (*_img{{N}}.tif or *_{{x}}_{{y}}.tif) found")
