@@ -72,7 +72,7 @@ class BatchJob:
         try:
             result = segment(item.source, vectors, model=self.model, pipeline=self.pipeline, mask_out=mask,
                              postprocess=self.postprocess, overwrite=True, progress=False,
-                             executor=executor, **self.options)
+                             executor=executor, resume=True, **self.options)
         except PspnetGeoError as err:
             return Entry(item.source, "failed", time.perf_counter() - started, error=str(err))
         files = [*result.vector_files, mask]

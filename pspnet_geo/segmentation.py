@@ -14,16 +14,20 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from itertools import chain
 from pathlib import Path
 
 from tqdm import tqdm
 
-from pspnet_geo.blocks import BlockJob, run_block
+from pspnet_geo.block_journal import BlockJournal
+from pspnet_geo.blocks import BlockJob, BlockResult, run_block
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.engine import Executor, open_executor
 from pspnet_geo.errors import InputError
 from pspnet_geo.inference import default_batch_size, load_checkpoint, resolve_device
+from pspnet_geo.manifest import fingerprint
 from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.pipelines import Pipeline, load_pipeline, resolve_weights
 from pspnet_geo.raster_outputs import ClassInfo, RasterOutputs
@@ -78,7 +82,7 @@ def segment(
     layout: str = "single", postprocess: bool = True, preview: str | os.PathLike | None = None,
     preview_size: int = 2048,
     overwrite: bool = False, download: bool = False, progress: bool = True,
-    executor: Executor | None = None,
+    executor: Executor | None = None, resume: bool = False,
 ) -> SegmentResult:
     """Segment ``scene`` with a PSPNet checkpoint (``model``) or a named ``pipeline``.
 
@@ -87,7 +91,9 @@ def segment(
     ``mask_out``, uint8-scaled class probabilities to ``proba_out``, all on the scene's own grid
     and CRS, and a PNG picture of the result to ``preview`` (longest side ``preview_size``).
     An open ``executor`` (a batch shares one over many scenes) replaces ``workers``,
-    ``threads`` and ``scheduler``.
+    ``threads`` and ``scheduler``. ``resume`` keeps each finished block beside the outputs
+    (``OUT.parts/``) and, in a rerun, does not run those blocks again (see
+    :mod:`~pspnet_geo.block_journal`).
     """
     started = time.perf_counter()
     _check_outputs(out, mask_out, proba_out, preview, layout, overwrite)
@@ -96,6 +102,7 @@ def segment(
     source = open_scene(scene)
     checkpoint = load_checkpoint(model_path)
     settings = _settings(source, checkpoint, preset, tile_size, overlap, block_tiles, bands, batch_size, device)
+    journal = _journal(source, model_path, settings, (out, mask_out, proba_out, preview)) if resume else None
     with contextlib.ExitStack() as stack:
         mask_tmp = _temporary(stack, mask_out, overwrite, ".tif")
         proba_tmp = stack.enter_context(atomic_output(proba_out, overwrite)) if proba_out else None
@@ -105,7 +112,7 @@ def segment(
         cleanup = preset.postprocess if preset and postprocess else PostprocessConfig()
         vectorizer = _vectorizer(source, checkpoint, cleanup) if out or preview else None
         counts = _run(source, model_path, settings, classes, executor, mask_tmp, proba_tmp,
-                      vectorizer, progress)
+                      vectorizer, progress, journal)
         vectors = vectorizer.finish() if vectorizer else None
         features = len(vectors.polygons) if vectors else 0
         vector_files = []
@@ -117,6 +124,8 @@ def segment(
                           polygons=vectors.polygons, lines=vectors.lines,
                           bands=settings.bands, background=checkpoint.background, max_size=preview_size,
                           overwrite=overwrite)
+    if journal is not None:
+        journal.remove()
     _warn_if_empty(source, counts)
     return SegmentResult(
         Path(out) if out else None, Path(mask_out) if mask_out else None,
@@ -169,6 +178,16 @@ def _settings(scene: Scene, checkpoint: Checkpoint, preset: Pipeline | None, til
     return RunSettings(tile, overlap, block_tiles, tuple(chosen), device, batch_size)
 
 
+def _journal(scene: Scene, model_path: str, settings: RunSettings, outputs: tuple) -> BlockJournal:
+    """The saved blocks of this run: beside its first output, for this scene, model and settings."""
+    anchor = Path(next(path for path in outputs if path is not None))
+    stamp = os.stat(scene.path) if os.path.exists(scene.path) else None
+    identity = {"scene": scene.path, "scene_stamp": [stamp.st_size, stamp.st_mtime_ns] if stamp else None,
+                "model": fingerprint(Path(model_path)), "settings": asdict(settings),
+                "probabilities": outputs[2] is not None}
+    return BlockJournal(anchor.with_name(anchor.name + ".parts"), identity)
+
+
 def _temporary(stack: contextlib.ExitStack, path, overwrite: bool, suffix: str) -> Path:
     """An atomic output for ``path``, or a scratch file removed at the end when none is asked."""
     if path is not None:
@@ -190,20 +209,25 @@ def make_plan(scene: Scene, settings: RunSettings, slots: int) -> TilePlan:
 
 def _run(scene: Scene, model_path: str, settings: RunSettings, classes: ClassInfo,
          executor: Executor, mask_path: Path, proba_path: Path | None,
-         vectorizer: MaskVectorizer | None, progress: bool) -> tuple[int, int]:
-    """Run every block, streaming finished pieces to disk and to the vectoriser; return
-    (tiles run, tiles skipped)."""
+         vectorizer: MaskVectorizer | None, progress: bool, journal: BlockJournal | None) -> tuple[int, int]:
+    """Run every block (or take it from ``journal``), streaming finished pieces to disk and to
+    the vectoriser; return (tiles run, tiles skipped)."""
     plan = make_plan(scene, settings, executor.slots)
     log.info("%s: %d x %d px, %d tiles of %d px (overlap %d) in %d blocks", scene.path, scene.width,
              scene.height, plan.tile_count, plan.tile, plan.overlap, len(plan.blocks))
+    done = journal.done if journal is not None else set()
     jobs = (BlockJob(scene, plan, block, settings.bands, model_path, settings.device,
-                     settings.batch_size, proba_path is not None) for block in plan.blocks)
+                     settings.batch_size, proba_path is not None)
+            for block in plan.blocks if (block.row, block.col) not in done)
+    computed = executor.map_unordered(run_block, jobs, in_flight=2 * executor.slots)
+    if journal is not None:
+        computed = chain(journal.saved(), _saving(computed, journal))
     stitcher = Stitcher(plan, len(classes.names), proba_path is not None)
     outputs = RasterOutputs(scene, classes, mask_path, proba_path)
     run = skipped = 0
     try:
         with tqdm(total=plan.tile_count, unit="tile", disable=not progress, dynamic_ncols=True) as bar:
-            for result in executor.map_unordered(run_block, jobs, in_flight=2 * executor.slots):
+            for result in computed:
                 for piece in result.finished + stitcher.add((result.block.row, result.block.col), result.partials):
                     outputs.write(piece)
                     if vectorizer is not None:
@@ -215,6 +239,13 @@ def _run(scene: Scene, model_path: str, settings: RunSettings, classes: ClassInf
     if stitcher.pending_count:
         raise RuntimeError(f"{stitcher.pending_count} seam pieces were never completed")
     return run, skipped
+
+
+def _saving(results: Iterator[BlockResult], journal: BlockJournal) -> Iterator[BlockResult]:
+    """``results``, each kept in ``journal`` as it arrives."""
+    for result in results:
+        journal.save(result)
+        yield result
 
 
 def _warn_if_empty(scene: Scene, counts: tuple[int, int]) -> None:

@@ -175,3 +175,34 @@ def test_each_worker_resolves_auto_device_and_batch_size_itself(tmp_path, atlant
     monkeypatch.setattr(blocks, "resolve_device", lambda device: asked.append(device) or real(device))
     segment(ATLANTA, mask_out=tmp_path / "m.tif", model=atlanta_model, tile_size=256, progress=False)
     assert asked and set(asked) == {"auto"}
+
+
+def test_an_interrupted_scene_resumes_without_rerunning_its_finished_blocks(
+        tmp_path, atlanta_model, atlanta_reference, monkeypatch):
+    from pspnet_geo import segmentation
+
+    real, ran = segmentation.run_block, []
+
+    def fail_after_three(job):
+        if len(ran) == 3:
+            raise KeyboardInterrupt
+        ran.append((job.block.row, job.block.col))
+        return real(job)
+
+    options = dict(out=tmp_path / "b.gpkg", mask_out=tmp_path / "mask.tif", model=atlanta_model, tile_size=TILE,
+                   overlap=OVERLAP, block_tiles=1, threads=1, progress=False, resume=True)
+    monkeypatch.setattr(segmentation, "run_block", fail_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        segment(ATLANTA, **options)
+    assert not (tmp_path / "mask.tif").exists() and len(list((tmp_path / "b.gpkg.parts").glob("block_*.pkl"))) == 3
+    first, ran = list(ran), []
+    monkeypatch.setattr(segmentation, "run_block", lambda job: ran.append((job.block.row, job.block.col)) or real(job))
+    result = segment(ATLANTA, **options)
+    assert not set(first) & set(ran) and len(first) + len(ran) == len(TilePlan(900, 900, TILE, OVERLAP, 1).blocks)
+    assert np.array_equal(read_mask(tmp_path / "mask.tif"), atlanta_reference)
+    assert not (tmp_path / "b.gpkg.parts").exists()
+    whole = segment(ATLANTA, out=tmp_path / "w.gpkg", model=atlanta_model, tile_size=TILE, overlap=OVERLAP,
+                    progress=False)
+    assert result.features == whole.features
+    got, want = gpd.read_file(tmp_path / "b.gpkg"), gpd.read_file(tmp_path / "w.gpkg")
+    assert got.geometry.geom_equals_exact(want.geometry, tolerance=0).all()
