@@ -95,15 +95,13 @@ def read_window(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndar
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(scene.path) as src:
-                pixels = src.read(bands, window=window)
-                valid = src.dataset_mask(window=window) > 0
+                return src.read(bands, window=window), src.dataset_mask(window=window) > 0
     except RasterioIOError as err:
-        raise RunError(
-            f"reading {scene.path} failed at rows {window.row_off}-"
-            f"{window.row_off + window.height}, cols {window.col_off}-"
-            f"{window.col_off + window.width}: {_first_line(err)}"
-        ) from None
-    return pixels, valid
+        failure = _first_line(err)
+    # Raised outside the except block, so the error carries no rasterio error as its context:
+    # rasterio's errors do not unpickle, and a Dask worker's error must reach the client whole.
+    raise RunError(f"reading {scene.path} failed at rows {window.row_off}-{window.row_off + window.height}, "
+                   f"cols {window.col_off}-{window.col_off + window.width}: {failure}")
 
 
 def _first_line(err: Exception) -> str:

@@ -80,21 +80,22 @@ def test_a_killed_batch_rerun_ends_as_an_uninterrupted_one(chips_and_reference, 
     assert_same_outputs(tmp_path / "out", root / "reference")
 
 
-def _start_cluster(folder: Path) -> tuple[subprocess.Popen, list[subprocess.Popen], str]:
-    """A real ``dask scheduler`` and two ``dask worker`` processes on localhost."""
+def _start_cluster(folder: Path, workers: int = 2, cwd: Path | None = None
+                   ) -> tuple[subprocess.Popen, list[subprocess.Popen], str]:
+    """A real ``dask scheduler`` and ``workers`` ``dask worker`` processes on localhost."""
     scheduler_file = folder / "scheduler.json"
     scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                                   "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
                                  stderr=subprocess.DEVNULL)
-    workers = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+    started = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
                                  str(scheduler_file), "--nthreads", "1", "--no-dashboard", "--name", f"w{i}"],
-                                stderr=subprocess.DEVNULL) for i in range(2)]
+                                stderr=subprocess.DEVNULL, cwd=cwd) for i in range(workers)]
     deadline = time.monotonic() + 60
     while not scheduler_file.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     with Client(scheduler_file=str(scheduler_file), timeout="30s") as client:
-        client.wait_for_workers(2, timeout=60)
-        return scheduler, workers, client.scheduler.address
+        client.wait_for_workers(workers, timeout=60)
+        return scheduler, started, client.scheduler.address
 
 
 def test_a_batch_on_a_dask_cluster_survives_losing_a_worker(chips_and_reference, tmp_path):
@@ -112,6 +113,26 @@ def test_a_batch_on_a_dask_cluster_survives_losing_a_worker(chips_and_reference,
         batch.join(timeout=300)
         assert not batch.is_alive()
         assert_same_outputs(out, root / "reference")
+    finally:
+        for process in [*workers, scheduler]:
+            process.kill()
+            process.wait()
+
+
+def test_an_input_a_worker_cannot_read_is_that_inputs_failure(chips_and_reference, tmp_path, monkeypatch):
+    """Workers elsewhere (here: another working folder) cannot open a relative path the client can."""
+    root, model = chips_and_reference
+    (tmp_path / "elsewhere").mkdir()
+    scheduler, workers, address = _start_cluster(tmp_path, workers=1, cwd=tmp_path / "elsewhere")
+    try:
+        monkeypatch.chdir(root)
+        listing = Path("chips") / "inputs.txt"
+        listing.write_text("aoi_0/chip_0.tif\n")
+        result = run_batch(listing, tmp_path / "out", model=model, scheduler=address, **OPTIONS)
+        assert result.done == [] and [name for name, _ in result.failed] == ["chip_0"]
+        assert "chips/aoi_0/chip_0.tif" in result.failed[0][1]
+        entry = json.loads((tmp_path / "out" / "manifest.json").read_text())["entries"]["chip_0"]
+        assert entry["status"] == "failed" and entry["error"] == result.failed[0][1]
     finally:
         for process in [*workers, scheduler]:
             process.kill()
