@@ -6,29 +6,39 @@ once its outputs are in place. Rerunning the same command skips inputs whose out
 still as recorded and redoes the rest, so a run killed at any moment and rerun ends with the
 outputs of an uninterrupted one. One executor (threads, a local Dask cluster or a remote one)
 serves the whole batch, and several scenes are in flight at once so its workers never wait for
-the next file. An input that fails is recorded with its error and the batch goes on.
+the next file; their blocks share model batches (:mod:`pspnet_geo.packing`), so small chips
+still fill a GPU batch. An input that fails is recorded with its error and the batch goes on.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as futures
+import contextlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from pspnet_geo.batch_inputs import BatchInput, find_inputs
+from pspnet_geo.batch_job import BatchJob
 from pspnet_geo.batch_mosaic import run_mosaic
+from pspnet_geo.blocks import BlockJob
 from pspnet_geo.engine import Executor, open_executor
-from pspnet_geo.errors import InputError, PspnetGeoError
-from pspnet_geo.manifest import Entry, Manifest, fingerprint
+from pspnet_geo.errors import InputError
+from pspnet_geo.inference import default_batch_size, load_checkpoint
+from pspnet_geo.manifest import Entry, Manifest, content_hash
 from pspnet_geo.merge import merge_vectors
+from pspnet_geo.packing import PackingExecutor
 from pspnet_geo.pipelines import load_pipeline
-from pspnet_geo.segmentation import resolve_model, segment
+from pspnet_geo.segmentation import resolve_model
+from pspnet_geo.vectorize import check_vector_output
 
 log = logging.getLogger(__name__)
 
@@ -47,37 +57,12 @@ class BatchResult:
     merged: Path | None = None
     seconds: float = 0.0
 
-
-@dataclass(frozen=True)
-class BatchJob:
-    """How every input of a batch is segmented and where its outputs go."""
-
-    out_dir: Path
-    model: str
-    pipeline: str | None
-    vector_format: str
-    postprocess: bool
-    options: dict
-
-    def outputs(self, item: BatchInput) -> tuple[Path, Path]:
-        """The vector file and mask of ``item``."""
-        stem = self.out_dir / item.name
-        return stem.with_name(f"{stem.name}.{self.vector_format}"), stem.with_name(f"{stem.name}_mask.tif")
-
-    def run(self, item: BatchInput, executor: Executor) -> Entry:
-        """Segment one input; its outputs replace any left by an earlier, unrecorded run."""
-        started = time.perf_counter()
-        vectors, mask = self.outputs(item)
-        vectors.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            result = segment(item.source, vectors, model=self.model, pipeline=self.pipeline, mask_out=mask,
-                             postprocess=self.postprocess, overwrite=True, progress=False,
-                             executor=executor, resume=True, **self.options)
-        except PspnetGeoError as err:
-            return Entry(item.source, "failed", time.perf_counter() - started, error=str(err))
-        files = [*result.vector_files, mask]
-        return Entry(item.source, "done", time.perf_counter() - started,
-                     {str(p): fingerprint(p) for p in files}, result.features, result.tiles_run)
+    def add(self, name: str, entry: Entry) -> None:
+        """Count one finished input."""
+        if entry.status == "done":
+            self.done.append(name)
+        else:
+            self.failed.append((name, entry.error))
 
 
 def run_batch(
@@ -96,25 +81,28 @@ def run_batch(
     ``mosaic`` segments the inputs, pieces of one mosaic, as one scene (see :mod:`~pspnet_geo.batch_mosaic`).
     ``report`` receives the Dask dashboard address when a cluster runs the batch."""
     started = time.perf_counter()
-    job = _job(out_dir, model, pipeline, vector_format, postprocess, download,
+    job = _job(out_dir, model, pipeline, vector_format, postprocess, download, merge,
                dict(device=device, batch_size=batch_size, tile_size=tile_size, overlap=overlap))
-    items = find_inputs(inputs)
-    _remove_partials(job.out_dir)
+    items = find_inputs(inputs, exclude=job.out_dir)
+    _remove_leftovers(job.out_dir, restart)
     manifest = Manifest.open(job.out_dir / MANIFEST_NAME, {**_identity(job), "mosaic": mosaic}, restart)
     result = BatchResult(manifest.path)
-    todo = [item for item in items if not _skip(manifest, item, result)]
+    already = {item for item in items if job.is_done(manifest, item)}
+    todo = [item for item in items if item not in already]
+    result.skipped = [str(item.name) for item in items if item in already]
     log.info("batch: %d inputs, %d already done, %d to run", len(items), len(result.skipped), len(todo))
-    with open_executor(workers, threads, scheduler) as executor:
-        if executor.dashboard:
-            report(f"Dask dashboard: {executor.dashboard}")
-        finished = (run_mosaic(job, items, executor, manifest) if mosaic and todo
-                    else _run_all(job, todo, executor, files_in_flight, fail_fast, progress))
-        for item, entry in finished:
-            manifest.record(str(item.name), entry)
-            if entry.status == "done":
-                result.done.append(str(item.name))
-            else:
-                result.failed.append((str(item.name), entry.error))
+    try:
+        with open_executor(workers, threads, scheduler) as inner, \
+                contextlib.closing(PackingExecutor(inner, _pack_size(batch_size, device), _tiles)) as executor:
+            if executor.dashboard:
+                report(f"Dask dashboard: {executor.dashboard}")
+            finished = (run_mosaic(job, items, executor, manifest) if mosaic and todo
+                        else _run_all(job, todo, executor, files_in_flight, fail_fast, progress))
+            for item, entry in finished:
+                manifest.record(str(item.name), entry)
+                result.add(str(item.name), entry)
+    finally:
+        manifest.save()
     if merge is not None and not result.failed:
         result.merged = merge_vectors(_merge_sources(job, items), merge)
     elif merge is not None:
@@ -123,55 +111,71 @@ def run_batch(
     return result
 
 
-def _job(out_dir, model, pipeline, vector_format, postprocess, download, options) -> BatchJob:
+def _job(out_dir, model, pipeline, vector_format, postprocess, download, merge, options) -> BatchJob:
+    """The batch's settings, each checked before any input runs."""
     if vector_format not in VECTOR_FORMATS:
         raise InputError(f"vector format must be one of {', '.join(VECTOR_FORMATS)}, not {vector_format!r}")
+    if merge is not None:
+        check_vector_output(merge, "single", overwrite=True)
+    preset = load_pipeline(pipeline) if pipeline else None
+    model_path = resolve_model(model, preset, download)
+    load_checkpoint(model_path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    preset = load_pipeline(pipeline) if pipeline else None
-    return BatchJob(out_dir, resolve_model(model, preset, download), pipeline, vector_format, postprocess, options)
+    return BatchJob(out_dir, model_path, pipeline, vector_format, postprocess, options)
+
+
+def _pack_size(batch_size: int | None, device: str) -> int:
+    """Tiles per packed task: one model batch. On a CPU (batch 1) blocks run one by one."""
+    gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return batch_size or default_batch_size("cuda" if gpu else "cpu")
+
+
+def _tiles(job: BlockJob) -> int:
+    return len(job.block.tiles)
 
 
 def _identity(job: BatchJob) -> dict:
     """What must match for a rerun to resume a batch: the model's content and the settings."""
-    return {"model": fingerprint(Path(job.model)), "pipeline": job.pipeline,
+    return {"model": content_hash(job.model), "pipeline": job.pipeline,
             "vector_format": job.vector_format, "postprocess": job.postprocess,
             "options": {k: v for k, v in job.options.items() if k != "device"}}
 
 
-def _skip(manifest: Manifest, item: BatchInput, result: BatchResult) -> bool:
-    if manifest.is_done(str(item.name)):
-        result.skipped.append(str(item.name))
-        return True
-    return False
-
-
 def _run_all(job: BatchJob, items: Sequence[BatchInput], executor: Executor, files_in_flight: int | None,
              fail_fast: bool, progress: bool) -> Iterator[tuple[BatchInput, Entry]]:
-    """Each input with its entry as it finishes, several at once; stops early on ``fail_fast``."""
+    """Each input with its entry as it finishes, a few at once; on ``fail_fast``, on an error
+    that is not an input's own, or when interrupted, inputs not yet started never start."""
     slots = files_in_flight or max(2, executor.slots)
-    with futures.ThreadPoolExecutor(slots, thread_name_prefix="pspnet-geo-batch") as pool, \
-            tqdm(total=len(items), unit="file", disable=not progress, dynamic_ncols=True) as bar:
-        pending = {pool.submit(job.run, item, executor): item for item in items}
-        tiles = 0
-        for future in futures.as_completed(pending):
-            item, entry = pending[future], future.result()
-            tiles += entry.tiles or 0
-            bar.update(1)
-            bar.set_postfix(tiles=tiles, failed=None if entry.status == "done" else entry.error[:40])
-            yield item, entry
-            if fail_fast and entry.status == "failed":
-                for other in pending:
-                    other.cancel()
-                return
+    source, tiles = iter(items), 0
+    pool = futures.ThreadPoolExecutor(slots, thread_name_prefix="pspnet-geo-batch")
+    try:
+        with tqdm(total=len(items), unit="file", disable=not progress, dynamic_ncols=True) as bar:
+            running = {pool.submit(job.run, item, executor): item for item in islice(source, slots)}
+            while running:
+                done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    item, entry = running.pop(future), future.result()
+                    tiles += entry.tiles or 0
+                    bar.update(1)
+                    bar.set_postfix(tiles=tiles, failed=None if entry.status == "done" else entry.error[:40])
+                    yield item, entry
+                    if fail_fast and entry.status == "failed":
+                        return
+                    running.update({pool.submit(job.run, new, executor): new for new in islice(source, 1)})
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _merge_sources(job: BatchJob, items: Sequence[BatchInput]) -> list[tuple[str, Path]]:
     return [(item.source, job.outputs(item)[0]) for item in items]
 
 
-def _remove_partials(out_dir: Path) -> None:
-    """Remove temporary outputs a killed run left behind (``.NAME.XXXXXXXX.partial.EXT``)."""
+def _remove_leftovers(out_dir: Path, restart: bool) -> None:
+    """Remove temporary outputs a killed run left behind (``.NAME.XXXXXXXX.partial.EXT``), and
+    on ``restart`` the finished blocks kept for resuming inside scenes (``NAME.parts/``)."""
     for path in out_dir.rglob(".*.partial*"):
         log.info("removing %s, left by an interrupted run", path)
         path.unlink()
+    for folder in out_dir.rglob("*.parts") if restart else ():
+        shutil.rmtree(folder)

@@ -33,9 +33,22 @@ class BatchInput:
     name: PurePosixPath
 
 
-def find_inputs(spec: str | os.PathLike) -> list[BatchInput]:
-    """The inputs named by ``spec`` (see the module docstring), sorted by name."""
-    text = os.fspath(spec)
+def find_inputs(spec: str | os.PathLike, exclude: str | os.PathLike | None = None) -> list[BatchInput]:
+    """The inputs named by ``spec`` (see the module docstring), sorted by name, leaving out
+    files under ``exclude`` (the batch's own output folder, which may lie among the inputs)."""
+    inputs = _find(os.fspath(spec))
+    if exclude is not None:
+        inputs = [item for item in inputs if not _is_under(item.source, Path(exclude))]
+    if not inputs:
+        raise InputError(f"{spec} names no input outside the output folder {exclude}")
+    return inputs
+
+
+def _is_under(source: str, folder: Path) -> bool:
+    return not source.startswith("/vsi") and Path(source).resolve().is_relative_to(folder.resolve())
+
+
+def _find(text: str) -> list[BatchInput]:
     if glob.has_magic(text):
         return _from_glob(text)
     path = Path(text)
@@ -94,7 +107,7 @@ def _from_list(listing: Path) -> list[BatchInput]:
     if not entries:
         raise InputError(f"input list {listing} names no file")
     urls = [BatchInput(e, PurePosixPath(PurePosixPath(e).stem)) for e in entries if e.startswith("/vsi")]
-    local = [Path(e) if Path(e).is_absolute() else listing.parent / e for e in entries if not e.startswith("/vsi")]
+    local = [(listing.parent / e).absolute() for e in entries if not e.startswith("/vsi")]
     missing = [str(p) for p in local if not p.is_file()]
     if missing:
         raise InputError(f"input list {listing} names {len(missing)} missing files, first {missing[0]}")

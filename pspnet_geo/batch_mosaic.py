@@ -12,53 +12,77 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import rasterio
 from rasterio.windows import transform as window_transform
 
 from pspnet_geo.batch_inputs import BatchInput
+from pspnet_geo.batch_job import BatchJob
 from pspnet_geo.engine import Executor
+from pspnet_geo.errors import PspnetGeoError
 from pspnet_geo.inference import load_checkpoint
 from pspnet_geo.manifest import Entry, Manifest, fingerprint
 from pspnet_geo.mosaic import ChipWindow, build_mosaic
+from pspnet_geo.outputs import atomic_output
 from pspnet_geo.vectorize_file import vectorize_file
 
 MOSAIC_NAME = "mosaic"
 
 
-def run_mosaic(job, items: Sequence[BatchInput], executor: Executor,
+def run_mosaic(job: BatchJob, items: Sequence[BatchInput], executor: Executor,
                manifest: Manifest) -> list[tuple[BatchInput, Entry]]:
-    """Segment ``items`` as one mosaic, then cut and vectorise each chip; entries as recorded."""
+    """Segment ``items`` as one mosaic, then cut and vectorise each chip; entries as recorded.
+
+    The VRT is among the mosaic's recorded outputs, so a changed set of chips (a different
+    VRT) makes the mosaic run again."""
     info = build_mosaic([item.source for item in items], job.out_dir / f"{MOSAIC_NAME}.vrt")
-    whole = BatchInput(info.scene.path, Path(MOSAIC_NAME))
-    entry = manifest.entries.get(MOSAIC_NAME) if manifest.is_done(MOSAIC_NAME) else None
-    if entry is None:
-        entry = job.run(whole, executor)
-        manifest.record(MOSAIC_NAME, entry)
+    whole = BatchInput(info.scene.path, PurePosixPath(MOSAIC_NAME))
+    done = manifest.is_done(MOSAIC_NAME, None)
+    entry = manifest.entries[MOSAIC_NAME] if done else _segment_mosaic(job, whole, executor)
+    manifest.record(MOSAIC_NAME, entry)
     if entry.status != "done":
-        return [(item, Entry(item.source, "failed", 0.0, error=f"the mosaic failed: {entry.error}"))
+        return [(item, job.failed(item, time.perf_counter(), f"the mosaic failed: {entry.error}"))
                 for item in items]
     mosaic_mask = job.outputs(whole)[1]
     background = load_checkpoint(job.model).background
     return [(item, _chip_outputs(job, item, chip, mosaic_mask, background))
-            for item, chip in zip(items, info.chips) if not manifest.is_done(str(item.name))]
+            for item, chip in zip(items, info.chips) if not job.is_done(manifest, item)]
 
 
-def _chip_outputs(job, item: BatchInput, chip: ChipWindow, mosaic_mask: Path, background: int | None) -> Entry:
+def _segment_mosaic(job: BatchJob, whole: BatchInput, executor: Executor) -> Entry:
+    """The mosaic's own run, with the VRT among its recorded outputs, standing for its input
+    (the VRT is rewritten on every run, so its content counts, not its time)."""
+    entry = job.run(whole, executor)
+    entry.input = None
+    if entry.status == "done":
+        entry.outputs[f"{MOSAIC_NAME}.vrt"] = fingerprint(Path(whole.source))
+    return entry
+
+
+def _chip_outputs(job: BatchJob, item: BatchInput, chip: ChipWindow, mosaic_mask: Path,
+                  background: int | None) -> Entry:
     """One chip's window of the mosaic mask, written on its grid and vectorised."""
     started = time.perf_counter()
     vectors, mask = job.outputs(item)
     mask.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_output(mask, overwrite=True) as temporary:
+            _cut(mosaic_mask, chip, temporary)
+        result = vectorize_file(mask, vectors, pipeline=job.pipeline, background=background,
+                                postprocess=job.postprocess, overwrite=True)
+    except PspnetGeoError as err:
+        return job.failed(item, started, str(err))
+    return job.done(item, started, [*result.files, mask], result.polygons, None)
+
+
+def _cut(mosaic_mask: Path, chip: ChipWindow, out: Path) -> None:
+    """Write ``chip``'s window of the mosaic mask to ``out``, with its class names and colours."""
     with rasterio.open(mosaic_mask) as src:
         profile = {**src.profile, "width": int(chip.window.width), "height": int(chip.window.height),
-                   "transform": window_transform(chip.window, src.transform)}
+                   "transform": window_transform(chip.window, src.transform), "tiled": False}
         profile.pop("blockxsize", None), profile.pop("blockysize", None)
-        with rasterio.open(mask, "w", **{**profile, "tiled": False}) as dst:
+        with rasterio.open(out, "w", **profile) as dst:
             dst.write(src.read(1, window=chip.window), 1)
             dst.update_tags(1, **src.tags(1))
             dst.write_colormap(1, src.colormap(1))
-    result = vectorize_file(mask, vectors, pipeline=job.pipeline, background=background,
-                            postprocess=job.postprocess, overwrite=True)
-    return Entry(item.source, "done", time.perf_counter() - started,
-                 {str(p): fingerprint(p) for p in [*result.files, mask]}, result.polygons)

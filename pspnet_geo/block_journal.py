@@ -6,7 +6,8 @@ of the seams with its neighbours) is saved as it arrives, in a folder beside the
 of running their blocks again, and feeds them through the same stitching, so the outputs equal
 those of an uninterrupted run. The folder is removed once the outputs are in place. Results
 are pickled: the folder is the run's own scratch space, written and read by the same user.
-A folder made by another scene, model or settings is discarded with a warning.
+A folder made by another scene, model, settings or pspnet-geo version is discarded with a
+warning.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import pickle
 import shutil
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from pspnet_geo.blocks import BlockResult
@@ -32,15 +34,16 @@ class BlockJournal:
 
     def __init__(self, folder: str | os.PathLike, identity: dict) -> None:
         self.folder = Path(folder)
-        identity = json.loads(json.dumps(identity, sort_keys=True))
-        stored = self.folder / _IDENTITY
-        if stored.is_file() and json.loads(stored.read_text()) != identity:
-            log.warning("%s holds blocks of another run (scene, model or settings differ); starting over",
-                        self.folder)
+        identity = json.loads(json.dumps({**identity, "pspnet_geo": _version()}, sort_keys=True))
+        if self.folder.is_dir() and _stored_identity(self.folder) != identity:
+            log.warning("%s holds blocks of another run (scene, model, settings or version differ); "
+                        "starting over", self.folder)
             shutil.rmtree(self.folder)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            stored.write_text(json.dumps(identity, sort_keys=True))
+            temporary = self.folder / f"{_IDENTITY}.tmp"
+            temporary.write_text(json.dumps(identity, sort_keys=True))
+            os.replace(temporary, self.folder / _IDENTITY)
         except OSError as err:
             raise OutputError(f"cannot keep resumable blocks in {self.folder} ({err.strerror})") from None
         self.done = {key for key in map(_key, self.folder.glob("block_*.pkl")) if key is not None}
@@ -64,6 +67,21 @@ class BlockJournal:
     def remove(self) -> None:
         """Delete the folder, once the run's outputs are in place."""
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _stored_identity(folder: Path) -> dict | None:
+    """The identity a folder was made with; None when it is missing or unreadable."""
+    try:
+        return json.loads((folder / _IDENTITY).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _version() -> str:
+    try:
+        return version("pspnet-geo")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _key(path: Path) -> tuple[int, int] | None:

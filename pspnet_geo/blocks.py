@@ -8,12 +8,14 @@ the model is loaded by the worker itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from rasterio.windows import Window
 
 from pspnet_geo.checkpoint import Checkpoint
+from pspnet_geo.errors import PspnetGeoError
 from pspnet_geo.inference import default_batch_size, load_model, predict, resolve_device
 from pspnet_geo.scene import Scene, read_window
 from pspnet_geo.stitch import (
@@ -49,12 +51,42 @@ class BlockResult:
 
 def run_block(job: BlockJob) -> BlockResult:
     """Process one block of tiles (runs on a worker, which resolves ``auto`` to its own device)."""
-    device = resolve_device(job.device)
-    checkpoint, model = load_model(job.model_path, device)
-    inputs = block_inputs(job.scene, job.plan, job.block, checkpoint, list(job.bands))
+    result = run_blocks([job])[0]
+    if isinstance(result, PspnetGeoError):
+        raise result
+    return result
+
+
+def run_blocks(jobs: list[BlockJob]) -> list[BlockResult | PspnetGeoError]:
+    """Process several blocks, of one scene or many, sharing model calls: their tiles go
+    through the model together, so small blocks still fill a batch. The jobs share model,
+    device and batch size. A block whose pixels cannot be read gets its error in its place,
+    leaving the others' results whole."""
+    first = jobs[0]
+    device = resolve_device(first.device)
+    checkpoint, model = load_model(first.model_path, device)
+    prepared = [_inputs_or_error(job, checkpoint) for job in jobs]
+    arrays = [array for inputs in prepared if isinstance(inputs, BlockInputs) for array in inputs.arrays]
+    logits = predict(model, arrays, first.batch_size or default_batch_size(device), device)
+    return [inputs if isinstance(inputs, PspnetGeoError) else _blend(job, inputs, checkpoint, logits)
+            for job, inputs in zip(jobs, prepared)]
+
+
+run_block.many = run_blocks
+
+
+def _inputs_or_error(job: BlockJob, checkpoint: Checkpoint) -> BlockInputs | PspnetGeoError:
+    try:
+        return block_inputs(job.scene, job.plan, job.block, checkpoint, list(job.bands))
+    except PspnetGeoError as err:
+        return err
+
+
+def _blend(job: BlockJob, inputs: BlockInputs, checkpoint: Checkpoint, logits: Iterator[np.ndarray]) -> BlockResult:
+    """The block's result from its tiles' logits, taken in order from ``logits``."""
     blender = BlockBlender(job.plan, job.block, len(checkpoint.class_names), inputs.valid, inputs.origin)
-    for tile, logits in zip(inputs.tiles, predict(model, inputs.arrays, job.batch_size or default_batch_size(device), device)):
-        blender.add(_weigh(job.plan, tile, logits))
+    for tile in inputs.tiles:
+        blender.add(_weigh(job.plan, tile, next(logits)))
     return BlockResult(job.block, len(inputs.tiles), len(job.block.tiles) - len(inputs.tiles),
                        blender.finished(job.with_probabilities), blender.partials)
 

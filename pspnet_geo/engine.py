@@ -40,6 +40,10 @@ class Executor(Protocol):
     def map_unordered(self, fn: Callable[[T], R], items: Iterable[T], in_flight: int) -> Iterator[R]:
         ...
 
+    def submit(self, fn: Callable[[T], R], item: T):
+        """Run ``fn(item)``; a future with ``result()`` and ``add_done_callback()``."""
+        ...
+
 
 class LocalExecutor:
     """Blocks run in threads of this process (the default for one worker)."""
@@ -61,6 +65,9 @@ class LocalExecutor:
         finally:
             for future in pending:
                 future.cancel()
+
+    def submit(self, fn, item):
+        return self._pool.submit(fn, item)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -85,6 +92,9 @@ class DaskExecutor:
                 yield result
         finally:
             self.client.cancel(list(running.futures))
+
+    def submit(self, fn, item):
+        return self.client.submit(fn, item, pure=False)
 
     def close(self) -> None:
         cluster = self.client.cluster

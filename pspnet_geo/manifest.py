@@ -1,9 +1,12 @@
 """The run manifest of a batch: what ran, with which model, and what each input produced.
 
-It is a JSON file rewritten atomically after every input, so a batch killed at any moment
-leaves a manifest that is true about every input it lists. An input counts as done only if
-the manifest says so *and* each of its outputs still has the size and SHA-256 recorded when it
-was written; anything else is run again. A manifest made with another model, pipeline or
+It is a JSON file, rewritten atomically as inputs finish (at most once a second, and at the
+end), so a batch killed at any moment leaves a manifest that is true about every input it
+lists; an input finished but not yet listed is simply run again. An input counts as done only
+if the manifest says so, the input file is unchanged (size and modification time), and each
+output still has the size and content recorded when it was written (its SHA-256, rehashed only
+when its modification time moved); anything else is run again. Output paths are relative to
+the manifest's folder, so the folder may move. A manifest made with another model, pipeline or
 output settings is refused rather than mixed into, since its outputs would not match.
 """
 
@@ -12,13 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pspnet_geo.errors import InputError, OutputError
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+SAVE_EVERY_S = 1.0
 _CHUNK = 1 << 20
 
 
@@ -29,6 +34,7 @@ class Entry:
     source: str
     status: str
     seconds: float
+    input: dict | None = None
     outputs: dict[str, dict] = field(default_factory=dict)
     features: int | None = None
     tiles: int | None = None
@@ -42,6 +48,7 @@ class Manifest:
     path: Path
     identity: dict
     entries: dict[str, Entry] = field(default_factory=dict)
+    _saved: float = field(default=float("-inf"), init=False, repr=False)
 
     @classmethod
     def open(cls, path: str | os.PathLike, identity: dict, restart: bool) -> Manifest:
@@ -58,17 +65,19 @@ class Manifest:
         entries = {name: Entry(**entry) for name, entry in stored["entries"].items()}
         return cls(path, identity, entries)
 
-    def is_done(self, name: str) -> bool:
-        """True when ``name`` finished and every output it recorded is still as written."""
+    def is_done(self, name: str, source_stamp: dict | None) -> bool:
+        """True when ``name`` finished from an input stamped ``source_stamp`` and every output
+        it recorded is still as written."""
         entry = self.entries.get(name)
-        if entry is None or entry.status != "done":
+        if entry is None or entry.status != "done" or entry.input != source_stamp:
             return False
-        return all(fingerprint(Path(p)) == print_ for p, print_ in entry.outputs.items())
+        return all(_unchanged(self.path.parent / key, recorded) for key, recorded in entry.outputs.items())
 
     def record(self, name: str, entry: Entry) -> None:
-        """Store ``entry`` for ``name`` and rewrite the file."""
+        """Store ``entry`` for ``name``; the file is rewritten if a second has passed."""
         self.entries[name] = entry
-        self.save()
+        if time.monotonic() - self._saved >= SAVE_EVERY_S:
+            self.save()
 
     def save(self) -> None:
         """Write the manifest atomically (a temporary file moved into place)."""
@@ -83,17 +92,41 @@ class Manifest:
             os.replace(temporary, self.path)
         except OSError as err:
             raise OutputError(f"cannot write the manifest {self.path} ({err.strerror})") from None
+        self._saved = time.monotonic()
+
+
+def file_stamp(path: str | os.PathLike) -> dict | None:
+    """Absolute path, size and modification time of a local file; None for a URL or a
+    missing file."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def fingerprint(path: Path) -> dict | None:
-    """Size and SHA-256 of a file, or None when it is missing."""
-    if not path.is_file():
-        return None
+    """Size, modification time and SHA-256 of a file, or None when it is missing."""
+    stamp = file_stamp(path)
+    return None if stamp is None else {"size": stamp["size"], "mtime_ns": stamp["mtime_ns"],
+                                       "sha256": content_hash(path)}
+
+
+def _unchanged(path: Path, recorded: dict) -> bool:
+    """Whether ``path`` is the file ``recorded``: same size, and same time or same content."""
+    stamp = file_stamp(path)
+    if stamp is None or stamp["size"] != recorded["size"]:
+        return False
+    return stamp["mtime_ns"] == recorded["mtime_ns"] or content_hash(path) == recorded["sha256"]
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's content."""
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
+    with open(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(_CHUNK), b""):
             digest.update(chunk)
-    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+    return digest.hexdigest()
 
 
 def _read(path: Path) -> dict:

@@ -14,8 +14,9 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from itertools import chain
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.engine import Executor, open_executor
 from pspnet_geo.errors import InputError
 from pspnet_geo.inference import default_batch_size, load_checkpoint, resolve_device
-from pspnet_geo.manifest import fingerprint
+from pspnet_geo.manifest import file_stamp
 from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.pipelines import Pipeline, load_pipeline, resolve_weights
 from pspnet_geo.raster_outputs import ClassInfo, RasterOutputs
@@ -40,6 +41,9 @@ from pspnet_geo.vector_io import write_layers
 from pspnet_geo.vectorize import MaskVectorizer, check_vector_output
 
 log = logging.getLogger(__name__)
+
+JOURNAL_MIN_BLOCKS = 8
+"""With ``resume``, scenes of at least this many blocks keep their finished blocks."""
 
 
 
@@ -102,7 +106,8 @@ def segment(
     source = open_scene(scene)
     checkpoint = load_checkpoint(model_path)
     settings = _settings(source, checkpoint, preset, tile_size, overlap, block_tiles, bands, batch_size, device)
-    journal = _journal(source, model_path, settings, (out, mask_out, proba_out, preview)) if resume else None
+    outputs = (out, mask_out, proba_out, preview)
+    journal_for = partial(_journal, source, model_path, settings, outputs) if resume else _no_journal
     with contextlib.ExitStack() as stack:
         mask_tmp = _temporary(stack, mask_out, overwrite, ".tif")
         proba_tmp = stack.enter_context(atomic_output(proba_out, overwrite)) if proba_out else None
@@ -112,7 +117,7 @@ def segment(
         cleanup = preset.postprocess if preset and postprocess else PostprocessConfig()
         vectorizer = _vectorizer(source, checkpoint, cleanup) if out or preview else None
         counts = _run(source, model_path, settings, classes, executor, mask_tmp, proba_tmp,
-                      vectorizer, progress, journal)
+                      vectorizer, progress, journal_for)
         vectors = vectorizer.finish() if vectorizer else None
         features = len(vectors.polygons) if vectors else 0
         vector_files = []
@@ -124,8 +129,6 @@ def segment(
                           polygons=vectors.polygons, lines=vectors.lines,
                           bands=settings.bands, background=checkpoint.background, max_size=preview_size,
                           overwrite=overwrite)
-    if journal is not None:
-        journal.remove()
     _warn_if_empty(source, counts)
     return SegmentResult(
         Path(out) if out else None, Path(mask_out) if mask_out else None,
@@ -178,14 +181,20 @@ def _settings(scene: Scene, checkpoint: Checkpoint, preset: Pipeline | None, til
     return RunSettings(tile, overlap, block_tiles, tuple(chosen), device, batch_size)
 
 
-def _journal(scene: Scene, model_path: str, settings: RunSettings, outputs: tuple) -> BlockJournal:
-    """The saved blocks of this run: beside its first output, for this scene, model and settings."""
+def _journal(scene: Scene, model_path: str, settings: RunSettings, outputs: tuple,
+             plan: TilePlan) -> BlockJournal | None:
+    """The saved blocks of this run, beside its first output, for this scene, model, settings
+    and plan; none for scenes of a few blocks, which are as quick to run again as to save."""
+    if len(plan.blocks) < JOURNAL_MIN_BLOCKS:
+        return None
     anchor = Path(next(path for path in outputs if path is not None))
-    stamp = os.stat(scene.path) if os.path.exists(scene.path) else None
-    identity = {"scene": scene.path, "scene_stamp": [stamp.st_size, stamp.st_mtime_ns] if stamp else None,
-                "model": fingerprint(Path(model_path)), "settings": asdict(settings),
-                "probabilities": outputs[2] is not None}
+    identity = {"scene": file_stamp(scene.path), "model": file_stamp(model_path), "settings": asdict(settings),
+                "block_tiles": plan.block_tiles, "probabilities": outputs[2] is not None}
     return BlockJournal(anchor.with_name(anchor.name + ".parts"), identity)
+
+
+def _no_journal(plan: TilePlan) -> None:
+    return None
 
 
 def _temporary(stack: contextlib.ExitStack, path, overwrite: bool, suffix: str) -> Path:
@@ -209,10 +218,12 @@ def make_plan(scene: Scene, settings: RunSettings, slots: int) -> TilePlan:
 
 def _run(scene: Scene, model_path: str, settings: RunSettings, classes: ClassInfo,
          executor: Executor, mask_path: Path, proba_path: Path | None,
-         vectorizer: MaskVectorizer | None, progress: bool, journal: BlockJournal | None) -> tuple[int, int]:
-    """Run every block (or take it from ``journal``), streaming finished pieces to disk and to
-    the vectoriser; return (tiles run, tiles skipped)."""
+         vectorizer: MaskVectorizer | None, progress: bool,
+         journal_for: Callable[[TilePlan], BlockJournal | None]) -> tuple[int, int]:
+    """Run every block (or take it from the plan's journal of saved blocks), streaming finished
+    pieces to disk and to the vectoriser; return (tiles run, tiles skipped)."""
     plan = make_plan(scene, settings, executor.slots)
+    journal = journal_for(plan)
     log.info("%s: %d x %d px, %d tiles of %d px (overlap %d) in %d blocks", scene.path, scene.width,
              scene.height, plan.tile_count, plan.tile, plan.overlap, len(plan.blocks))
     done = journal.done if journal is not None else set()
@@ -238,6 +249,8 @@ def _run(scene: Scene, model_path: str, settings: RunSettings, classes: ClassInf
         outputs.close()
     if stitcher.pending_count:
         raise RuntimeError(f"{stitcher.pending_count} seam pieces were never completed")
+    if journal is not None:
+        journal.remove()
     return run, skipped
 
 

@@ -61,3 +61,10 @@ def test_a_list_naming_a_missing_file_is_an_error(tmp_path):
     listing.write_text("gone.tif\n")
     with pytest.raises(InputError, match="1 missing files, first .*gone.tif"):
         find_inputs(listing)
+
+
+def test_a_list_may_mix_absolute_and_relative_paths(tmp_path):
+    touch(tmp_path / "a" / "x.tif", tmp_path / "b" / "y.tif")
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(f"a/x.tif\n{tmp_path / 'b' / 'y.tif'}\n")
+    assert names(find_inputs(listing)) == ["a/x", "b/y"]

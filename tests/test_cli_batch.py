@@ -74,9 +74,17 @@ def test_a_rerun_skips_what_is_done_and_redoes_what_changed(tmp_path, model):
     again = run(tmp_path / "chips", "-d", out, "-m", model, *FAST)
     assert again.exit_code == 0 and "1 done, 3 already done" in again.output
     second = manifest(out)["entries"]
-    mask = str(out / "aoi_1" / "chip_3_mask.tif")
-    assert second["aoi_1/chip_3"]["outputs"][mask] == first["aoi_1/chip_3"]["outputs"][mask]
+    redone, before = second["aoi_1/chip_3"]["outputs"]["aoi_1/chip_3_mask.tif"], first["aoi_1/chip_3"]["outputs"]["aoi_1/chip_3_mask.tif"]
+    assert (redone["size"], redone["sha256"]) == (before["size"], before["sha256"])
     assert all(second[n]["seconds"] == first[n]["seconds"] for n in first if n != "aoi_1/chip_3")
+    shutil.move(out, tmp_path / "moved")
+    moved = run(tmp_path / "chips", "-d", tmp_path / "moved", "-m", model, *FAST)
+    assert moved.exit_code == 0 and "0 done, 4 already done" in moved.output
+    chip = tmp_path / "chips" / "aoi_0" / "chip_0.tif"
+    with rasterio.open(chip, "r+") as dst:
+        dst.write(dst.read() // 2)
+    changed = run(tmp_path / "chips", "-d", tmp_path / "moved", "-m", model, *FAST)
+    assert changed.exit_code == 0 and "1 done, 3 already done" in changed.output
 
 
 def test_a_corrupt_input_is_recorded_and_the_batch_goes_on(tmp_path, model):
@@ -162,3 +170,26 @@ def test_mosaic_chips_with_different_band_counts_are_refused_by_name(tmp_path, m
             dst.write(src.read(1), 1), dst.write(src.read(1), 2)
     result = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--mosaic", *FAST)
     assert result.exit_code == 2 and "chip_0.tif" in result.output and "two_bands.tif" in result.output
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("-m", "missing.pt"), "missing.pt"),
+    (("--merge", "all.xyz"), "all.xyz"),
+    (("--batch-size", "0"), "--batch-size"),
+])
+def test_settings_that_cannot_work_stop_the_batch_before_any_input(tmp_path, model, extra, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_chips(tmp_path / "chips", corners=((0, 0),))
+    args = ("-m", model, *extra) if extra[0] != "-m" else extra
+    result = run(tmp_path / "chips", "-d", tmp_path / "out", *args, *FAST)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_outputs_inside_the_input_folder_are_not_inputs_next_time(tmp_path, model):
+    write_chips(tmp_path / "chips", corners=((0, 0),))
+    out = tmp_path / "chips" / "out"
+    assert run(tmp_path / "chips", "-d", out, "-m", model, *FAST).exit_code == 0
+    again = run(tmp_path / "chips", "-d", out, "-m", model, *FAST)
+    assert again.exit_code == 0 and "0 done, 1 already done, 0 failed" in again.output
+    assert list(manifest(out)["entries"]) == ["aoi_0/chip_0"]

@@ -1,0 +1,60 @@
+"""How every input of a batch is segmented, where its outputs go, and what its entry records."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pspnet_geo.batch_inputs import BatchInput
+from pspnet_geo.engine import Executor
+from pspnet_geo.errors import PspnetGeoError
+from pspnet_geo.manifest import Entry, Manifest, file_stamp, fingerprint
+from pspnet_geo.segmentation import segment
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """The settings every input of a batch shares, and its output folder."""
+
+    out_dir: Path
+    model: str
+    pipeline: str | None
+    vector_format: str
+    postprocess: bool
+    options: dict
+
+    def outputs(self, item: BatchInput) -> tuple[Path, Path]:
+        """The vector file and mask of ``item``."""
+        stem = self.out_dir / item.name
+        return stem.with_name(f"{stem.name}.{self.vector_format}"), stem.with_name(f"{stem.name}_mask.tif")
+
+    def is_done(self, manifest: Manifest, item: BatchInput) -> bool:
+        """Whether ``item``, unchanged since, has outputs as the manifest recorded them."""
+        return manifest.is_done(str(item.name), file_stamp(item.source))
+
+    def run(self, item: BatchInput, executor: Executor) -> Entry:
+        """Segment one input; its outputs replace any left by an earlier, unrecorded run.
+        Finished blocks of a large scene are kept, so a killed batch resumes inside it."""
+        started = time.perf_counter()
+        vectors, mask = self.outputs(item)
+        vectors.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            result = segment(item.source, vectors, model=self.model, pipeline=self.pipeline, mask_out=mask,
+                             postprocess=self.postprocess, overwrite=True, progress=False,
+                             executor=executor, resume=True, **self.options)
+        except PspnetGeoError as err:
+            return self.failed(item, started, str(err))
+        return self.done(item, started, [*result.vector_files, mask], result.features, result.tiles_run)
+
+    def done(self, item: BatchInput, started: float, files: list[Path], features: int,
+             tiles: int | None) -> Entry:
+        """The entry of a finished input: its stamp and its outputs' fingerprints."""
+        outputs = {os.path.relpath(path, self.out_dir): fingerprint(path) for path in files}
+        return Entry(item.source, "done", time.perf_counter() - started, file_stamp(item.source), outputs,
+                     features, tiles)
+
+    def failed(self, item: BatchInput, started: float, error: str) -> Entry:
+        """The entry of an input that failed, with its error."""
+        return Entry(item.source, "failed", time.perf_counter() - started, file_stamp(item.source), error=error)

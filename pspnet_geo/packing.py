@@ -1,0 +1,107 @@
+"""Model batches shared by several scenes: small chips still fill a GPU batch.
+
+A batch of small chips runs several ``segment`` calls at once on one executor. Each chip may
+be a single block of a few tiles, fewer than a model batch, so a GPU would run half-empty
+batches one chip after another. :class:`PackingExecutor` sits between those calls and the
+executor: it gathers the blocks they submit into packs of about one model batch of tiles and
+runs each pack as one task (the function's ``many`` form, such as
+:func:`pspnet_geo.blocks.run_blocks`), then hands every result back to the call that submitted
+it. Functions without a ``many`` form run item by item, as on the executor itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from pspnet_geo.engine import Executor
+
+log = logging.getLogger(__name__)
+
+LINGER_S = 0.02
+"""How long a pack waits for more blocks before it runs part-full."""
+
+
+@dataclass
+class _Request:
+    fn: Callable[[Any], Any]
+    item: Any
+    size: int
+    reply: queue.Queue
+
+
+class PackingExecutor:
+    """Wraps an executor so that items of concurrent ``map_unordered`` calls share tasks."""
+
+    def __init__(self, inner: Executor, pack_size: int, size_of: Callable[[Any], int]) -> None:
+        self.inner, self.pack_size, self.size_of = inner, pack_size, size_of
+        self.slots, self.dashboard = inner.slots, inner.dashboard
+        self._requests: queue.Queue = queue.Queue()
+        self._running = threading.BoundedSemaphore(2 * inner.slots)
+        self._dispatcher = threading.Thread(target=self._dispatch, name="pspnet-geo-packing", daemon=True)
+        self._dispatcher.start()
+
+    def map_unordered(self, fn: Callable, items: Iterable, in_flight: int) -> Iterator:
+        """Results of ``fn`` over ``items`` as they complete; packed with other calls' items."""
+        many = getattr(fn, "many", None)
+        if many is None:
+            yield from self.inner.map_unordered(fn, items, in_flight)
+            return
+        reply: queue.Queue = queue.Queue()
+        source, waiting = iter(items), 0
+        for item in islice(source, in_flight):
+            self._requests.put(_Request(many, item, self.size_of(item), reply))
+            waiting += 1
+        while waiting:
+            result = reply.get()
+            waiting -= 1
+            for item in islice(source, 1):
+                self._requests.put(_Request(many, item, self.size_of(item), reply))
+                waiting += 1
+            if isinstance(result, BaseException):
+                raise result
+            yield result
+
+    def close(self) -> None:
+        """Stop packing; the inner executor is closed by its owner."""
+        self._requests.put(None)
+        self._dispatcher.join()
+
+    def _dispatch(self) -> None:
+        while (pack := self._next_pack()) is not None:
+            self._running.acquire()
+            future = self.inner.submit(pack[0].fn, [request.item for request in pack])
+            future.add_done_callback(lambda done, pack=pack: self._deliver(done, pack))
+
+    def _next_pack(self) -> list[_Request] | None:
+        """Requests of one function totalling about ``pack_size``, waiting briefly for more."""
+        first = self._requests.get()
+        if first is None:
+            return None
+        pack, size = [first], first.size
+        while size < self.pack_size:
+            try:
+                request = self._requests.get(timeout=LINGER_S)
+            except queue.Empty:
+                break
+            if request is None or request.fn is not first.fn:
+                self._requests.put(request)
+                break
+            pack.append(request)
+            size += request.size
+        return pack
+
+    def _deliver(self, done: Any, pack: list[_Request]) -> None:
+        """Hand each result (or the pack's error) to the call that asked for it."""
+        self._running.release()
+        try:
+            results = done.result()
+        except BaseException as err:  # the pack failed as a whole: every caller hears of it
+            results = [err] * len(pack)
+        for request, result in zip(pack, results):
+            request.reply.put(result)
