@@ -13,12 +13,14 @@ exactly along seams; the caller moves them to the raster's CRS.
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import defaultdict
 
 import numpy as np
 import rasterio.features
 import shapely
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from pspnet_geo.errors import RasterError
@@ -81,6 +83,14 @@ def _valid_pixels(data: np.ndarray, background: int | None, nodata: float | None
     return valid
 
 
+def pixel_shapes(data: np.ndarray, mask: np.ndarray, transform: Affine = Affine.identity()) -> list:
+    """``rasterio.features.shapes`` (4-connected) in pixel coordinates: an identity transform
+    is meant here, so rasterio's warning about it is silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return list(rasterio.features.shapes(data, mask=mask, connectivity=4, transform=transform))
+
+
 def _window_shapes(
     data: np.ndarray, valid: np.ndarray, window: Window
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +104,7 @@ def _window_shapes(
             raise RasterError(f"class ids in the mask do not fit int32 ({data.dtype})")
         data = data.astype(np.int32)
     shift = Affine.translation(window.col_off, window.row_off)
-    found = list(rasterio.features.shapes(data, mask=valid, connectivity=4, transform=shift))
+    found = pixel_shapes(data, valid, shift)
     rings = [ring for geometry, _ in found for ring in geometry["coordinates"]]
     ring_sizes = [len(ring) for ring in rings]
     coordinates = np.fromiter(

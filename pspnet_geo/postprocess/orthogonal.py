@@ -22,6 +22,8 @@ import shapely
 from scipy.ndimage import maximum_filter1d
 from shapely.geometry import shape
 
+from pspnet_geo.polygonize import pixel_shapes
+
 _SUPERSAMPLING = 8
 _MAX_FINE_PIXELS = 4_000_000
 _ATLAS_PIXELS = 16_000_000
@@ -184,7 +186,7 @@ def _trace_all(grids: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     atlas = np.zeros(shape_rc, dtype=np.int32)
     for index, ((cells, _, _), (top, left)) in enumerate(zip(grids, corners)):
         atlas[top:top + cells.shape[0], left:left + cells.shape[1]][cells] = index + 1
-    found = list(rasterio.features.shapes(atlas, mask=atlas > 0, connectivity=4))
+    found = pixel_shapes(atlas, atlas > 0)
     parts = np.array([shape(geometry) for geometry, _ in found], dtype=object)
     owner = np.array([int(value) - 1 for _, value in found], dtype=int)
     coords, part = shapely.get_coordinates(parts, return_index=True)
