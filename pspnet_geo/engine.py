@@ -36,6 +36,8 @@ class Executor(Protocol):
 
     slots: int
     dashboard: str | None
+    remote: bool
+    """True when the blocks run on other machines, whose devices the client cannot check."""
 
     def map_unordered(self, fn: Callable[[T], R], items: Iterable[T], in_flight: int) -> Iterator[R]:
         ...
@@ -49,7 +51,7 @@ class LocalExecutor:
     """Blocks run in threads of this process (the default for one worker)."""
 
     def __init__(self, threads: int) -> None:
-        self.slots, self.dashboard = threads, None
+        self.slots, self.dashboard, self.remote = threads, None, False
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pspnet-geo")
 
     def map_unordered(self, fn, items, in_flight):
@@ -76,8 +78,8 @@ class LocalExecutor:
 class DaskExecutor:
     """Blocks run as Dask tasks on an embedded local cluster or an existing scheduler."""
 
-    def __init__(self, client, dashboard: str | None = None) -> None:
-        self.client, self.dashboard = client, dashboard
+    def __init__(self, client, dashboard: str | None = None, remote: bool = False) -> None:
+        self.client, self.dashboard, self.remote = client, dashboard, remote
         self.slots = max(1, sum(client.nthreads().values()))
 
     def map_unordered(self, fn, items, in_flight):
@@ -123,7 +125,7 @@ def _make_executor(workers: int, threads: int, scheduler: str | None) -> Executo
     scheduler = scheduler or dask.config.get("scheduler-address", None)
     if scheduler:
         client = _connect(scheduler)
-        return DaskExecutor(client, client.dashboard_link)
+        return DaskExecutor(client, client.dashboard_link, remote=True)
     if workers == 1:
         return LocalExecutor(threads)
     log.info("starting a local Dask cluster: %d workers x %d threads", workers, threads)

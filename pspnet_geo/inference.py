@@ -26,13 +26,18 @@ log = logging.getLogger(__name__)
 
 def resolve_device(device: str) -> str:
     """``auto`` becomes ``cuda`` when a GPU is present, else ``cpu``; others are checked."""
+    check_device_name(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device} asked for, but no CUDA device is available")
-    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
-        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
     return device
+
+
+def check_device_name(device: str) -> None:
+    """Refuse a device name torch does not know, without asking whether this machine has it."""
+    if not (device in ("auto", "cpu", "mps") or device.startswith("cuda")):
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
 
 DEFAULT_CPU_BATCH = 1

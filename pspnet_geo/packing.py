@@ -40,7 +40,7 @@ class PackingExecutor:
 
     def __init__(self, inner: Executor, pack_size: int, size_of: Callable[[Any], int]) -> None:
         self.inner, self.pack_size, self.size_of = inner, pack_size, size_of
-        self.slots, self.dashboard = inner.slots, inner.dashboard
+        self.slots, self.dashboard, self.remote = inner.slots, inner.dashboard, inner.remote
         self._requests: queue.Queue = queue.Queue()
         self._running = threading.BoundedSemaphore(2 * inner.slots)
         self._dispatcher = threading.Thread(target=self._dispatch, name="pspnet-geo-packing", daemon=True)

@@ -27,7 +27,7 @@ from pspnet_geo.blocks import BlockJob, BlockResult, run_block
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.engine import Executor, open_executor
 from pspnet_geo.errors import InputError
-from pspnet_geo.inference import default_batch_size, load_checkpoint, resolve_device
+from pspnet_geo.inference import check_device_name, default_batch_size, load_checkpoint, resolve_device
 from pspnet_geo.manifest import file_stamp
 from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.pipelines import Pipeline, load_pipeline, resolve_weights
@@ -114,6 +114,8 @@ def segment(
         classes = ClassInfo(tuple(checkpoint.class_names), tuple(map(tuple, checkpoint.class_colours)))
         if executor is None:
             executor = stack.enter_context(open_executor(workers, threads, scheduler))
+        if not executor.remote:
+            resolve_device(settings.device)
         cleanup = preset.postprocess if preset and postprocess else PostprocessConfig()
         vectorizer = _vectorizer(source, checkpoint, cleanup) if out or preview else None
         counts = _run(source, model_path, settings, classes, executor, mask_tmp, proba_tmp,
@@ -174,8 +176,7 @@ def _settings(scene: Scene, checkpoint: Checkpoint, preset: Pipeline | None, til
     if bands is None and preset is not None and scene.count != checkpoint.model.in_channels:
         bands = list(preset.bands)
     chosen = select_bands(scene, bands, checkpoint.model.in_channels)
-    if device != "auto":
-        resolve_device(device)
+    check_device_name(device)
     if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     return RunSettings(tile, overlap, block_tiles, tuple(chosen), device, batch_size)
@@ -206,9 +207,11 @@ def _temporary(stack: contextlib.ExitStack, path, overwrite: bool, suffix: str) 
 
 
 def make_plan(scene: Scene, settings: RunSettings, slots: int) -> TilePlan:
-    """The tile plan, with blocks small enough that every execution slot has work."""
+    """The tile plan, with blocks small enough that every execution slot has work, sized for
+    the batch of the asked device (on a cluster, the workers' device may differ)."""
     stride = settings.tile_size - settings.overlap
-    batch = settings.batch_size or default_batch_size(resolve_device(settings.device))
+    guess = settings.device if settings.device != "auto" else resolve_device("auto")
+    batch = settings.batch_size or default_batch_size(guess)
     block_tiles = settings.block_tiles or aligned_block_tiles(stride, scene.block_shape[0], batch)
     plan = TilePlan(scene.height, scene.width, settings.tile_size, settings.overlap, block_tiles)
     while settings.block_tiles is None and plan.block_tiles > 1 and len(plan.blocks) < 2 * slots:

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+import torch
 from rasterio.windows import Window
 
 from conftest import ATLANTA, BAD_INPUTS, LANDSAT
-from pspnet_geo.errors import BandMismatchError, OutputError, RunError
+from pspnet_geo.errors import BandMismatchError, InputError, OutputError, RunError
 from pspnet_geo.pipelines import load_pipeline
 from pspnet_geo.segmentation import segment
 from pspnet_geo.tiling import TilePlan
@@ -229,3 +230,27 @@ def test_blocks_saved_under_another_plan_are_not_reused(tmp_path, atlanta_model,
     monkeypatch.setattr(segmentation, "run_block", real)
     segment(ATLANTA, threads=8, **options)
     assert np.array_equal(read_mask(tmp_path / "mask.tif"), atlanta_reference)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_is_checked_by_the_client_only_when_the_blocks_run_here(tmp_path, atlanta_model, monkeypatch):
+    """A client without a GPU refuses --device cuda for its own threads, but leaves it to
+    the workers of a remote cluster, which may have GPUs."""
+    from pspnet_geo import blocks
+    from pspnet_geo.engine import LocalExecutor
+
+    options = dict(mask_out=tmp_path / "m.tif", model=atlanta_model, tile_size=TILE, progress=False)
+    with pytest.raises(InputError, match="unknown device 'tpu'"):
+        segment(ATLANTA, device="tpu", **options)
+    asked = []
+    real = blocks.resolve_device
+    monkeypatch.setattr(blocks, "resolve_device", lambda device: asked.append(device) or real(device))
+    with pytest.raises(InputError, match="no CUDA device"):
+        segment(ATLANTA, device="cuda", **options)
+    assert asked == []
+    remote = LocalExecutor(1)
+    remote.remote = True
+    with pytest.raises(InputError, match="no CUDA device"):
+        segment(ATLANTA, device="cuda", executor=remote, **options)
+    remote.close()
+    assert "cuda" in asked
