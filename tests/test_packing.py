@@ -7,7 +7,7 @@ import pytest
 import rasterio
 
 from conftest import ATLANTA, make_checkpoint
-from pspnet_geo import blocks
+from pspnet_geo import blocks, packing
 from pspnet_geo.batch import run_batch
 from pspnet_geo.blocks import BlockJob, run_blocks
 from pspnet_geo.errors import RunError
@@ -34,6 +34,7 @@ def test_chips_share_model_batches_and_get_their_own_results(tmp_path, model, mo
         return real(model_, arrays, batch_size, device)
 
     monkeypatch.setattr(blocks, "predict", counting)
+    monkeypatch.setattr(packing, "LINGER_S", 1.0)   # packs form by time; give a loaded machine time
     run_batch(tmp_path / "chips", tmp_path / "out", model=model, files_in_flight=4, threads=1, **OPTIONS)
     assert max(calls) > 4, f"no model call held tiles of two chips: {calls}"
     monkeypatch.setattr(blocks, "predict", real)
