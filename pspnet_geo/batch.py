@@ -23,7 +23,6 @@ from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from pspnet_geo.batch_inputs import BatchInput, find_inputs
@@ -32,7 +31,7 @@ from pspnet_geo.batch_mosaic import run_mosaic
 from pspnet_geo.blocks import BlockJob
 from pspnet_geo.engine import Executor, open_executor
 from pspnet_geo.errors import InputError
-from pspnet_geo.inference import default_batch_size, load_checkpoint
+from pspnet_geo.inference import expected_batch_size, load_checkpoint
 from pspnet_geo.manifest import Entry, Manifest, content_hash
 from pspnet_geo.merge import merge_vectors
 from pspnet_geo.packing import PackingExecutor
@@ -93,7 +92,7 @@ def run_batch(
     log.info("batch: %d inputs, %d already done, %d to run", len(items), len(result.skipped), len(todo))
     try:
         with open_executor(workers, threads, scheduler) as inner, \
-                contextlib.closing(PackingExecutor(inner, _pack_size(batch_size, device), _tiles)) as executor:
+                contextlib.closing(PackingExecutor(inner, expected_batch_size(device, batch_size), _tiles)) as executor:
             if executor.dashboard:
                 report(f"Dask dashboard: {executor.dashboard}")
             finished = (run_mosaic(job, items, executor, manifest) if mosaic and todo
@@ -123,12 +122,6 @@ def _job(out_dir, model, pipeline, vector_format, postprocess, download, merge, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return BatchJob(out_dir, model_path, pipeline, vector_format, postprocess, options)
-
-
-def _pack_size(batch_size: int | None, device: str) -> int:
-    """Tiles per packed task: one model batch. On a CPU (batch 1) blocks run one by one."""
-    gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    return batch_size or default_batch_size("cuda" if gpu else "cpu")
 
 
 def _tiles(job: BlockJob) -> int:

@@ -49,6 +49,13 @@ def default_batch_size(device: str) -> int:
     return DEFAULT_GPU_BATCH if device.startswith("cuda") else DEFAULT_CPU_BATCH
 
 
+def expected_batch_size(device: str, batch_size: int | None) -> int:
+    """The batch the blocks of a run will use, for sizing work on the client: ``batch_size``,
+    else the default of ``device``, with ``auto`` as this machine resolves it (workers of a
+    cluster resolve it for themselves, and may differ)."""
+    return batch_size or default_batch_size(device if device != "auto" else resolve_device("auto"))
+
+
 _LOADING = threading.Lock()
 
 

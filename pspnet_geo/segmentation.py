@@ -27,7 +27,7 @@ from pspnet_geo.blocks import BlockJob, BlockResult, run_block
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.engine import Executor, open_executor
 from pspnet_geo.errors import InputError
-from pspnet_geo.inference import check_device_name, default_batch_size, load_checkpoint, resolve_device
+from pspnet_geo.inference import check_device_name, expected_batch_size, load_checkpoint, resolve_device
 from pspnet_geo.manifest import file_stamp
 from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.pipelines import Pipeline, load_pipeline, resolve_weights
@@ -210,8 +210,7 @@ def make_plan(scene: Scene, settings: RunSettings, slots: int) -> TilePlan:
     """The tile plan, with blocks small enough that every execution slot has work, sized for
     the batch of the asked device (on a cluster, the workers' device may differ)."""
     stride = settings.tile_size - settings.overlap
-    guess = settings.device if settings.device != "auto" else resolve_device("auto")
-    batch = settings.batch_size or default_batch_size(guess)
+    batch = expected_batch_size(settings.device, settings.batch_size)
     block_tiles = settings.block_tiles or aligned_block_tiles(stride, scene.block_shape[0], batch)
     plan = TilePlan(scene.height, scene.width, settings.tile_size, settings.overlap, block_tiles)
     while settings.block_tiles is None and plan.block_tiles > 1 and len(plan.blocks) < 2 * slots:
