@@ -33,10 +33,10 @@ from segment_overhead import block_tiles, build_checkpoint, build_scene
 
 ROOT = use_checkout()
 
-from pspnet_geo.batch import run_batch  # noqa: E402
-from pspnet_geo.inference import default_batch_size, load_model, predict  # noqa: E402
+from pspnet_geo.batch.run import run_batch  # noqa: E402
+from pspnet_geo.segmentation.inference import default_batch_size, load_model, predict  # noqa: E402
 from pspnet_geo.scene import open_scene  # noqa: E402
-from pspnet_geo.segmentation import RunSettings, make_plan  # noqa: E402
+from pspnet_geo.segmentation.run import RunSettings, make_plan  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 TILE, OVERLAP = 256, 64

@@ -34,13 +34,13 @@ from harness import main as run_benchmark
 # Benchmark the checkout this script lives in, whether or not the package is installed.
 ROOT = use_checkout()
 
-from pspnet_geo.blocks import block_inputs  # noqa: E402
+from pspnet_geo.segmentation.blocks import block_inputs  # noqa: E402
 from pspnet_geo.checkpoint import Checkpoint, ModelConfig  # noqa: E402
-from pspnet_geo.inference import default_batch_size, load_model, predict  # noqa: E402
+from pspnet_geo.segmentation.inference import default_batch_size, load_model, predict  # noqa: E402
 from pspnet_geo.models import PSPNet  # noqa: E402
 from pspnet_geo.scene import Scene, open_scene  # noqa: E402
-from pspnet_geo.segmentation import RunSettings, make_plan, segment  # noqa: E402
-from pspnet_geo.tiling import Block, TilePlan  # noqa: E402
+from pspnet_geo.segmentation.run import RunSettings, make_plan, segment  # noqa: E402
+from pspnet_geo.segmentation.tiling import Block, TilePlan  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 SOURCE = ROOT / "pspnet_geo" / "sample_data" / "aerial_rgb_cog" / "cogeo.tif"

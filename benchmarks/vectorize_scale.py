@@ -5,7 +5,7 @@ memory (above that of the imports) of
 (a) the reference: read the whole mask, one ``shapes`` call (4-connectivity, background masked
     out) consumed into shapely geometries; and, on its own, that ``shapes`` call alone, consumed
     as GeoJSON-like dicts, with the mask already in memory (the strictest time to beat);
-(b) ``pspnet_geo.vectorize.vectorize_mask`` (read block by block, polygonise, merge at seams)
+(b) ``pspnet_geo.vector.vectorize.vectorize_mask`` (read block by block, polygonise, merge at seams)
     for each block size asked for.
 It checks that (b) gives what (a) gives: the same number of features and the same total area
 per class (relative difference <= 1e-6), every geometry valid. Target: (b) takes at most 1.5 x
@@ -50,7 +50,7 @@ from harness import main as run_benchmark
 # Benchmark the checkout this script lives in, whether or not the package is installed.
 ROOT = use_checkout()
 
-from pspnet_geo.vectorize import vectorize_mask  # noqa: E402
+from pspnet_geo.vector.vectorize import vectorize_mask  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 DATA = ROOT / "pspnet_geo" / "sample_data"

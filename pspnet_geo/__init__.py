@@ -1,13 +1,13 @@
 """pspnet-geo: PSPNet segmentation of large georeferenced rasters into polygons.
 
 The data flow, one module per step: :mod:`~pspnet_geo.scene` (read) ->
-:mod:`~pspnet_geo.tiling` (tile) -> :mod:`~pspnet_geo.blocks` and :mod:`~pspnet_geo.inference`
-(infer, on the executors of :mod:`~pspnet_geo.engine`) -> :mod:`~pspnet_geo.stitch` (blend) ->
-:mod:`~pspnet_geo.raster_outputs` (mask) -> :mod:`~pspnet_geo.mask_windows`,
-:mod:`~pspnet_geo.polygonize`, :mod:`~pspnet_geo.postprocess` and :mod:`~pspnet_geo.vectorize`
-(polygons, cleaned) -> :mod:`~pspnet_geo.vector_io` (write). :mod:`~pspnet_geo.segmentation`
-runs them all; :mod:`~pspnet_geo.batch` runs it over collections. Every CLI command is a thin layer over a
-function exported here, loaded on first use (for ``pipelines``, :func:`pspnet_geo.pipelines.pipelines`).
+:mod:`~pspnet_geo.segmentation.tiling` (tile) -> :mod:`~pspnet_geo.segmentation.blocks` and :mod:`~pspnet_geo.segmentation.inference`
+(infer, on the executors of :mod:`~pspnet_geo.segmentation.executors`) -> :mod:`~pspnet_geo.segmentation.stitch` (blend) ->
+:mod:`~pspnet_geo.segmentation.raster_outputs` (mask) -> :mod:`~pspnet_geo.vector.mask_windows`,
+:mod:`~pspnet_geo.vector.polygonize`, :mod:`~pspnet_geo.vector.postprocess` and :mod:`~pspnet_geo.vector.vectorize`
+(polygons, cleaned) -> :mod:`~pspnet_geo.vector.io` (write). :mod:`~pspnet_geo.segmentation.run`
+runs them all; :mod:`~pspnet_geo.batch.run` runs it over collections. Every CLI command is a thin layer over a
+function exported here, loaded on first use (for ``pipelines``, :func:`pspnet_geo.config.pipelines.pipelines`).
 """
 
 import importlib
@@ -25,9 +25,9 @@ _EXPORTS = {
     "Checkpoint": "pspnet_geo.checkpoint", "info": "pspnet_geo.checkpoint",
     "demo": "pspnet_geo.demonstration", "PspnetGeoError": "pspnet_geo.errors",
     "evaluate": "pspnet_geo.evaluation", "PSPNet": "pspnet_geo.models",
-    "list_pipelines": "pspnet_geo.pipelines", "load_pipeline": "pspnet_geo.pipelines",
-    "run_batch": "pspnet_geo.batch", "segment": "pspnet_geo.segmentation", "train": "pspnet_geo.training",
-    "vectorize_mask": "pspnet_geo.vectorize", "vectorize_file": "pspnet_geo.vectorize_file",
+    "list_pipelines": "pspnet_geo.config.pipelines", "load_pipeline": "pspnet_geo.config.pipelines",
+    "run_batch": "pspnet_geo.batch.run", "segment": "pspnet_geo.segmentation.run", "train": "pspnet_geo.training",
+    "vectorize_mask": "pspnet_geo.vector.vectorize", "vectorize_file": "pspnet_geo.vector.vectorize_file",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -24,7 +24,7 @@ import rasterio
 from rasterio.features import rasterize
 from rasterio.windows import Window, bounds
 
-from pspnet_geo.segmentation import SegmentResult, segment
+from pspnet_geo.segmentation.run import SegmentResult, segment
 from pspnet_geo.training import TrainResult, train
 
 log = logging.getLogger(__name__)

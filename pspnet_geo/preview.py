@@ -26,7 +26,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from pspnet_geo.errors import BandMismatchError, OutputError, RasterError, RunError
 from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.scene import Scene, open_scene
-from pspnet_geo.stitch import NODATA_CLASS
+from pspnet_geo.segmentation.stitch import NODATA_CLASS
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import numpy as np
 import rasterio
 import torch
 
-from pspnet_geo.inference import load_model, predict
-from pspnet_geo.stitch import NODATA_CLASS
-from pspnet_geo.tiling import TilePlan
+from pspnet_geo.segmentation.inference import load_model, predict
+from pspnet_geo.segmentation.stitch import NODATA_CLASS
+from pspnet_geo.segmentation.tiling import TilePlan
 
 
 def blend_whole_scene(scene, model_path, tile: int, overlap: int, batch_size: int = 1) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 import rasterio
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from pspnet_geo.areas import area_m2
+from pspnet_geo.vector.areas import area_m2
 
 ROAD_MASK = (Path(__file__).resolve().parent.parent / "pspnet_geo" / "sample_data"
              / "spacenet_vegas_roads" / "road_mask.tif")

@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from pspnet_geo.batch_inputs import find_inputs
+from pspnet_geo.batch.inputs import find_inputs
 from pspnet_geo.errors import InputError
 
 

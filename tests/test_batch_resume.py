@@ -19,9 +19,9 @@ import pytest
 from distributed import Client
 
 from conftest import ATLANTA, make_checkpoint
-from pspnet_geo.batch import run_batch
+from pspnet_geo.batch.run import run_batch
 from pspnet_geo.errors import RunError
-from pspnet_geo.manifest import content_hash
+from pspnet_geo.batch.manifest import content_hash
 from test_cli_batch import write_chips
 
 pytestmark = pytest.mark.slow

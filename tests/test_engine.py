@@ -11,9 +11,9 @@ import rasterio
 from distributed import Client, LocalCluster, WorkerPlugin
 
 from conftest import ATLANTA
-from pspnet_geo.engine import LocalExecutor, open_executor
+from pspnet_geo.segmentation.executors import LocalExecutor, open_executor
 from pspnet_geo.errors import RunError
-from pspnet_geo.segmentation import segment
+from pspnet_geo.segmentation.run import segment
 from reference import blend_whole_scene
 
 

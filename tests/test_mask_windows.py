@@ -7,7 +7,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from pspnet_geo.mask_windows import WindowAssembler, WindowGrid, file_grid, read_mask_windows
+from pspnet_geo.vector.mask_windows import WindowAssembler, WindowGrid, file_grid, read_mask_windows
 
 
 def random_pieces(height: int, width: int, rng: np.random.Generator) -> list[Window]:

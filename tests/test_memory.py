@@ -32,7 +32,7 @@ def mosaic(path, size: int) -> None:
 
 MEASURE = """
 import sys, tracemalloc
-from pspnet_geo.segmentation import segment
+from pspnet_geo.segmentation.run import segment
 scene, model, out = sys.argv[1:4]
 tracemalloc.start()
 segment(scene, mask_out=out + "-mask.tif", proba_out=out + "-proba.tif", model=model,

@@ -13,7 +13,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from pspnet_geo.errors import BandMismatchError, InputError, RasterError, RunError
-from pspnet_geo.mosaic import ALIGN_TOLERANCE_PX, _gdal_color_name, build_mosaic
+from pspnet_geo.batch.vrt import ALIGN_TOLERANCE_PX, _gdal_color_name, build_mosaic
 from pspnet_geo.scene import open_scene, read_window
 
 SIZE, PIXEL, X0, Y0 = 32, 0.5, 500_000.0, 3_700_000.0

@@ -7,12 +7,12 @@ import pytest
 import rasterio
 
 from conftest import ATLANTA, make_checkpoint
-from pspnet_geo import blocks, packing
-from pspnet_geo.batch import run_batch
-from pspnet_geo.blocks import BlockJob, run_blocks
+from pspnet_geo.segmentation import blocks, packing
+from pspnet_geo.batch.run import run_batch
+from pspnet_geo.segmentation.blocks import BlockJob, run_blocks
 from pspnet_geo.errors import RunError
 from pspnet_geo.scene import open_scene
-from pspnet_geo.segmentation import RunSettings, make_plan, segment
+from pspnet_geo.segmentation.run import RunSettings, make_plan, segment
 from test_cli_batch import write_chips
 
 CORNERS = ((0, 0), (0, 300), (300, 0), (300, 300))

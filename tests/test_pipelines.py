@@ -9,9 +9,9 @@ import pytest
 import torch.hub
 import yaml
 
-from pspnet_geo import pipelines as pipelines_module
+from pspnet_geo.config import pipelines as pipelines_module
 from pspnet_geo.errors import PipelineError
-from pspnet_geo.pipelines import (
+from pspnet_geo.config.pipelines import (
     Pipeline,
     builtin_presets,
     list_pipelines,
@@ -155,7 +155,7 @@ def test_plugin_folder_and_callable(tmp_path, plugins, caplog):
     plugins.append(FakeEntryPoint("callable", lambda: tmp_path / "b"))
     plugins.append(FakeEntryPoint("broken", ImportError("no module named fake_plugin")))
     plugins.append(FakeEntryPoint("not-a-folder", str(tmp_path / "nowhere")))
-    with caplog.at_level(logging.WARNING, logger="pspnet_geo.pipelines"):
+    with caplog.at_level(logging.WARNING, logger="pspnet_geo.config.pipelines"):
         found = {p.name: p for p in list_pipelines()}
     assert sorted(found) == sorted(BUILT_IN + ["plugin-a", "plugin-b"])
     assert found["plugin-a"].source.startswith("entry point 'folder' (")

@@ -14,10 +14,10 @@ from rasterio.windows import Window
 
 from conftest import ATLANTA, BAD_INPUTS, LANDSAT
 from pspnet_geo.errors import BandMismatchError, InputError, OutputError, RunError
-from pspnet_geo.pipelines import load_pipeline
-from pspnet_geo.segmentation import segment
-from pspnet_geo.tiling import TilePlan
-from pspnet_geo.vectorize import vectorize_mask
+from pspnet_geo.config.pipelines import load_pipeline
+from pspnet_geo.segmentation.run import segment
+from pspnet_geo.segmentation.tiling import TilePlan
+from pspnet_geo.vector.vectorize import vectorize_mask
 from reference import blend_whole_scene
 
 TILE, OVERLAP = 256, 64
@@ -169,7 +169,7 @@ def test_streamed_polygons_equal_vectorising_the_written_mask(tmp_path, atlanta_
 
 def test_each_worker_resolves_auto_device_and_batch_size_itself(tmp_path, atlanta_model, monkeypatch):
     """A client without a GPU must not decide for GPU workers: ``auto`` travels to the worker."""
-    from pspnet_geo import blocks
+    from pspnet_geo.segmentation import blocks
 
     asked = []
     real = blocks.resolve_device
@@ -180,7 +180,7 @@ def test_each_worker_resolves_auto_device_and_batch_size_itself(tmp_path, atlant
 
 def test_an_interrupted_scene_resumes_without_rerunning_its_finished_blocks(
         tmp_path, atlanta_model, atlanta_reference, monkeypatch):
-    from pspnet_geo import segmentation
+    from pspnet_geo.segmentation import run as segmentation
 
     real, ran = segmentation.run_block, []
 
@@ -212,7 +212,7 @@ def test_an_interrupted_scene_resumes_without_rerunning_its_finished_blocks(
 
 def test_blocks_saved_under_another_plan_are_not_reused(tmp_path, atlanta_model, atlanta_reference, monkeypatch):
     """The plan depends on the threads; a resumed run with more threads plans other blocks."""
-    from pspnet_geo import segmentation
+    from pspnet_geo.segmentation import run as segmentation
 
     real, ran = segmentation.run_block, []
 
@@ -236,8 +236,8 @@ def test_blocks_saved_under_another_plan_are_not_reused(tmp_path, atlanta_model,
 def test_cuda_is_checked_by_the_client_only_when_the_blocks_run_here(tmp_path, atlanta_model, monkeypatch):
     """A client without a GPU refuses --device cuda for its own threads, but leaves it to
     the workers of a remote cluster, which may have GPUs."""
-    from pspnet_geo import blocks
-    from pspnet_geo.engine import LocalExecutor
+    from pspnet_geo.segmentation import blocks
+    from pspnet_geo.segmentation.executors import LocalExecutor
 
     options = dict(mask_out=tmp_path / "m.tif", model=atlanta_model, tile_size=TILE, progress=False)
     with pytest.raises(InputError, match="unknown device 'tpu'"):

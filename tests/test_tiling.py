@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pspnet_geo.errors import InputError
-from pspnet_geo.tiling import Axis, TilePlan, aligned_block_tiles
+from pspnet_geo.segmentation.tiling import Axis, TilePlan, aligned_block_tiles
 
 
 @pytest.mark.parametrize("length, tile, overlap", [(900, 256, 64), (1000, 256, 128), (77, 256, 64), (513, 512, 0), (1, 16, 4)])

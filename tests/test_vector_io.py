@@ -14,7 +14,7 @@ import pytest
 from shapely.geometry import box
 
 from pspnet_geo.errors import OutputError
-from pspnet_geo.vector_io import check_vector_path, write_vector
+from pspnet_geo.vector.io import check_vector_path, write_vector
 
 EXTENSIONS = [".gpkg", ".geojson", ".json", ".fgb", ".parquet", ".geoparquet"]
 

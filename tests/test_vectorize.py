@@ -16,9 +16,9 @@ from rasterio.windows import Window
 from shapely.geometry import shape
 
 from pspnet_geo.errors import RasterError
-from pspnet_geo.mask_windows import file_grid
-from pspnet_geo.postprocess.config import parse_postprocess
-from pspnet_geo.vectorize import MaskVectorizer, vectorize_mask
+from pspnet_geo.vector.mask_windows import file_grid
+from pspnet_geo.config.postprocess import parse_postprocess
+from pspnet_geo.vector.vectorize import MaskVectorizer, vectorize_mask
 
 def polygons_of(*args, **kwargs):
     return vectorize_mask(*args, **kwargs).polygons
@@ -154,7 +154,7 @@ def test_no_crs_gives_pixel_coordinates_and_nan_area(tmp_path, caplog):
     mask = np.zeros((10, 10), dtype=np.uint8)
     mask[2:4, 3:8] = 1
     path = write_mask(tmp_path / "plain.tif", mask, crs=None)
-    with caplog.at_level(logging.WARNING, logger="pspnet_geo.vectorize"):
+    with caplog.at_level(logging.WARNING, logger="pspnet_geo.vector.vectorize"):
         result = polygons_of(path, ["bg", "thing"])
     assert "no CRS" in caplog.text
     assert result.crs is None

@@ -1,10 +1,10 @@
-"""``pspnet-geo batch``: a thin layer over :func:`pspnet_geo.batch.run_batch`."""
+"""``pspnet-geo batch``: a thin layer over :func:`pspnet_geo.run_batch`."""
 
 from __future__ import annotations
 
 import click
 
-from pspnet_geo.batch import VECTOR_FORMATS, run_batch
+from pspnet_geo.batch.run import VECTOR_FORMATS, run_batch
 
 _path = click.Path(dir_okay=False)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pspnet_geo.pipelines import pipelines
+from pspnet_geo.config.pipelines import pipelines
 
 
 @click.command("pipelines")

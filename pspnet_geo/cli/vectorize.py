@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from pspnet_geo.cli.options import BackgroundClass
-from pspnet_geo.vectorize import LAYOUTS
-from pspnet_geo.vectorize_file import vectorize_file
+from pspnet_geo.vector.vectorize import LAYOUTS
+from pspnet_geo.vector.vectorize_file import vectorize_file
 
 _path = click.Path(dir_okay=False)
 

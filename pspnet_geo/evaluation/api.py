@@ -28,11 +28,11 @@ from pspnet_geo.errors import InputError, OutputError
 from pspnet_geo.evaluation.features import FeatureTruth, object_section, road_section
 from pspnet_geo.evaluation.pixels import open_truth, pixel_metrics, stream_confusion
 from pspnet_geo.evaluation.report import PixelSection, Section, render, report_dict
-from pspnet_geo.pipelines import load_pipeline
+from pspnet_geo.config.pipelines import load_pipeline
 from pspnet_geo.scene import open_scene
-from pspnet_geo.training.classes import ClassSpec, class_column as spec_column, label_value_map, parse_classes
-from pspnet_geo.training.labels import RASTER_SUFFIXES
-from pspnet_geo.vectorize_file import mask_class_names
+from pspnet_geo.labels.classes import ClassSpec, class_column as spec_column, label_value_map, parse_classes
+from pspnet_geo.labels.read import RASTER_SUFFIXES
+from pspnet_geo.vector.vectorize_file import mask_class_names
 
 log = logging.getLogger(__name__)
 

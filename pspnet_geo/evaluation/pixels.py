@@ -2,7 +2,7 @@
 
 The prediction is a class-id mask as pspnet-geo writes it (uint8, nodata 255). The truth is a
 label raster on the mask's own grid, or a vector file rasterised for each window (reprojected
-to the mask's CRS first) by :mod:`pspnet_geo.training.labels`, so it is placed exactly as
+to the mask's CRS first) by :mod:`pspnet_geo.labels.read`, so it is placed exactly as
 training places it. Only one window of each is in memory at a time, so any scene size works.
 
 A pixel counts when the prediction has a class there (not its nodata) and the truth is
@@ -23,10 +23,10 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from pspnet_geo.errors import LabelError, RasterError
-from pspnet_geo.mask_windows import file_grid
+from pspnet_geo.vector.mask_windows import file_grid
 from pspnet_geo.scene import Scene
-from pspnet_geo.training.classes import ClassSpec
-from pspnet_geo.training.labels import (
+from pspnet_geo.labels.classes import ClassSpec
+from pspnet_geo.labels.read import (
     RasterLabels, VectorLabels, is_raster_path, read_vector_labels,
 )
 

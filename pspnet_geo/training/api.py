@@ -21,7 +21,7 @@ import torch
 
 from pspnet_geo.checkpoint import Checkpoint, ModelConfig
 from pspnet_geo.errors import InputError
-from pspnet_geo.inference import resolve_device
+from pspnet_geo.segmentation.inference import resolve_device
 from pspnet_geo.models import PSPNet, cached_weights_path
 from pspnet_geo.outputs import check_output_path
 from pspnet_geo.training.augment import augmentation, training_transform
@@ -30,7 +30,7 @@ from pspnet_geo.training.curves import MetricsLog, check_plot_path, plot_curves
 from pspnet_geo.training.losses import LOSSES
 from pspnet_geo.training.state import RunState, state_path
 from pspnet_geo.training.data import TrainingData
-from pspnet_geo.training.classes import ClassSpec, class_column as spec_column, label_value_map, parse_classes
+from pspnet_geo.labels.classes import ClassSpec, class_column as spec_column, label_value_map, parse_classes
 from pspnet_geo.training.loop import (
     DEFAULT_LR, HEAD_LR_FACTOR, POLY_POWER, LoopConfig, balanced_class_weights, build_optimizer, run,
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pspnet_geo.errors import PipelineError
-from pspnet_geo.schema import check_keys, parse_yaml, typed
+from pspnet_geo.config.schema import check_keys, parse_yaml, typed
 from pspnet_geo.training.api import train
 
 _PARAMETERS = inspect.signature(train).parameters

@@ -17,8 +17,8 @@ from rasterio.windows import Window
 
 from pspnet_geo.errors import BandMismatchError, InputError, LabelError
 from pspnet_geo.scene import Scene, open_scene, read_window
-from pspnet_geo.training.classes import ClassSpec
-from pspnet_geo.training.labels import (
+from pspnet_geo.labels.classes import ClassSpec
+from pspnet_geo.labels.read import (
     RasterLabels,
     VectorLabels,
     is_raster_path,

@@ -21,7 +21,7 @@ from rasterio.windows import Window
 
 from pspnet_geo.datasets import LAYOUTS, Sample
 from pspnet_geo.training.data import TrainingData
-from pspnet_geo.training.classes import parse_classes
+from pspnet_geo.labels.classes import parse_classes
 
 UTM = "EPSG:32611"
 ORIGIN = (600_000.0, 4_000_000.0)

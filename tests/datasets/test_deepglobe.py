@@ -86,7 +86,7 @@ def test_missing_dataset_folder_is_an_error(tmp_path):
 
 def test_layouts_with_a_pipeline_name_its_classes_and_background():
     from pspnet_geo.datasets import LAYOUTS
-    from pspnet_geo.pipelines import list_pipelines
+    from pspnet_geo.config.pipelines import list_pipelines
 
     presets = {pipeline.name: pipeline for pipeline in list_pipelines()}
     shared = set(LAYOUTS) & set(presets)

@@ -15,7 +15,7 @@ from pspnet_geo.evaluation.pixels import (
     open_truth, pixel_metrics, stream_confusion, window_confusion,
 )
 from pspnet_geo.scene import open_scene
-from pspnet_geo.training.classes import parse_classes
+from pspnet_geo.labels.classes import parse_classes
 
 SAMPLE = Path(__file__).resolve().parents[2] / "pspnet_geo" / "sample_data"
 ATLANTA = SAMPLE / "spacenet_atlanta_buildings"

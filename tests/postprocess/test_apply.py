@@ -12,9 +12,9 @@ import rasterio.features
 import shapely
 from scipy import ndimage
 
-from pspnet_geo.pipelines import load_pipeline
-from pspnet_geo.postprocess.config import parse_postprocess
-from pspnet_geo.vectorize import vectorize_mask
+from pspnet_geo.config.pipelines import load_pipeline
+from pspnet_geo.config.postprocess import parse_postprocess
+from pspnet_geo.vector.vectorize import vectorize_mask
 
 SAMPLE = Path(__file__).resolve().parents[2] / "pspnet_geo" / "sample_data"
 ATLANTA = SAMPLE / "spacenet_atlanta_buildings"

@@ -18,7 +18,7 @@ from affine import Affine
 from shapely import affinity
 from shapely.geometry import Polygon, box, shape
 
-from pspnet_geo.postprocess.buildings import regularize, split_bridges
+from pspnet_geo.vector.postprocess.buildings import regularize, split_bridges
 
 ATLANTA_DIR = Path(__file__).resolve().parents[2] / "pspnet_geo" / "sample_data" / (
     "spacenet_atlanta_buildings"

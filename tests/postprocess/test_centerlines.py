@@ -15,7 +15,7 @@ import shapely
 from rasterio.windows import Window
 from scipy import ndimage
 
-from pspnet_geo.postprocess.centerlines import (
+from pspnet_geo.vector.postprocess.centerlines import (
     centerline_halo, join_centerlines, window_centerlines,
 )
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pspnet_geo.errors import PipelineError
-from pspnet_geo.pipelines import list_pipelines
-from pspnet_geo.postprocess.config import CenterlineSettings, parse_postprocess
+from pspnet_geo.config.pipelines import list_pipelines
+from pspnet_geo.config.postprocess import CenterlineSettings, parse_postprocess
 
 CLASSES = ("background", "building", "road", "field", "forest")
 

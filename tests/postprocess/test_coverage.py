@@ -10,7 +10,7 @@ from affine import Affine
 from scipy import ndimage
 from shapely.geometry import shape
 
-from pspnet_geo.postprocess.coverage import clean_coverage, shared_edge_lengths, sliver_mask
+from pspnet_geo.vector.postprocess.coverage import clean_coverage, shared_edge_lengths, sliver_mask
 
 PIXEL = 10.0  # metres; one pixel is 100 m²
 TRANSFORM = Affine(PIXEL, 0, 500_000, 0, -PIXEL, 4_000_000)  # UTM-like coordinates

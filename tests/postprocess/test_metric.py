@@ -8,7 +8,7 @@ import shapely
 from affine import Affine
 from pyproj import Geod
 
-from pspnet_geo.postprocess.metric import MetricFrame, pixel_size_m
+from pspnet_geo.vector.postprocess.metric import MetricFrame, pixel_size_m
 
 VEGAS = (-115.2, 36.14)
 

@@ -11,7 +11,7 @@ import pytest
 import shapely
 from shapely.geometry import Polygon
 
-from pspnet_geo.postprocess.orthogonal import Frames, orthogonal_outlines
+from pspnet_geo.vector.postprocess.orthogonal import Frames, orthogonal_outlines
 from tests.postprocess.test_buildings import (
     burn,
     iou,

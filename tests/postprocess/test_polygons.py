@@ -7,7 +7,7 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from pspnet_geo.postprocess.polygons import fill_holes, remove_specks, simplify, valid_polygons
+from pspnet_geo.vector.postprocess.polygons import fill_holes, remove_specks, simplify, valid_polygons
 
 POLYGON = shapely.GeometryType.POLYGON
 

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from scipy import ndimage
 
-from pspnet_geo.postprocess.sieve import sieve_classes, sieve_halo
+from pspnet_geo.vector.postprocess.sieve import sieve_classes, sieve_halo
 
 NODATA = 255
 

@@ -14,7 +14,7 @@ from pspnet_geo.errors import InputError
 from pspnet_geo.training.augment import augmentation, training_transform
 from pspnet_geo.training.batches import TrainingBatches, WindowChoice, keep_chances
 from pspnet_geo.training.data import TrainingData
-from pspnet_geo.training.classes import parse_classes
+from pspnet_geo.labels.classes import parse_classes
 from pspnet_geo.training.sampling import WindowSampler, plan_split
 
 SAMPLES = Path(pspnet_geo.__file__).parent / "sample_data"

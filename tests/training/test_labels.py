@@ -16,8 +16,8 @@ from shapely.geometry import LineString, box
 import pspnet_geo
 from pspnet_geo.errors import InputError, LabelError
 from pspnet_geo.scene import open_scene
-from pspnet_geo.training.classes import parse_classes, parse_label_values, raster_value_map
-from pspnet_geo.training.labels import RasterLabels, VectorLabels, read_vector_labels
+from pspnet_geo.labels.classes import parse_classes, parse_label_values, raster_value_map
+from pspnet_geo.labels.read import RasterLabels, VectorLabels, read_vector_labels
 
 ATLANTA_DIR = Path(pspnet_geo.__file__).parent / "sample_data" / "spacenet_atlanta_buildings"
 IMAGE = ATLANTA_DIR / "image.tif"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from rasterio.windows import Window
 
-from pspnet_geo.tiling import Piece, TilePlan
+from pspnet_geo.segmentation.tiling import Piece, TilePlan
 
 NODATA_CLASS = 255
 

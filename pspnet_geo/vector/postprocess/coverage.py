@@ -20,7 +20,7 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from pspnet_geo.postprocess.polygons import check_non_negative, valid_polygons
+from pspnet_geo.vector.postprocess.polygons import check_non_negative, valid_polygons
 
 log = logging.getLogger(__name__)
 

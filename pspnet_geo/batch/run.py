@@ -1,12 +1,12 @@
 """``batch``: segment a whole collection of scenes, resumably, on one machine or a Dask cluster.
 
 Every input gets a mask and a vector file under the output folder, named after it (see
-:mod:`pspnet_geo.batch_inputs`), and an entry in the run manifest (:mod:`pspnet_geo.manifest`)
+:mod:`pspnet_geo.batch.inputs`), and an entry in the run manifest (:mod:`pspnet_geo.batch.manifest`)
 once its outputs are in place. Rerunning the same command skips inputs whose outputs are
 still as recorded and redoes the rest, so a run killed at any moment and rerun ends with the
 outputs of an uninterrupted one. One executor (threads, a local Dask cluster or a remote one)
 serves the whole batch, and several scenes are in flight at once so its workers never wait for
-the next file; their blocks share model batches (:mod:`pspnet_geo.packing`), so small chips
+the next file; their blocks share model batches (:mod:`pspnet_geo.segmentation.packing`), so small chips
 still fill a GPU batch. An input that fails is recorded with its error and the batch goes on.
 """
 
@@ -25,19 +25,19 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pspnet_geo.batch_inputs import BatchInput, find_inputs
-from pspnet_geo.batch_job import BatchJob
-from pspnet_geo.batch_mosaic import run_mosaic
-from pspnet_geo.blocks import BlockJob
-from pspnet_geo.engine import Executor, open_executor
+from pspnet_geo.batch.inputs import BatchInput, find_inputs
+from pspnet_geo.batch.job import BatchJob
+from pspnet_geo.batch.mosaic import run_mosaic
+from pspnet_geo.segmentation.blocks import BlockJob
+from pspnet_geo.segmentation.executors import Executor, open_executor
 from pspnet_geo.errors import InputError
-from pspnet_geo.inference import expected_batch_size, load_checkpoint
-from pspnet_geo.manifest import Entry, Manifest, content_hash
-from pspnet_geo.merge import merge_vectors
-from pspnet_geo.packing import PackingExecutor
-from pspnet_geo.pipelines import load_pipeline
-from pspnet_geo.segmentation import resolve_model
-from pspnet_geo.vectorize import check_vector_output
+from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoint
+from pspnet_geo.batch.manifest import Entry, Manifest, content_hash
+from pspnet_geo.vector.merge import merge_vectors
+from pspnet_geo.segmentation.packing import PackingExecutor
+from pspnet_geo.config.pipelines import load_pipeline
+from pspnet_geo.segmentation.run import resolve_model
+from pspnet_geo.vector.vectorize import check_vector_output
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def run_batch(
     """Segment every input named by ``inputs`` (a glob, folder, list file or dataset split)
     into ``out_dir``; optionally merge all polygons into ``merge`` with a ``source`` column.
     ``files_in_flight`` scenes run at once (default: the executor's slots, at least 2).
-    ``mosaic`` segments the inputs, pieces of one mosaic, as one scene (see :mod:`~pspnet_geo.batch_mosaic`).
+    ``mosaic`` segments the inputs, pieces of one mosaic, as one scene (see :mod:`~pspnet_geo.batch.mosaic`).
     ``report`` receives the Dask dashboard address when a cluster runs the batch."""
     started = time.perf_counter()
     job = _job(out_dir, model, pipeline, vector_format, postprocess, download, merge,

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from pspnet_geo.errors import PipelineError
 from pspnet_geo.models.backbone import BACKBONES, OUTPUT_STRIDES
-from pspnet_geo.schema import check_keys, typed
+from pspnet_geo.config.schema import check_keys, typed
 
 MIN_TILE = 64
 

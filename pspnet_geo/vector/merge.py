@@ -17,7 +17,7 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 
-from pspnet_geo.vector_io import write_layers
+from pspnet_geo.vector.io import write_layers
 
 log = logging.getLogger(__name__)
 

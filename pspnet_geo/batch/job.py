@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pspnet_geo.batch_inputs import BatchInput
-from pspnet_geo.engine import Executor
+from pspnet_geo.batch.inputs import BatchInput
+from pspnet_geo.segmentation.executors import Executor
 from pspnet_geo.errors import PspnetGeoError
-from pspnet_geo.manifest import Entry, Manifest, file_stamp, fingerprint
-from pspnet_geo.segmentation import segment
+from pspnet_geo.batch.manifest import Entry, Manifest, file_stamp, fingerprint
+from pspnet_geo.segmentation.run import segment
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ from rasterio.windows import Window
 
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.errors import PspnetGeoError
-from pspnet_geo.inference import default_batch_size, load_model, predict, resolve_device
+from pspnet_geo.segmentation.inference import default_batch_size, load_model, predict, resolve_device
 from pspnet_geo.scene import Scene, read_window
-from pspnet_geo.stitch import (
+from pspnet_geo.segmentation.stitch import (
     Accumulator, Contribution, FinishedPiece, PartialPiece, crop_contribution,
 )
-from pspnet_geo.tiling import Block, TilePlan
+from pspnet_geo.segmentation.tiling import Block, TilePlan
 
 
 @dataclass(frozen=True)

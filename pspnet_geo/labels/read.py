@@ -27,7 +27,7 @@ from shapely.geometry import box
 
 from pspnet_geo.errors import LabelError, RunError
 from pspnet_geo.scene import Scene
-from pspnet_geo.training.classes import ClassSpec
+from pspnet_geo.labels.classes import ClassSpec
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import rasterio
 
 from pspnet_geo.scene import Scene
-from pspnet_geo.stitch import NODATA_CLASS, FinishedPiece
+from pspnet_geo.segmentation.stitch import NODATA_CLASS, FinishedPiece
 
 
 @dataclass(frozen=True)

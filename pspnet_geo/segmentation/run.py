@@ -22,23 +22,23 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pspnet_geo.block_journal import BlockJournal
-from pspnet_geo.blocks import BlockJob, BlockResult, run_block
+from pspnet_geo.segmentation.journal import BlockJournal
+from pspnet_geo.segmentation.blocks import BlockJob, BlockResult, run_block
 from pspnet_geo.checkpoint import Checkpoint
-from pspnet_geo.engine import Executor, open_executor
+from pspnet_geo.segmentation.executors import Executor, open_executor
 from pspnet_geo.errors import InputError
-from pspnet_geo.inference import check_device_name, expected_batch_size, load_checkpoint, resolve_device
-from pspnet_geo.manifest import file_stamp
+from pspnet_geo.segmentation.inference import check_device_name, expected_batch_size, load_checkpoint, resolve_device
+from pspnet_geo.batch.manifest import file_stamp
 from pspnet_geo.outputs import atomic_output, check_output_path
-from pspnet_geo.pipelines import Pipeline, load_pipeline, resolve_weights
-from pspnet_geo.raster_outputs import ClassInfo, RasterOutputs
+from pspnet_geo.config.pipelines import Pipeline, load_pipeline, resolve_weights
+from pspnet_geo.segmentation.raster_outputs import ClassInfo, RasterOutputs
 from pspnet_geo.scene import Scene, open_scene, select_bands
-from pspnet_geo.stitch import NODATA_CLASS, Stitcher
-from pspnet_geo.tiling import TilePlan, aligned_block_tiles
-from pspnet_geo.postprocess.config import PostprocessConfig
+from pspnet_geo.segmentation.stitch import NODATA_CLASS, Stitcher
+from pspnet_geo.segmentation.tiling import TilePlan, aligned_block_tiles
+from pspnet_geo.config.postprocess import PostprocessConfig
 from pspnet_geo.preview import preview_path_check, write_preview
-from pspnet_geo.vector_io import write_layers
-from pspnet_geo.vectorize import MaskVectorizer, check_vector_output
+from pspnet_geo.vector.io import write_layers
+from pspnet_geo.vector.vectorize import MaskVectorizer, check_vector_output
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def segment(
     An open ``executor`` (a batch shares one over many scenes) replaces ``workers``,
     ``threads`` and ``scheduler``. ``resume`` keeps each finished block beside the outputs
     (``OUT.parts/``) and, in a rerun, does not run those blocks again (see
-    :mod:`~pspnet_geo.block_journal`).
+    :mod:`~pspnet_geo.segmentation.journal`).
     """
     started = time.perf_counter()
     _check_outputs(out, mask_out, proba_out, preview, layout, overwrite)

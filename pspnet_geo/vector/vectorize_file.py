@@ -15,10 +15,10 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from pspnet_geo.errors import InputError, RasterError
-from pspnet_geo.pipelines import Pipeline, load_pipeline
+from pspnet_geo.config.pipelines import Pipeline, load_pipeline
 from pspnet_geo.preview import preview_path_check, write_preview
-from pspnet_geo.vector_io import write_layers
-from pspnet_geo.vectorize import check_vector_output, vectorize_mask
+from pspnet_geo.vector.io import write_layers
+from pspnet_geo.vector.vectorize import check_vector_output, vectorize_mask
 
 _PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
             (145, 30, 180), (70, 240, 240), (240, 50, 230)]

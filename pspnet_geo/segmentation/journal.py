@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from pspnet_geo.blocks import BlockResult
+from pspnet_geo.segmentation.blocks import BlockResult
 from pspnet_geo.errors import OutputError
 
 log = logging.getLogger(__name__)

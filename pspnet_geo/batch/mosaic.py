@@ -1,7 +1,7 @@
 """``batch --mosaic``: chips that are pieces of one mosaic, segmented as one virtual scene.
 
 Segmenting chip by chip gives every chip its own edge tiles, and predictions disagree along
-every chip border. Here the chips become one VRT (:mod:`pspnet_geo.mosaic`), segmented once
+every chip border. Here the chips become one VRT (:mod:`pspnet_geo.batch.vrt`), segmented once
 with blended seams; each chip's mask is then its window of the mosaic's mask, on the chip's
 own grid, and its polygons are that mask vectorised. So neighbouring chips agree where they
 meet, and the outputs keep the per-chip names of an ordinary batch (plus ``mosaic.*`` for the
@@ -17,15 +17,15 @@ from pathlib import Path, PurePosixPath
 import rasterio
 from rasterio.windows import transform as window_transform
 
-from pspnet_geo.batch_inputs import BatchInput
-from pspnet_geo.batch_job import BatchJob
-from pspnet_geo.engine import Executor
+from pspnet_geo.batch.inputs import BatchInput
+from pspnet_geo.batch.job import BatchJob
+from pspnet_geo.segmentation.executors import Executor
 from pspnet_geo.errors import PspnetGeoError
-from pspnet_geo.inference import load_checkpoint
-from pspnet_geo.manifest import Entry, Manifest, fingerprint
-from pspnet_geo.mosaic import ChipWindow, build_mosaic
+from pspnet_geo.segmentation.inference import load_checkpoint
+from pspnet_geo.batch.manifest import Entry, Manifest, fingerprint
+from pspnet_geo.batch.vrt import ChipWindow, build_mosaic
 from pspnet_geo.outputs import atomic_output
-from pspnet_geo.vectorize_file import vectorize_file
+from pspnet_geo.vector.vectorize_file import vectorize_file
 
 MOSAIC_NAME = "mosaic"
 

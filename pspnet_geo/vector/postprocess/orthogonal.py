@@ -1,6 +1,6 @@
 """Orthogonal outlines: polygons traced on grids laid along given orientations.
 
-Building regularisation (:func:`pspnet_geo.postprocess.buildings.regularize`) needs outlines
+Building regularisation (:func:`pspnet_geo.vector.postprocess.buildings.regularize`) needs outlines
 whose every edge is parallel or perpendicular to a building's orientation. Each polygon is
 rasterised finely in its :class:`Frames` rectangle, that grid is cut into cells where the
 outline has edges (and evenly in between, so no cell is wider than the tolerance), and the
@@ -22,7 +22,7 @@ import shapely
 from scipy.ndimage import maximum_filter1d
 from shapely.geometry import shape
 
-from pspnet_geo.polygonize import pixel_shapes
+from pspnet_geo.vector.polygonize import pixel_shapes
 
 _SUPERSAMPLING = 8
 _MAX_FINE_PIXELS = 4_000_000

@@ -72,7 +72,7 @@ def simplify(polygons: np.ndarray, tolerance_m: float) -> np.ndarray:
     """Polygons simplified (Douglas-Peucker, topology-preserving) within ``tolerance_m`` metres.
 
     Each polygon is simplified on its own, so neighbours may stop sharing edges exactly; use
-    :func:`pspnet_geo.postprocess.coverage.clean_coverage` for classes that tile the ground.
+    :func:`pspnet_geo.vector.postprocess.coverage.clean_coverage` for classes that tile the ground.
     A polygon that would become empty, invalid or not a single Polygon keeps its original
     outline: a small building must not vanish because the tolerance is coarse.
     """

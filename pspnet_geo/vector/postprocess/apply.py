@@ -1,7 +1,7 @@
 """Running a preset's clean-up on one mask: raster steps per window, geometry steps at the end.
 
 Geometry steps work on whole polygons (after the seams are merged), in metres: the polygons
-are moved to a metric frame (see :mod:`pspnet_geo.postprocess.metric`), cleaned, and moved back.
+are moved to a metric frame (see :mod:`pspnet_geo.vector.postprocess.metric`), cleaned, and moved back.
 Raster steps see each window with a halo wide enough that their result in the window does not
 depend on where the windows were cut.
 """
@@ -18,14 +18,14 @@ from affine import Affine
 from pyproj import CRS
 
 from pspnet_geo.errors import RasterError
-from pspnet_geo.mask_windows import MaskWindow
-from pspnet_geo.postprocess import buildings, polygons
-from pspnet_geo.postprocess.centerlines import centerline_halo, join_centerlines, window_centerlines
-from pspnet_geo.postprocess.config import PostprocessConfig
-from pspnet_geo.postprocess.coverage import clean_coverage
-from pspnet_geo.postprocess.metric import MetricFrame, pixel_size_m
-from pspnet_geo.postprocess.sieve import SIEVE_DTYPES, sieve_classes, sieve_halo
-from pspnet_geo.stitch import NODATA_CLASS
+from pspnet_geo.vector.mask_windows import MaskWindow
+from pspnet_geo.vector.postprocess import buildings, polygons
+from pspnet_geo.vector.postprocess.centerlines import centerline_halo, join_centerlines, window_centerlines
+from pspnet_geo.config.postprocess import PostprocessConfig
+from pspnet_geo.vector.postprocess.coverage import clean_coverage
+from pspnet_geo.vector.postprocess.metric import MetricFrame, pixel_size_m
+from pspnet_geo.vector.postprocess.sieve import SIEVE_DTYPES, sieve_classes, sieve_halo
+from pspnet_geo.segmentation.stitch import NODATA_CLASS
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from pspnet_geo.errors import InputError
-from pspnet_geo.schema import check_keys, typed
+from pspnet_geo.config.schema import check_keys, typed
 
 DEFAULT_CLASS_COLUMN = "class"
 _PALETTE = [

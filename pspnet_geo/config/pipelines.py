@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import torch.hub
 
 from pspnet_geo.errors import PipelineError
-from pspnet_geo.pipeline_schema import (
+from pspnet_geo.config.pipeline_schema import (
     is_url,
     parse_background,
     parse_bands,
@@ -30,8 +30,8 @@ from pspnet_geo.pipeline_schema import (
     parse_tiling,
     parse_weights,
 )
-from pspnet_geo.postprocess.config import PostprocessConfig, parse_postprocess
-from pspnet_geo.schema import check_keys, parse_yaml, typed
+from pspnet_geo.config.postprocess import PostprocessConfig, parse_postprocess
+from pspnet_geo.config.schema import check_keys, parse_yaml, typed
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def builtin_presets() -> Traversable:
     try:
         return importlib.resources.files("pspnet_geo.presets")
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "pipelines"
+        return Path(__file__).resolve().parents[2] / "pipelines"
 
 
 def load_pipeline(name: str | os.PathLike) -> Pipeline:

@@ -12,7 +12,7 @@ rests on a whole hull edge, so it is the more precise on plain rectangles, but a
 at an angle to the walls of irregular buildings.
 
 Orthogonal outlines are traced on a grid laid along that orientation and cut at the walls
-(:mod:`pspnet_geo.postprocess.orthogonal`). No library regularises buildings, so this is ours.
+(:mod:`pspnet_geo.vector.postprocess.orthogonal`). No library regularises buildings, so this is ours.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import logging
 import numpy as np
 import shapely
 
-from pspnet_geo.postprocess.orthogonal import Frames, orthogonal_outlines
-from pspnet_geo.postprocess.polygons import without_small_holes
+from pspnet_geo.vector.postprocess.orthogonal import Frames, orthogonal_outlines
+from pspnet_geo.vector.postprocess.polygons import without_small_holes
 
 log = logging.getLogger(__name__)
 

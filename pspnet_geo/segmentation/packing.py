@@ -5,7 +5,7 @@ be a single block of a few tiles, fewer than a model batch, so a GPU would run h
 batches one chip after another. :class:`PackingExecutor` sits between those calls and the
 executor: it gathers the blocks they submit into packs of about one model batch of tiles and
 runs each pack as one task (the function's ``many`` form, such as
-:func:`pspnet_geo.blocks.run_blocks`), then hands every result back to the call that submitted
+:func:`pspnet_geo.segmentation.blocks.run_blocks`), then hands every result back to the call that submitted
 it. Functions without a ``many`` form run item by item, as on the executor itself.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from pspnet_geo.engine import Executor
+from pspnet_geo.segmentation.executors import Executor
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The mask arrives as windows with a halo: read from a file (:func:`vectorize_mask`), or assembled
 from the pieces inference finishes (:class:`MaskVectorizer` fed by ``segment``). Each window is
 cleaned by the preset's raster steps and polygonised; polygons cut by window seams are merged at
-the end (:mod:`pspnet_geo.polygonize`), then the geometry steps run and the tables are built.
+the end (:mod:`pspnet_geo.vector.polygonize`), then the geometry steps run and the tables are built.
 Memory holds a band of windows and the geometries, never a whole-scene array.
 """
 
@@ -24,15 +24,15 @@ from pyproj import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from pspnet_geo.areas import area_m2
+from pspnet_geo.vector.areas import area_m2
 from pspnet_geo.errors import InputError, OutputError, RasterError
-from pspnet_geo.mask_windows import (
+from pspnet_geo.vector.mask_windows import (
     MaskWindow, WindowAssembler, WindowGrid, file_grid, read_mask_windows,
 )
-from pspnet_geo.polygonize import PolygonBuilder
-from pspnet_geo.postprocess.apply import Cleanup
-from pspnet_geo.postprocess.config import PostprocessConfig
-from pspnet_geo.vector_io import check_vector_path, holds_layers
+from pspnet_geo.vector.polygonize import PolygonBuilder
+from pspnet_geo.vector.postprocess.apply import Cleanup
+from pspnet_geo.config.postprocess import PostprocessConfig
+from pspnet_geo.vector.io import check_vector_path, holds_layers
 
 log = logging.getLogger(__name__)
 
