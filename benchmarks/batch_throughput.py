@@ -36,7 +36,8 @@ ROOT = use_checkout()
 from pspnet_geo.batch.run import run_batch  # noqa: E402
 from pspnet_geo.segmentation.inference import default_batch_size, load_model, predict  # noqa: E402
 from pspnet_geo.scene import open_scene  # noqa: E402
-from pspnet_geo.segmentation.run import RunSettings, make_plan  # noqa: E402
+from pspnet_geo.config.settings import InferenceSettings, TilingSettings  # noqa: E402
+from pspnet_geo.segmentation.run import make_plan  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 TILE, OVERLAP = 256, 64
@@ -60,7 +61,7 @@ def child_model(job: dict) -> dict:
     """(a): the forward passes over every chip's tiles alone, on the batch's threads."""
     torch.set_num_threads(1)
     checkpoint, model = load_model(job["model"], job["device"])
-    settings = RunSettings(TILE, OVERLAP, None, tuple(checkpoint.bands), job["device"], job["batch_size"])
+    settings = InferenceSettings(TilingSettings(TILE, OVERLAP), tuple(checkpoint.bands), job["device"], job["batch_size"])
     stacks = []
     for chip in sorted(Path(job["chips"]).glob("*.tif")):
         scene = open_scene(chip)

@@ -39,7 +39,8 @@ from pspnet_geo.checkpoint import Checkpoint, ModelConfig  # noqa: E402
 from pspnet_geo.segmentation.inference import default_batch_size, load_model, predict  # noqa: E402
 from pspnet_geo.models import PSPNet  # noqa: E402
 from pspnet_geo.scene import Scene, open_scene  # noqa: E402
-from pspnet_geo.segmentation.run import RunSettings, make_plan, segment  # noqa: E402
+from pspnet_geo.config.settings import InferenceSettings, TilingSettings  # noqa: E402
+from pspnet_geo.segmentation.run import make_plan, segment  # noqa: E402
 from pspnet_geo.segmentation.tiling import Block, TilePlan  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
@@ -105,7 +106,7 @@ def child_model(job: dict) -> dict:
     torch.set_num_threads(1)
     scene = open_scene(job["scene"])
     checkpoint, model = load_model(job["model"], job["device"])
-    settings = RunSettings(TILE, OVERLAP, None, tuple(checkpoint.bands), job["device"], job["batch_size"])
+    settings = InferenceSettings(TilingSettings(TILE, OVERLAP), tuple(checkpoint.bands), job["device"], job["batch_size"])
     plan = make_plan(scene, settings, job["threads"])
     stacks = [block_tiles(scene, plan, block, checkpoint) for block in plan.blocks]
 

@@ -1,13 +1,11 @@
 """pspnet-geo: PSPNet segmentation of large georeferenced rasters into polygons.
 
-The data flow, one module per step: :mod:`~pspnet_geo.scene` (read) ->
-:mod:`~pspnet_geo.segmentation.tiling` (tile) -> :mod:`~pspnet_geo.segmentation.blocks` and :mod:`~pspnet_geo.segmentation.inference`
-(infer, on the executors of :mod:`~pspnet_geo.segmentation.executors`) -> :mod:`~pspnet_geo.segmentation.stitch` (blend) ->
-:mod:`~pspnet_geo.segmentation.raster_outputs` (mask) -> :mod:`~pspnet_geo.vector.mask_windows`,
-:mod:`~pspnet_geo.vector.polygonize`, :mod:`~pspnet_geo.vector.postprocess` and :mod:`~pspnet_geo.vector.vectorize`
-(polygons, cleaned) -> :mod:`~pspnet_geo.vector.io` (write). :mod:`~pspnet_geo.segmentation.run`
-runs them all; :mod:`~pspnet_geo.batch.run` runs it over collections. Every CLI command is a thin layer over a
-function exported here, loaded on first use (for ``pipelines``, :func:`pspnet_geo.config.pipelines.pipelines`).
+The folders are the data flow: :mod:`~pspnet_geo.scene` reads; the segment wing
+(:mod:`pspnet_geo.segmentation`) tiles, infers, blends and writes the mask; the vector wing
+(:mod:`pspnet_geo.vector`) turns mask windows into cleaned polygons and writes them; the batch
+wing (:mod:`pspnet_geo.batch`) runs collections; :mod:`pspnet_geo.config` holds presets and the
+settings objects. Every CLI command is a thin layer over a function exported here, loaded on
+first use (for ``pipelines``, :func:`pspnet_geo.config.pipelines.pipelines`).
 """
 
 import importlib
@@ -27,6 +25,7 @@ _EXPORTS = {
     "evaluate": "pspnet_geo.evaluation", "PSPNet": "pspnet_geo.models",
     "list_pipelines": "pspnet_geo.config.pipelines", "load_pipeline": "pspnet_geo.config.pipelines",
     "run_batch": "pspnet_geo.batch.run", "segment": "pspnet_geo.segmentation.run", "train": "pspnet_geo.training",
+    "TrainSettings": "pspnet_geo.training.settings",
     "vectorize_mask": "pspnet_geo.vector.vectorize", "vectorize_file": "pspnet_geo.vector.vectorize_file",
 }
 __all__ = sorted(_EXPORTS)

@@ -18,7 +18,7 @@ import torch
 
 from pspnet_geo.errors import BandMismatchError, CheckpointError, InputError
 from pspnet_geo.models import PSPNet
-from pspnet_geo.models.backbone import check_backbone
+from pspnet_geo.config.models import check_backbone
 from pspnet_geo.outputs import atomic_output
 
 FORMAT = "pspnet-geo checkpoint"

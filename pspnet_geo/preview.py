@@ -26,11 +26,10 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from pspnet_geo.errors import BandMismatchError, OutputError, RasterError, RunError
 from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.scene import Scene, open_scene
-from pspnet_geo.segmentation.stitch import NODATA_CLASS
+from pspnet_geo.maskfile import NODATA_CLASS, Colour
 
 log = logging.getLogger(__name__)
 
-Colour = tuple[int, int, int]
 #: Candidates for the colour of centerlines; the one farthest from every class colour is used.
 LINE_COLOURS: tuple[Colour, ...] = (
     (255, 255, 0), (0, 255, 255), (255, 0, 255), (255, 128, 0), (255, 255, 255),

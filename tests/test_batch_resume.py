@@ -4,25 +4,27 @@ the outputs of an uninterrupted single-process run."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from concurrent import futures
 from pathlib import Path
 
 import dask
 import geopandas as gpd
+import psutil
 import rasterio
 import rasterio.shutil
 import pytest
 from distributed import Client
 
-from conftest import ATLANTA, make_checkpoint
+from helpers import ATLANTA, make_checkpoint, write_chips
 from pspnet_geo.batch.run import run_batch
 from pspnet_geo.errors import RunError
-from pspnet_geo.batch.manifest import content_hash
-from test_cli_batch import write_chips
+from pspnet_geo.stamps import content_hash
 
 pytestmark = pytest.mark.slow
 CORNERS = ((0, 0), (0, 300), (300, 0), (300, 300), (600, 0), (600, 300))
@@ -101,23 +103,66 @@ def _start_cluster(folder: Path, workers: int = 2, cwd: Path | None = None
         return scheduler, started, client.scheduler.address
 
 
-def test_a_batch_on_a_dask_cluster_survives_losing_a_worker(chips_and_reference, tmp_path):
-    root, model = chips_and_reference
-    scheduler, workers, address = _start_cluster(tmp_path)
+def _in_background(function, *args, **kwargs) -> futures.Future:
+    """``function`` running in a daemon thread: a batch that hangs cannot keep pytest from exiting."""
+    future = futures.Future()
+
+    def target():
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(function(*args, **kwargs))
+        except BaseException as error:
+            future.set_exception(error)
+
+    threading.Thread(target=target, daemon=True).start()
+    return future
+
+
+def _has_exited(process: psutil.Process) -> bool:
+    """Gone, or a zombie: a process whose parent was killed may wait a while to be reaped."""
     try:
-        out = tmp_path / "out"
-        batch = threading.Thread(target=run_batch, args=(root / "chips", out),
-                                 kwargs=dict(model=model, scheduler=address, **OPTIONS))
-        batch.start()
-        deadline = time.monotonic() + 120
-        while _done_count(out) < 1 and batch.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        workers[1].kill()
-        batch.join(timeout=300)
-        assert not batch.is_alive()
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_batch_on_a_dask_cluster_survives_losing_a_worker(chips_and_reference, tmp_path):
+    """A worker busy with the batch's tasks is killed, nanny and all, while the batch runs; the
+    scheduler reruns what it held and the outputs are those of an uninterrupted run."""
+    root, model = chips_and_reference
+    scheduler, nannies, address = _start_cluster(tmp_path)
+    try:
+        with Client(address, timeout="30s") as watcher:
+            names = {addr: info["name"] for addr, info in watcher.scheduler_info()["workers"].items()}
+            pids = watcher.run(os.getpid)
+            out = tmp_path / "out"
+            batch = _in_background(run_batch, root / "chips", out, model=model, scheduler=address, **OPTIONS)
+            busy, deadline = None, time.monotonic() + 180
+            while busy is None and not batch.done() and time.monotonic() < deadline:
+                if _done_count(out) >= 1:
+                    busy = next((addr for addr, keys in watcher.processing().items() if keys), None)
+                time.sleep(0.05)
+            assert not batch.done(), "the batch ended before a worker could be killed"
+            assert busy is not None, "no worker was running a task of the batch"
+            nanny = nannies[int(names[busy].removeprefix("w"))]
+            worker = psutil.Process(pids[busy])
+            assert worker.ppid() == nanny.pid
+            nanny.kill()
+            assert nanny.wait(timeout=30) == -signal.SIGKILL
+            deadline = time.monotonic() + 30
+            while not _has_exited(worker) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _has_exited(worker), "the worker process outlived its nanny"
+            assert not batch.done(), "the batch ended before the worker was gone"
+            result = batch.result(timeout=300)
+            assert len(result.done) == len(CORNERS) and result.failed == []
+            deadline = time.monotonic() + 30
+            while busy in watcher.scheduler_info()["workers"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert list(watcher.scheduler_info()["workers"]) == [a for a in names if a != busy]
         assert_same_outputs(out, root / "reference")
     finally:
-        for process in [*workers, scheduler]:
+        for process in [*nannies, scheduler]:
             process.kill()
             process.wait()
 

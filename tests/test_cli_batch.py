@@ -13,26 +13,10 @@ from click.testing import CliRunner
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from conftest import ATLANTA, BAD_INPUTS, make_checkpoint
+from helpers import ATLANTA, BAD_INPUTS, CHIP, make_checkpoint, write_chips
 from pspnet_geo.cli.main import cli
 
-CHIP = 192
 FAST = ("--tile-size", "128", "--overlap", "32", "--no-progress")
-
-
-def write_chips(folder: Path, corners=((0, 0), (0, 300), (300, 0), (300, 300))) -> list[Path]:
-    """Chips of the Atlanta scene in two sub-folders, like the AOIs of a dataset."""
-    paths = []
-    with rasterio.open(ATLANTA) as src:
-        for n, (row, col) in enumerate(corners):
-            window = Window(col, row, CHIP, CHIP)
-            path = folder / f"aoi_{n % 2}" / f"chip_{n}.tif"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            profile = {**src.profile, "width": CHIP, "height": CHIP, "transform": window_transform(window, src.transform)}
-            with rasterio.open(path, "w", **profile) as dst:
-                dst.write(src.read(window=window))
-            paths.append(path)
-    return paths
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from rasterio.features import rasterize
 import shapely
 from shapely.affinity import translate
 
+from helpers import assert_one_line_error
 from pspnet_geo.cli.main import cli
 from pspnet_geo.evaluation import evaluate
 from pspnet_geo.evaluation.pixels import pixel_metrics, window_confusion
@@ -115,13 +116,6 @@ def atlanta_mask(tmp_path: Path) -> Path:
                       names=["background", "building"])
 
 
-def one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr
-
-
 def test_vector_truth_without_a_class_column_is_the_one_building_class(tmp_path, run):
     result = run("evaluate", atlanta_mask(tmp_path), BUILDINGS)
     assert result.exit_code == 0, result.output
@@ -131,15 +125,15 @@ def test_vector_truth_without_a_class_column_is_the_one_building_class(tmp_path,
 
 def test_label_raster_on_another_grid_is_an_error(tmp_path, run):
     truth = write_mask(tmp_path / "t.tif", np.zeros((900, 899), np.uint8))
-    one_line_error(run("evaluate", atlanta_mask(tmp_path), truth), "is not on the grid of", "899x900")
+    assert_one_line_error(run("evaluate", atlanta_mask(tmp_path), truth), "is not on the grid of", "899x900")
 
 
 def test_labels_that_miss_the_mask_name_both_extents(tmp_path, run):
     far = gpd.read_file(BUILDINGS)
     far["geometry"] = far.geometry.map(lambda g: translate(g, 5000, 0))
     far.to_file(tmp_path / "far.geojson")
-    one_line_error(run("evaluate", atlanta_mask(tmp_path), tmp_path / "far.geojson"),
-                   "do not overlap", "extent (738", "extent (733601")
+    assert_one_line_error(run("evaluate", atlanta_mask(tmp_path), tmp_path / "far.geojson"),
+                          "do not overlap", "extent (738", "extent (733601")
 
 
 def test_unknown_class_value_lists_the_known_classes(tmp_path, run):
@@ -147,25 +141,25 @@ def test_unknown_class_value_lists_the_known_classes(tmp_path, run):
     labels.loc[0, "kind"] = "tree"
     labels.to_file(tmp_path / "l.geojson")
     result = run("evaluate", atlanta_mask(tmp_path), tmp_path / "l.geojson", "--class-column", "kind")
-    one_line_error(result, "'tree'", "known classes: 0=background, 1=building")
+    assert_one_line_error(result, "'tree'", "known classes: 0=background, 1=building")
 
 
 def test_empty_label_file_is_an_error(tmp_path, run):
     (tmp_path / "empty.geojson").write_text('{"type": "FeatureCollection", "features": []}')
-    one_line_error(run("evaluate", atlanta_mask(tmp_path), tmp_path / "empty.geojson"), "has no features")
+    assert_one_line_error(run("evaluate", atlanta_mask(tmp_path), tmp_path / "empty.geojson"), "has no features")
 
 
 def test_class_names_are_needed_once(tmp_path, run):
     mask = write_mask(tmp_path / "m.tif", np.zeros((20, 20), np.uint8))
-    one_line_error(run("evaluate", mask, mask), "names no classes", "--classes")
-    one_line_error(run("evaluate", mask, mask, "--classes", "a,b", "-p", "spacenet-buildings"), "not both")
+    assert_one_line_error(run("evaluate", mask, mask), "names no classes", "--classes")
+    assert_one_line_error(run("evaluate", mask, mask, "--classes", "a,b", "-p", "spacenet-buildings"), "not both")
     assert run("evaluate", mask, mask, "--classes", "a,b").exit_code == 0
 
 
 def test_an_existing_json_report_is_kept_without_overwrite(tmp_path, run):
     mask = write_mask(tmp_path / "m.tif", np.zeros((20, 20), np.uint8), names=NAMES)
     (tmp_path / "r.json").write_text("keep")
-    one_line_error(run("evaluate", mask, mask, "--json", tmp_path / "r.json"), "exists")
+    assert_one_line_error(run("evaluate", mask, mask, "--json", tmp_path / "r.json"), "exists")
     assert (tmp_path / "r.json").read_text() == "keep"
     assert run("evaluate", mask, mask, "--json", tmp_path / "r.json", "--overwrite").exit_code == 0
     assert json.loads((tmp_path / "r.json").read_text())["pixels"]["pixel_accuracy"] == 1.0
@@ -207,7 +201,7 @@ def test_truth_outside_the_scored_area_is_not_counted_as_missed(tmp_path, run):
     truth = gpd.read_file(BUILDINGS)
     mask = rasterize(truth.geometry, out_shape=(900, 900), transform=ATLANTA_GRID, dtype="uint8")
     right = write_mask(tmp_path / "right.tif", np.ascontiguousarray(mask[:, 600:]), names=["background", "building"],
-                       transform=ATLANTA_GRID * rasterio.Affine.translation(600, 0))
+                       transform=ATLANTA_GRID @ rasterio.Affine.translation(600, 0))
     result = run("evaluate", right, BUILDINGS, "--class-column", "none", "--buildings", "building",
                  "--json", tmp_path / "r.json")
     assert result.exit_code == 0, result.output

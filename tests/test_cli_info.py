@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from click.testing import CliRunner
 
+from helpers import assert_one_line_error
 from pspnet_geo.checkpoint import Checkpoint, ModelConfig
 from pspnet_geo.cli.main import cli
 from pspnet_geo.models import PSPNet
@@ -27,7 +28,4 @@ def test_info_prints_the_description(tmp_path) -> None:
 
 def test_missing_checkpoint_is_a_one_line_error(tmp_path) -> None:
     result = CliRunner().invoke(cli, ["info", str(tmp_path / "missing.pt")])
-    assert result.exit_code == 2
-    assert result.stderr.startswith("Error: ") and "missing.pt" in result.stderr
-    assert result.stderr.count("\n") == 1
-    assert "Traceback" not in result.output
+    assert_one_line_error(result, "missing.pt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 from click.testing import CliRunner
 
+from helpers import assert_one_line_error
 from pspnet_geo.cli.main import cli
 
 
@@ -43,6 +44,4 @@ def test_shows_one_preset_by_name_or_file(tmp_path) -> None:
 
 def test_unknown_preset_is_a_one_line_error() -> None:
     result = CliRunner().invoke(cli, ["pipelines", "no-such-preset"])
-    assert result.exit_code == 2
-    assert result.stderr.startswith("Error: unknown pipeline 'no-such-preset'; known: ")
-    assert result.stderr.count("\n") == 1
+    assert_one_line_error(result, "unknown pipeline 'no-such-preset'; known: ")

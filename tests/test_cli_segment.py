@@ -8,20 +8,12 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 
-from conftest import ATLANTA, BAD_INPUTS, LANDSAT
+from helpers import ATLANTA, BAD_INPUTS, LANDSAT, assert_one_line_error
 from pspnet_geo.cli.main import cli
 
 
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_clean_error(result, code, text):
-    assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1 and text in lines[0], result.output
 
 
 def test_segment_writes_polygons_and_mask_in_the_scene_crs(tmp_path, atlanta_model):
@@ -46,26 +38,26 @@ def test_help_explains_every_option_with_its_default():
 
 
 def test_missing_file(tmp_path, atlanta_model):
-    assert_clean_error(run("segment", tmp_path / "nope.tif", "--out", tmp_path / "o.gpkg",
-                           "--model", atlanta_model), 2, "no such file")
+    assert_one_line_error(run("segment", tmp_path / "nope.tif", "--out", tmp_path / "o.gpkg",
+                              "--model", atlanta_model), "no such file")
 
 
 def test_a_file_that_is_not_a_raster(tmp_path, atlanta_model):
     text = tmp_path / "notes.tif"
     text.write_text("not a raster")
-    assert_clean_error(run("segment", text, "--out", tmp_path / "o.gpkg", "--model", atlanta_model),
-                       2, "not a raster")
+    assert_one_line_error(run("segment", text, "--out", tmp_path / "o.gpkg", "--model", atlanta_model),
+                          "not a raster")
 
 
 def test_a_rotated_geotransform(tmp_path, atlanta_model):
-    assert_clean_error(run("segment", BAD_INPUTS / "rotated.tif", "--out", tmp_path / "o.gpkg",
-                           "--model", atlanta_model), 2, "rotated")
+    assert_one_line_error(run("segment", BAD_INPUTS / "rotated.tif", "--out", tmp_path / "o.gpkg",
+                              "--model", atlanta_model), "rotated")
 
 
 def test_a_read_error_part_way_fails_cleanly_and_leaves_no_output(tmp_path, landsat_model):
     result = run("segment", BAD_INPUTS / "corrupt.tif", "--out", tmp_path / "o.gpkg", "--mask-out",
                  tmp_path / "m.tif", "--model", landsat_model, "--tile-size", "128", "--no-progress")
-    assert_clean_error(result, 1, "failed at rows")
+    assert_one_line_error(result, "failed at rows", code=1)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -88,40 +80,40 @@ def test_a_raster_without_georeferencing_runs_in_pixel_coordinates(tmp_path, lan
 
 
 def test_a_band_count_that_does_not_match_the_model(tmp_path, atlanta_model):
-    assert_clean_error(run("segment", LANDSAT, "--out", tmp_path / "o.gpkg", "--model", atlanta_model),
-                       2, "has 3 bands but the model takes 1")
+    assert_one_line_error(run("segment", LANDSAT, "--out", tmp_path / "o.gpkg", "--model", atlanta_model),
+                          "has 3 bands but the model takes 1")
 
 
 def test_an_unknown_pipeline(tmp_path):
-    assert_clean_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--pipeline", "no-such"),
-                       2, "no-such")
+    assert_one_line_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--pipeline", "no-such"),
+                          "no-such")
 
 
 def test_a_pipeline_without_weights_says_how_to_train_one(tmp_path):
-    assert_clean_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--pipeline",
-                           "spacenet-buildings"), 2, "pspnet-geo train")
+    assert_one_line_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--pipeline",
+                              "spacenet-buildings"), "pspnet-geo train")
 
 
 @pytest.mark.parametrize("folder", ["missing-folder", "/proc"])
 def test_an_output_folder_that_cannot_be_written(tmp_path, atlanta_model, folder):
     out = folder if folder.startswith("/") else tmp_path / folder
     result = run("segment", ATLANTA, "--out", f"{out}/o.gpkg", "--model", atlanta_model)
-    assert_clean_error(result, 2, "output folder")
+    assert_one_line_error(result, "output folder")
 
 
 def test_an_existing_output_is_kept_without_overwrite(tmp_path, atlanta_model):
     (tmp_path / "o.gpkg").write_text("keep")
-    assert_clean_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--model", atlanta_model),
-                       2, "--overwrite")
+    assert_one_line_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--model", atlanta_model),
+                          "--overwrite")
     assert (tmp_path / "o.gpkg").read_text() == "keep"
 
 
 def test_a_missing_model(tmp_path):
-    assert_clean_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--model", tmp_path / "m.pt"),
-                       2, "m.pt")
+    assert_one_line_error(run("segment", ATLANTA, "--out", tmp_path / "o.gpkg", "--model", tmp_path / "m.pt"),
+                          "m.pt")
 
 
-@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")   # the test reads the PNG
 def test_preview_and_one_layer_per_class(tmp_path, atlanta_model):
     result = run("segment", ATLANTA, "--out", tmp_path / "b.gpkg", "--model", atlanta_model,
                  "--layout", "per-class", "--preview", tmp_path / "p.png", "--preview-size", 300,
@@ -133,7 +125,7 @@ def test_preview_and_one_layer_per_class(tmp_path, atlanta_model):
 
 
 def test_bad_preview_and_layout_paths_fail_before_the_run(tmp_path, atlanta_model):
-    assert_clean_error(run("segment", ATLANTA, "--preview", tmp_path / "p.jpg", "--model", atlanta_model),
-                       2, ".png")
-    assert_clean_error(run("segment", ATLANTA, "--out", tmp_path / "b.fgb", "--layout", "per-class",
-                           "--model", atlanta_model), 2, "needs a GeoPackage")
+    assert_one_line_error(run("segment", ATLANTA, "--preview", tmp_path / "p.jpg", "--model", atlanta_model),
+                          ".png")
+    assert_one_line_error(run("segment", ATLANTA, "--out", tmp_path / "b.fgb", "--layout", "per-class",
+                              "--model", atlanta_model), "needs a GeoPackage")

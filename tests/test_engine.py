@@ -10,7 +10,7 @@ import pytest
 import rasterio
 from distributed import Client, LocalCluster, WorkerPlugin
 
-from conftest import ATLANTA
+from helpers import ATLANTA
 from pspnet_geo.segmentation.executors import LocalExecutor, open_executor
 from pspnet_geo.errors import RunError
 from pspnet_geo.segmentation.run import segment

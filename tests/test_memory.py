@@ -10,7 +10,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from conftest import ATLANTA
+from helpers import ATLANTA
 
 
 def mosaic(path, size: int) -> None:

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import ATLANTA, make_checkpoint
+from helpers import ATLANTA, make_checkpoint, write_chips
 from pspnet_geo.segmentation import blocks, packing
 from pspnet_geo.batch.run import run_batch
 from pspnet_geo.segmentation.blocks import BlockJob, run_blocks
 from pspnet_geo.errors import RunError
 from pspnet_geo.scene import open_scene
-from pspnet_geo.segmentation.run import RunSettings, make_plan, segment
-from test_cli_batch import write_chips
+from pspnet_geo.config.settings import InferenceSettings, TilingSettings
+from pspnet_geo.segmentation.run import make_plan, segment
 
 CORNERS = ((0, 0), (0, 300), (300, 0), (300, 300))
 OPTIONS = dict(tile_size=128, overlap=32, batch_size=8, progress=False)
@@ -50,7 +50,7 @@ def test_a_block_that_cannot_be_read_fails_alone(tmp_path, model):
     jobs = []
     for path in (good, bad):
         scene = open_scene(path)
-        settings = RunSettings(128, 32, None, (1,), "cpu", 8)
+        settings = InferenceSettings(TilingSettings(128, 32), (1,), "cpu", 8)
         plan = make_plan(scene, settings, 1)
         jobs.append(BlockJob(scene, plan, plan.blocks[0], (1,), str(model), "cpu", 8, False))
     bad.unlink()

@@ -16,8 +16,8 @@ from pspnet_geo.config.pipelines import (
     builtin_presets,
     list_pipelines,
     load_pipeline,
-    resolve_weights,
 )
+from pspnet_geo.models.weights import resolve_weights
 
 BUILT_IN = ["deepglobe-landcover", "deepglobe-roads", "spacenet-buildings", "spacenet-roads"]
 REPO_PIPELINES = Path(__file__).resolve().parent.parent / "pipelines"
@@ -115,8 +115,10 @@ def test_load_from_path(tmp_path):
     ({"classes": [{"name": "a", "color": [0, 0, 0]}, {"name": "b", "colour": [1, 1, 1]}]},
      r"classes\[0\]: unknown key 'color'"),
     ({"background": 2}, "background 2 is not a class id"),
-    ({"overlap": 256}, "overlap must be 0 or more and under tile_size / 2"),
-    ({"tile_size": 32, "overlap": 0}, "tile_size must be at least 64"),
+    ({"overlap": 257}, r"overlap must be between 0 and half the tile size \(256\), not 257"),
+    ({"tile_size": 32, "overlap": 0}, "tile size must be at least 64 px, not 32"),
+    ({"tile_size": 96, "overlap": 0, "model": {"backbone": "resnet18", "output_stride": 16}},
+     "tile size must be at least 128 px for a model of output stride 16, not 96"),
     ({"model": {"backbone": "vgg16", "output_stride": 8}},
      "backbone 'vgg16' is not one of resnet18"),
     ({"model": {"backbone": "resnet18", "output_stride": 32}}, "output_stride must be one of"),

@@ -15,9 +15,9 @@ from PIL import Image
 from rasterio.features import rasterize
 from scipy import ndimage
 
+from helpers import ATLANTA, ATLANTA_LABELS, LANDSAT
 from pspnet_geo.errors import OutputError, RasterError
 from pspnet_geo.preview import preview_path_check, preview_shape, write_preview
-from tests.conftest import ATLANTA, ATLANTA_LABELS, LANDSAT
 
 COLOURS = [(0, 0, 0), (255, 0, 0)]
 OUTLINE = (255, 0, 0)  # red at full strength, never produced by tinting a grey image

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from rasterio.rio.main import main_group
 
+from helpers import assert_one_line_error
 from pspnet_geo.cli.main import cli
 from pspnet_geo.cli.rio_plugin import pspnet
 from pspnet_geo.errors import PipelineError
@@ -64,9 +65,8 @@ def test_pipelines_prints_what_pspnet_geo_prints() -> None:
 def test_pspnet_geo_errors_are_one_line_with_their_exit_code() -> None:
     rio = CliRunner().invoke(main_group, ["pspnet", "pipelines", "no-such-preset"])
     own = CliRunner().invoke(cli, ["pipelines", "no-such-preset"])
-    assert rio.exit_code == own.exit_code == PipelineError.exit_code == 2
-    assert rio.stderr.startswith("Error: unknown pipeline 'no-such-preset'; known: ")
-    assert rio.stderr.count("\n") == 1
+    assert_one_line_error(rio, "unknown pipeline 'no-such-preset'; known: ", code=PipelineError.exit_code)
+    assert rio.exit_code == own.exit_code == 2
     assert rio.stderr == own.stderr
 
 

@@ -12,7 +12,7 @@ import shapely
 import torch
 from rasterio.windows import Window
 
-from conftest import ATLANTA, BAD_INPUTS, LANDSAT
+from helpers import ATLANTA, BAD_INPUTS, LANDSAT
 from pspnet_geo.errors import BandMismatchError, InputError, OutputError, RunError
 from pspnet_geo.config.pipelines import load_pipeline
 from pspnet_geo.segmentation.run import segment

@@ -5,11 +5,12 @@ from itertools import product
 import numpy as np
 import pytest
 
+from pspnet_geo.config.settings import TilingSettings
 from pspnet_geo.errors import InputError
 from pspnet_geo.segmentation.tiling import Axis, TilePlan, aligned_block_tiles
 
 
-@pytest.mark.parametrize("length, tile, overlap", [(900, 256, 64), (1000, 256, 128), (77, 256, 64), (513, 512, 0), (1, 16, 4)])
+@pytest.mark.parametrize("length, tile, overlap", [(900, 256, 64), (1000, 256, 128), (77, 256, 64), (513, 512, 0), (1, 64, 16)])
 def test_tiles_cover_the_axis_and_weights_sum_to_one(length, tile, overlap):
     axis = Axis(length, tile, overlap)
     total = np.zeros(axis.count * axis.stride + tile)
@@ -30,10 +31,27 @@ def test_weights_taper_only_inside_the_overlap_and_never_on_the_border():
     assert np.all(first > 0) and np.all(last > 0)
 
 
-@pytest.mark.parametrize("overlap", [-1, 129])
-def test_overlap_beyond_half_a_tile_is_refused(overlap):
-    with pytest.raises(InputError, match="overlap"):
-        Axis(1000, 256, overlap)
+@pytest.mark.parametrize("tile, overlap, block_tiles, message", [
+    (256, -1, 1, "overlap must not be negative"),
+    (256, 129, 1, r"overlap must be between 0 and half the tile size \(128\), not 129"),
+    (1, 0, 1, "tile size must be at least 64 px, not 1"),
+    (256, 64, 0, "block tiles must be at least 1"),
+])
+def test_plans_the_tile_rule_refuses(tile, overlap, block_tiles, message):
+    with pytest.raises(InputError, match=message):
+        TilePlan(1000, 1000, tile, overlap, block_tiles)
+
+
+def test_a_tile_too_small_for_the_models_output_stride_is_refused():
+    assert TilingSettings(128, 32).for_model(16) == TilingSettings(128, 32)
+    with pytest.raises(InputError, match="at least 128 px for a model of output stride 16, not 96"):
+        TilingSettings(96, 24).for_model(16)
+
+
+def test_unset_tiling_takes_the_defaults_and_a_quarter_tile_of_overlap():
+    assert TilingSettings().resolved(512) == TilingSettings(512, 128)
+    assert TilingSettings(overlap=0).resolved(512, 64) == TilingSettings(512, 0)
+    assert TilingSettings(256, block_tiles=2).resolved(512, 100) == TilingSettings(256, 100, 2)
 
 
 @pytest.mark.parametrize("block_tiles", [1, 2, 3, 7])
@@ -62,9 +80,9 @@ def test_every_piece_belongs_to_the_blocks_that_list_it():
 
 
 def test_reflection_matches_numpy_padding_even_past_a_tiny_scene():
-    axis = Axis(5, 16, 4)
+    axis = Axis(5, 64, 16)
     values = np.arange(5)
-    np.testing.assert_array_equal(values[axis.reflect(np.arange(16))], np.pad(values, (0, 11), mode="reflect"))
+    np.testing.assert_array_equal(values[axis.reflect(np.arange(64))], np.pad(values, (0, 59), mode="reflect"))
 
 
 def test_blocks_start_on_the_files_internal_blocks_where_that_keeps_them_small():

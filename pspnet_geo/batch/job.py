@@ -9,9 +9,11 @@ from pathlib import Path
 
 from pspnet_geo.batch.inputs import BatchInput
 from pspnet_geo.segmentation.executors import Executor
+from pspnet_geo.config.settings import SegmentSettings
 from pspnet_geo.errors import PspnetGeoError
-from pspnet_geo.batch.manifest import Entry, Manifest, file_stamp, fingerprint
-from pspnet_geo.segmentation.run import segment
+from pspnet_geo.stamps import file_stamp, fingerprint
+from pspnet_geo.batch.manifest import Entry, Manifest
+from pspnet_geo.segmentation.run import segment_scene
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,7 @@ class BatchJob:
     model: str
     pipeline: str | None
     vector_format: str
-    postprocess: bool
-    options: dict
+    settings: SegmentSettings
 
     def outputs(self, item: BatchInput) -> tuple[Path, Path]:
         """The vector file and mask of ``item``."""
@@ -41,9 +42,9 @@ class BatchJob:
         vectors, mask = self.outputs(item)
         vectors.parent.mkdir(parents=True, exist_ok=True)
         try:
-            result = segment(item.source, vectors, model=self.model, pipeline=self.pipeline, mask_out=mask,
-                             postprocess=self.postprocess, overwrite=True, progress=False,
-                             executor=executor, resume=True, **self.options)
+            result = segment_scene(item.source, self.settings, out=vectors, mask_out=mask, model=self.model,
+                                   pipeline=self.pipeline, engine=executor, overwrite=True, progress=False,
+                                   resume=True)
         except PspnetGeoError as err:
             return self.failed(item, started, str(err))
         return self.done(item, started, [*result.vector_files, mask], result.features, result.tiles_run)

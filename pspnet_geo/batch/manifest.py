@@ -12,7 +12,6 @@ output settings is refused rather than mixed into, since its outputs would not m
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -21,10 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pspnet_geo.errors import InputError, OutputError
+from pspnet_geo.stamps import content_hash, file_stamp
 
 MANIFEST_VERSION = 2
 SAVE_EVERY_S = 1.0
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -95,21 +94,8 @@ class Manifest:
         self._saved = time.monotonic()
 
 
-def file_stamp(path: str | os.PathLike) -> dict | None:
-    """Absolute path, size and modification time of a local file; None for a URL or a
-    missing file."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def fingerprint(path: Path) -> dict | None:
-    """Size, modification time and SHA-256 of a file, or None when it is missing."""
-    stamp = file_stamp(path)
-    return None if stamp is None else {"size": stamp["size"], "mtime_ns": stamp["mtime_ns"],
-                                       "sha256": content_hash(path)}
 
 
 def _unchanged(path: Path, recorded: dict) -> bool:
@@ -120,13 +106,6 @@ def _unchanged(path: Path, recorded: dict) -> bool:
     return stamp["mtime_ns"] == recorded["mtime_ns"] or content_hash(path) == recorded["sha256"]
 
 
-def content_hash(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read(path: Path) -> dict:

@@ -21,10 +21,12 @@ from pspnet_geo.batch.inputs import BatchInput
 from pspnet_geo.batch.job import BatchJob
 from pspnet_geo.segmentation.executors import Executor
 from pspnet_geo.errors import PspnetGeoError
+from pspnet_geo.maskfile import copy_classes
 from pspnet_geo.segmentation.inference import load_checkpoint
-from pspnet_geo.batch.manifest import Entry, Manifest, fingerprint
+from pspnet_geo.batch.manifest import Entry, Manifest
 from pspnet_geo.batch.vrt import ChipWindow, build_mosaic
 from pspnet_geo.outputs import atomic_output
+from pspnet_geo.stamps import fingerprint
 from pspnet_geo.vector.vectorize_file import vectorize_file
 
 MOSAIC_NAME = "mosaic"
@@ -70,7 +72,7 @@ def _chip_outputs(job: BatchJob, item: BatchInput, chip: ChipWindow, mosaic_mask
         with atomic_output(mask, overwrite=True) as temporary:
             _cut(mosaic_mask, chip, temporary)
         result = vectorize_file(mask, vectors, pipeline=job.pipeline, background=background,
-                                postprocess=job.postprocess, overwrite=True)
+                                postprocess=job.settings.postprocess, overwrite=True)
     except PspnetGeoError as err:
         return job.failed(item, started, str(err))
     return job.done(item, started, [*result.files, mask], result.polygons, None)
@@ -84,5 +86,4 @@ def _cut(mosaic_mask: Path, chip: ChipWindow, out: Path) -> None:
         profile.pop("blockxsize", None), profile.pop("blockysize", None)
         with rasterio.open(out, "w", **profile) as dst:
             dst.write(src.read(1, window=chip.window), 1)
-            dst.update_tags(1, **src.tags(1))
-            dst.write_colormap(1, src.colormap(1))
+            copy_classes(src, dst)

@@ -28,11 +28,13 @@ from tqdm import tqdm
 from pspnet_geo.batch.inputs import BatchInput, find_inputs
 from pspnet_geo.batch.job import BatchJob
 from pspnet_geo.batch.mosaic import run_mosaic
-from pspnet_geo.segmentation.blocks import BlockJob
+from pspnet_geo.segmentation.blocks import BlockJob, run_block, run_blocks
 from pspnet_geo.segmentation.executors import Executor, open_executor
+from pspnet_geo.config.settings import InferenceSettings, SegmentSettings, TilingSettings
 from pspnet_geo.errors import InputError
+from pspnet_geo.stamps import content_hash
 from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoint
-from pspnet_geo.batch.manifest import Entry, Manifest, content_hash
+from pspnet_geo.batch.manifest import Entry, Manifest
 from pspnet_geo.vector.merge import merge_vectors
 from pspnet_geo.segmentation.packing import PackingExecutor
 from pspnet_geo.config.pipelines import load_pipeline
@@ -80,8 +82,9 @@ def run_batch(
     ``mosaic`` segments the inputs, pieces of one mosaic, as one scene (see :mod:`~pspnet_geo.batch.mosaic`).
     ``report`` receives the Dask dashboard address when a cluster runs the batch."""
     started = time.perf_counter()
-    job = _job(out_dir, model, pipeline, vector_format, postprocess, download, merge,
-               dict(device=device, batch_size=batch_size, tile_size=tile_size, overlap=overlap))
+    settings = SegmentSettings(InferenceSettings(TilingSettings(tile_size, overlap), device=device,
+                                                 batch_size=batch_size), postprocess=postprocess)
+    job = _job(out_dir, model, pipeline, vector_format, settings, download, merge)
     items = find_inputs(inputs, exclude=job.out_dir)
     _remove_leftovers(job.out_dir, restart)
     manifest = Manifest.open(job.out_dir / MANIFEST_NAME, {**_identity(job), "mosaic": mosaic}, restart)
@@ -92,7 +95,8 @@ def run_batch(
     log.info("batch: %d inputs, %d already done, %d to run", len(items), len(result.skipped), len(todo))
     try:
         with open_executor(workers, threads, scheduler) as inner, \
-                contextlib.closing(PackingExecutor(inner, expected_batch_size(device, batch_size), _tiles)) as executor:
+                contextlib.closing(PackingExecutor(inner, expected_batch_size(device, batch_size), _tiles,
+                                                  {run_block: run_blocks})) as executor:
             if executor.dashboard:
                 report(f"Dask dashboard: {executor.dashboard}")
             finished = (run_mosaic(job, items, executor, manifest) if mosaic and todo
@@ -110,7 +114,7 @@ def run_batch(
     return result
 
 
-def _job(out_dir, model, pipeline, vector_format, postprocess, download, merge, options) -> BatchJob:
+def _job(out_dir, model, pipeline, vector_format, settings: SegmentSettings, download, merge) -> BatchJob:
     """The batch's settings, each checked before any input runs."""
     if vector_format not in VECTOR_FORMATS:
         raise InputError(f"vector format must be one of {', '.join(VECTOR_FORMATS)}, not {vector_format!r}")
@@ -121,7 +125,7 @@ def _job(out_dir, model, pipeline, vector_format, postprocess, download, merge, 
     load_checkpoint(model_path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return BatchJob(out_dir, model_path, pipeline, vector_format, postprocess, options)
+    return BatchJob(out_dir, model_path, pipeline, vector_format, settings)
 
 
 def _tiles(job: BlockJob) -> int:
@@ -130,9 +134,11 @@ def _tiles(job: BlockJob) -> int:
 
 def _identity(job: BatchJob) -> dict:
     """What must match for a rerun to resume a batch: the model's content and the settings."""
+    inference = job.settings.inference
     return {"model": content_hash(job.model), "pipeline": job.pipeline,
-            "vector_format": job.vector_format, "postprocess": job.postprocess,
-            "options": {k: v for k, v in job.options.items() if k != "device"}}
+            "vector_format": job.vector_format, "postprocess": job.settings.postprocess,
+            "options": {"batch_size": inference.batch_size, "tile_size": inference.tiling.tile_size,
+                        "overlap": inference.tiling.overlap}}
 
 
 def _run_all(job: BatchJob, items: Sequence[BatchInput], executor: Executor, files_in_flight: int | None,

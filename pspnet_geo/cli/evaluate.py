@@ -6,7 +6,7 @@ import click
 
 from pspnet_geo.cli.options import BackgroundClass
 from pspnet_geo.evaluation import evaluate
-from pspnet_geo.training.api import UNLABELLED_CHOICES
+from pspnet_geo.labels.read import UNLABELLED_CHOICES
 
 
 @click.command("evaluate")

@@ -6,9 +6,9 @@ import logging
 
 import click
 
+from pspnet_geo.config.settings import LAYOUTS
 from pspnet_geo.cli.options import BandList
 from pspnet_geo.segmentation.run import segment
-from pspnet_geo.vector.vectorize import LAYOUTS
 
 log = logging.getLogger(__name__)
 _path = click.Path(dir_okay=False)

@@ -1,26 +1,25 @@
 """``pspnet-geo train``: a thin command over :func:`pspnet_geo.training.train`.
 
-Option names and defaults are those of the function; the defaults are read from its signature
-so the two cannot drift apart.
+Option names and defaults are those of :class:`~pspnet_geo.training.settings.TrainSettings`,
+read from it so the two cannot drift apart; the command builds the settings and trains.
 """
 
 from __future__ import annotations
 
-import inspect
-
 import click
 from click.core import ParameterSource
 
-from pspnet_geo.models import BACKBONES
+from pspnet_geo.config.models import BACKBONE_NAMES
+from pspnet_geo.labels.read import UNLABELLED_CHOICES
 from pspnet_geo.training import train
-from pspnet_geo.training.api import CLASS_WEIGHTING, OPTIMIZERS, UNLABELLED_CHOICES
+from pspnet_geo.training.settings import CLASS_WEIGHTING, OPTIMIZERS, TrainSettings
 from pspnet_geo.training.augment import AUGMENTATIONS
 from pspnet_geo.training.batches import SAMPLING
 from pspnet_geo.training.config import load_train_config
 from pspnet_geo.training.presets import dataset_settings
 from pspnet_geo.training.losses import LOSSES
 
-_DEFAULTS = {name: p.default for name, p in inspect.signature(train).parameters.items()}
+_DEFAULTS = TrainSettings.defaults()
 
 
 def _none_or(convert):
@@ -69,7 +68,7 @@ def _bands(text: str) -> list[int]:
               help="Class id of the background (makes no polygons); 'none' = no background class.")
 @click.option("--bands", default=None, show_default="all bands", callback=_none_or(_bands),
               help="1-based source bands to train on, comma-separated.")
-@click.option("--backbone", type=click.Choice(list(BACKBONES)), default=_DEFAULTS["backbone"],
+@click.option("--backbone", type=click.Choice(BACKBONE_NAMES), default=_DEFAULTS["backbone"],
               show_default=True, help="ResNet backbone.")
 @click.option("--output-stride", type=int, default=_DEFAULTS["output_stride"], show_default=True,
               help="Backbone output stride, 8 (paper) or 16 (faster).")
@@ -148,7 +147,8 @@ def train_command(images: tuple[str, ...], labels: tuple[str, ...], holdout_boun
     missing = [name for name in ("images", "labels", "out", "classes") if not options.get(name)]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)}: give them on the command line or in --config")
-    result = train(options.pop("images"), options.pop("labels"), **options)
+    images, labels, out = options.pop("images"), options.pop("labels"), options.pop("out")
+    result = train(images, labels, out, TrainSettings(**options))
     score = "n/a" if result.best_miou is None else f"{result.best_miou:.4f}"
     click.echo(f"{result.checkpoint} (validation mIoU {score} at iteration {result.best_iteration})")
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pspnet_geo.errors import PipelineError
-from pspnet_geo.models.backbone import BACKBONES, OUTPUT_STRIDES
+from pspnet_geo.errors import InputError, PipelineError
+from pspnet_geo.config.models import BACKBONE_NAMES, OUTPUT_STRIDES
+from pspnet_geo.config.settings import TilingSettings
 from pspnet_geo.config.schema import check_keys, typed
 
-MIN_TILE = 64
 
 
 def is_url(weights: str) -> bool:
@@ -65,15 +65,14 @@ def parse_bands(value: Any, where: str) -> tuple[int, ...]:
     return tuple(bands)
 
 
-def parse_tiling(tile_value: Any, overlap_value: Any, where: str) -> tuple[int, int]:
-    """Tile size and overlap; the overlap on both sides must leave part of the tile unshared."""
+def parse_tiling(tile_value: Any, overlap_value: Any, output_stride: int, where: str) -> TilingSettings:
+    """Tile size and overlap, by the tile rule every run follows, for the preset's model."""
     tile_size = typed(tile_value, int, f"{where}: tile_size")
     overlap = typed(overlap_value, int, f"{where}: overlap")
-    if tile_size < MIN_TILE:
-        raise PipelineError(f"{where}: tile_size must be at least {MIN_TILE}, not {tile_size}")
-    if not 0 <= overlap < tile_size / 2:
-        raise PipelineError(f"{where}: overlap must be 0 or more and under tile_size / 2")
-    return tile_size, overlap
+    try:
+        return TilingSettings(tile_size, overlap).for_model(output_stride)
+    except InputError as err:
+        raise PipelineError(f"{where}: {err}") from None
 
 
 def parse_model(value: Any, where: str) -> tuple[str, int]:
@@ -81,8 +80,8 @@ def parse_model(value: Any, where: str) -> tuple[str, int]:
     what = f"{where}: model"
     check_keys(typed(value, dict, what), ("backbone", "output_stride"), (), what)
     backbone = typed(value["backbone"], str, f"{what}.backbone")
-    if backbone not in BACKBONES:
-        raise PipelineError(f"{what}.backbone {backbone!r} is not one of {', '.join(BACKBONES)}")
+    if backbone not in BACKBONE_NAMES:
+        raise PipelineError(f"{what}.backbone {backbone!r} is not one of {', '.join(BACKBONE_NAMES)}")
     stride = typed(value["output_stride"], int, f"{what}.output_stride")
     if stride not in OUTPUT_STRIDES:
         raise PipelineError(f"{what}.output_stride must be one of {OUTPUT_STRIDES}, not {stride}")

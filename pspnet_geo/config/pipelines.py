@@ -16,13 +16,9 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from urllib.parse import urlparse
-
-import torch.hub
 
 from pspnet_geo.errors import PipelineError
 from pspnet_geo.config.pipeline_schema import (
-    is_url,
     parse_background,
     parse_bands,
     parse_classes,
@@ -32,6 +28,7 @@ from pspnet_geo.config.pipeline_schema import (
 )
 from pspnet_geo.config.postprocess import PostprocessConfig, parse_postprocess
 from pspnet_geo.config.schema import check_keys, parse_yaml, typed
+from pspnet_geo.config.settings import TilingSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +49,20 @@ class Pipeline:
     class_colours: tuple[tuple[int, int, int], ...]
     background: int | None
     bands: tuple[int, ...]
-    tile_size: int
-    overlap: int
+    tiling: TilingSettings
     backbone: str
     output_stride: int
     weights: str | None
     postprocess: PostprocessConfig
     source: str
+
+    @property
+    def tile_size(self) -> int:
+        return self.tiling.tile_size
+
+    @property
+    def overlap(self) -> int:
+        return self.tiling.overlap
 
     def describe(self) -> str:
         """A few lines for ``pspnet-geo pipelines``: classes, bands, tiling, model, origin."""
@@ -129,39 +133,6 @@ def pipelines(name: str | None = None) -> str:
     return "\n\n".join(pipeline.describe() for pipeline in found)
 
 
-def resolve_weights(pipeline: Pipeline, download: bool = False) -> Path:
-    """The local checkpoint file the preset names; a URL is fetched only if ``download``.
-
-    A URL's file is kept in torch hub's checkpoint cache, where torch keeps its own weights,
-    and used from there afterwards.
-    """
-    name, weights = pipeline.name, pipeline.weights
-    if weights is None:
-        raise PipelineError(
-            f"pipeline {name} names no trained model: train one with "
-            f"`pspnet-geo train --pipeline {name} ...` and pass it with --model"
-        )
-    if not is_url(weights):
-        path = Path(weights)
-        if not path.is_file():
-            raise PipelineError(f"pipeline {name}: its weights file {path} does not exist")
-        return path
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights).path)
-    if cached.is_file():
-        return cached
-    if not download:
-        raise PipelineError(
-            f"pipeline {name}: its weights {weights} are not downloaded yet (looked for "
-            f"{cached}); nothing is downloaded unless you ask for it"
-        )
-    log.info("downloading the weights of pipeline %s from %s", name, weights)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    try:  # torch writes a temporary file and renames it, so a failed download leaves nothing
-        torch.hub.download_url_to_file(weights, str(cached))
-    except OSError as err:
-        raise PipelineError(f"cannot download weights of pipeline {name}: {err}") from None
-    return cached
-
 
 def _preset_folders() -> list[tuple[str, Traversable]]:
     """(origin, folder) of the built-in presets, then of each plugin that loads cleanly."""
@@ -196,7 +167,6 @@ def _read_preset(entry: Traversable, origin: str) -> Pipeline:
         raise PipelineError(f"{where}: name {name!r} must match the file name {stem!r}")
     class_names, class_colours = parse_classes(data["classes"], where)
     backbone, output_stride = parse_model(data["model"], where)
-    tile_size, overlap = parse_tiling(data["tile_size"], data["overlap"], where)
     return Pipeline(
         name=name,
         description=typed(data["description"], str, f"{where}: description"),
@@ -204,8 +174,7 @@ def _read_preset(entry: Traversable, origin: str) -> Pipeline:
         class_colours=class_colours,
         background=parse_background(data["background"], len(class_names), where),
         bands=parse_bands(data["bands"], where),
-        tile_size=tile_size,
-        overlap=overlap,
+        tiling=parse_tiling(data["tile_size"], data["overlap"], output_stride, where),
         backbone=backbone,
         output_stride=output_stride,
         weights=parse_weights(data["weights"], Path(where).parent, where),

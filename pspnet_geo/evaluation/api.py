@@ -32,7 +32,7 @@ from pspnet_geo.config.pipelines import load_pipeline
 from pspnet_geo.scene import open_scene
 from pspnet_geo.labels.classes import ClassSpec, class_column as spec_column, label_value_map, parse_classes
 from pspnet_geo.labels.read import RASTER_SUFFIXES
-from pspnet_geo.vector.vectorize_file import mask_class_names
+from pspnet_geo.maskfile import mask_class_names
 
 log = logging.getLogger(__name__)
 

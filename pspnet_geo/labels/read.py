@@ -31,6 +31,8 @@ from pspnet_geo.labels.classes import ClassSpec
 
 log = logging.getLogger(__name__)
 
+UNLABELLED_CHOICES = ("background", "ignore")
+"""What vector labels make of pixels inside no feature: the background class, or ignored."""
 RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2", ".png"}
 def is_raster_path(path: str | os.PathLike) -> bool:
     """True when a label path names a label raster rather than a vector file."""

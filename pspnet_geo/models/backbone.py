@@ -14,14 +14,10 @@ import torch
 from torch import nn
 from torchvision.models import ResNet, resnet18, resnet34, resnet50, resnet101
 
+from pspnet_geo.config.models import BACKBONE_NAMES, check_backbone
 from pspnet_geo.errors import InputError
 
-BACKBONES: dict[str, Callable[..., ResNet]] = {
-    "resnet18": resnet18,
-    "resnet34": resnet34,
-    "resnet50": resnet50,
-    "resnet101": resnet101,
-}
+BACKBONES: dict[str, Callable[..., ResNet]] = dict(zip(BACKBONE_NAMES, (resnet18, resnet34, resnet50, resnet101)))
 
 FEATURE_CHANNELS: dict[str, tuple[int, int]] = {
     "resnet18": (256, 512),
@@ -30,8 +26,6 @@ FEATURE_CHANNELS: dict[str, tuple[int, int]] = {
     "resnet101": (1024, 2048),
 }
 """Channels of (layer3, layer4) per backbone: the inputs of the auxiliary and the main head."""
-
-OUTPUT_STRIDES: tuple[int, ...] = (8, 16)
 
 # Dilation of (layer3, layer4) for each output stride; 1 keeps torchvision's stride-2 stage.
 _STAGE_DILATIONS: dict[int, tuple[int, int]] = {8: (2, 4), 16: (1, 2)}
@@ -52,14 +46,6 @@ def dilate_stage(stage: nn.Sequential, dilation: int) -> None:
             if module.kernel_size == (3, 3):
                 module.dilation = (dilation, dilation)
                 module.padding = (dilation, dilation)
-
-
-def check_backbone(name: str, output_stride: int) -> None:
-    """Fail with a one-line message for a backbone or output stride pspnet-geo does not build."""
-    if name not in BACKBONES:
-        raise InputError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
-    if output_stride not in OUTPUT_STRIDES:
-        raise InputError(f"output stride must be 8 or 16, not {output_stride}")
 
 
 class ResNetBackbone(nn.Module):

@@ -18,10 +18,6 @@ from pspnet_geo.models.backbone import FEATURE_CHANNELS, ResNetBackbone
 from pspnet_geo.models.heads import AuxHead, PSPHead
 from pspnet_geo.models.weights import load_backbone_weights
 
-AUX_LOSS_WEIGHT = 0.4
-"""Weight of the auxiliary head's loss in training, as in the paper."""
-
-
 def _upsample(logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
     """Bilinearly resize logits to the input's height and width."""
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)

@@ -23,7 +23,9 @@ from torchvision.models import (
     WeightsEnum,
 )
 
-from pspnet_geo.errors import CheckpointError, RunError
+from pspnet_geo.config.pipeline_schema import is_url
+from pspnet_geo.config.pipelines import Pipeline
+from pspnet_geo.errors import CheckpointError, PipelineError, RunError
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +136,38 @@ def load_backbone_weights(
         raise CheckpointError(f"{path} does not hold {backbone} weights") from None
     log.info("backbone %s initialised from %s", backbone, path)
     return path
+
+
+def resolve_weights(pipeline: Pipeline, download: bool = False) -> Path:
+    """The local checkpoint file the preset names; a URL is fetched only if ``download``.
+
+    A URL's file is kept in torch hub's checkpoint cache, where torch keeps its own weights,
+    and used from there afterwards.
+    """
+    name, weights = pipeline.name, pipeline.weights
+    if weights is None:
+        raise PipelineError(
+            f"pipeline {name} names no trained model: train one with "
+            f"`pspnet-geo train --pipeline {name} ...` and pass it with --model"
+        )
+    if not is_url(weights):
+        path = Path(weights)
+        if not path.is_file():
+            raise PipelineError(f"pipeline {name}: its weights file {path} does not exist")
+        return path
+    cached = _cache_folder() / os.path.basename(urlparse(weights).path)
+    if cached.is_file():
+        return cached
+    if not download:
+        raise PipelineError(
+            f"pipeline {name}: its weights {weights} are not downloaded yet (looked for "
+            f"{cached}); nothing is downloaded unless you ask for it"
+        )
+    log.info("downloading the weights of pipeline %s from %s", name, weights)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    try:  # torch writes a temporary file and renames it, so a failed download leaves nothing
+        torch.hub.download_url_to_file(weights, str(cached))
+    except OSError as err:
+        raise PipelineError(f"cannot download weights of pipeline {name}: {err}") from None
+    return cached
+

@@ -72,8 +72,6 @@ def run_blocks(jobs: list[BlockJob]) -> list[BlockResult | PspnetGeoError]:
             for job, inputs in zip(jobs, prepared)]
 
 
-run_block.many = run_blocks
-
 
 def _inputs_or_error(job: BlockJob, checkpoint: Checkpoint) -> BlockInputs | PspnetGeoError:
     try:

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from pspnet_geo.checkpoint import Checkpoint
+from pspnet_geo.config.settings import check_device_name
 from pspnet_geo.errors import CheckpointError, InputError
+from pspnet_geo.stamps import file_stamp
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +34,6 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device} asked for, but no CUDA device is available")
     return device
-
-
-def check_device_name(device: str) -> None:
-    """Refuse a device name torch does not know, without asking whether this machine has it."""
-    if not (device in ("auto", "cpu", "mps") or device.startswith("cuda")):
-        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
 
 DEFAULT_CPU_BATCH = 1
@@ -75,12 +71,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 def _stamp(path: str | os.PathLike) -> tuple[str, int, int]:
-    """A cache key that changes when the file is rewritten."""
-    try:
-        stat = os.stat(path)
-    except OSError as err:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({err.strerror})") from None
-    return os.fspath(path), stat.st_mtime_ns, stat.st_size
+    """A cache key that changes when the file is rewritten (its :func:`~pspnet_geo.stamps.file_stamp`)."""
+    stamp = file_stamp(path)
+    if stamp is None:
+        raise CheckpointError(f"checkpoint {path} cannot be read (no such file, or no access)")
+    return stamp["path"], stamp["mtime_ns"], stamp["size"]
 
 
 @functools.lru_cache(maxsize=4)

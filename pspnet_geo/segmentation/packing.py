@@ -4,9 +4,10 @@ A batch of small chips runs several ``segment`` calls at once on one executor. E
 be a single block of a few tiles, fewer than a model batch, so a GPU would run half-empty
 batches one chip after another. :class:`PackingExecutor` sits between those calls and the
 executor: it gathers the blocks they submit into packs of about one model batch of tiles and
-runs each pack as one task (the function's ``many`` form, such as
-:func:`pspnet_geo.segmentation.blocks.run_blocks`), then hands every result back to the call that submitted
-it. Functions without a ``many`` form run item by item, as on the executor itself.
+runs each pack as one task (the function's packed form, given when the executor is made, such as
+:func:`pspnet_geo.segmentation.blocks.run_blocks` for ``run_block``), then hands every result back to
+the call that submitted it. Functions without a packed form run item by item, as on the executor
+itself.
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ class _Request:
 
 
 class PackingExecutor:
-    """Wraps an executor so that items of concurrent ``map_unordered`` calls share tasks."""
+    """Wraps an executor so that items of concurrent ``map_unordered`` calls share tasks.
 
-    def __init__(self, inner: Executor, pack_size: int, size_of: Callable[[Any], int]) -> None:
-        self.inner, self.pack_size, self.size_of = inner, pack_size, size_of
+    ``packed`` maps a function of one item to its form over a list of items (results in the
+    same order); ``size_of`` weighs an item against ``pack_size``."""
+
+    def __init__(self, inner: Executor, pack_size: int, size_of: Callable[[Any], int],
+                 packed: dict[Callable, Callable[[list], list]]) -> None:
+        self.inner, self.pack_size, self.size_of, self.packed = inner, pack_size, size_of, packed
         self.slots, self.dashboard, self.remote = inner.slots, inner.dashboard, inner.remote
         self._requests: queue.Queue = queue.Queue()
         self._running = threading.BoundedSemaphore(2 * inner.slots)
@@ -48,7 +53,7 @@ class PackingExecutor:
 
     def map_unordered(self, fn: Callable, items: Iterable, in_flight: int) -> Iterator:
         """Results of ``fn`` over ``items`` as they complete; packed with other calls' items."""
-        many = getattr(fn, "many", None)
+        many = self.packed.get(fn)
         if many is None:
             yield from self.inner.map_unordered(fn, items, in_flight)
             return

@@ -8,12 +8,15 @@ finished GeoTIFF with ``rio cogeo`` or ``gdal_translate -of COG`` if one is need
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 
 from pspnet_geo.scene import Scene
-from pspnet_geo.segmentation.stitch import NODATA_CLASS, FinishedPiece
+from pspnet_geo.maskfile import NODATA_CLASS, write_classes
+from pspnet_geo.segmentation.stitch import FinishedPiece
 
 
 @dataclass(frozen=True)
@@ -34,18 +37,25 @@ def _profile(scene: Scene, count: int, nodata: int | None) -> dict:
     }
 
 
+def _create(path: os.PathLike, profile: dict) -> rasterio.io.DatasetWriter:
+    """Open an output for writing; on a scene without georeferencing (reported when it was
+    opened) the output has none either, without rasterio's warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterio.open(path, "w", **profile)
+
+
 class RasterOutputs:
     """The open mask (and optional probability) GeoTIFFs of one run."""
 
     def __init__(self, scene: Scene, classes: ClassInfo, mask_path: os.PathLike,
                  proba_path: os.PathLike | None) -> None:
-        self.mask = rasterio.open(mask_path, "w", **_profile(scene, 1, NODATA_CLASS))
-        self.mask.write_colormap(1, {i: (*c, 255) for i, c in enumerate(classes.colours)})
-        self.mask.update_tags(1, **{f"class_{i}": n for i, n in enumerate(classes.names)})
+        self.mask = _create(mask_path, _profile(scene, 1, NODATA_CLASS))
+        write_classes(self.mask, classes.names, classes.colours)
         self.mask.set_band_description(1, "class id")
         self.proba = None
         if proba_path is not None:
-            self.proba = rasterio.open(proba_path, "w", **_profile(scene, len(classes.names), None))
+            self.proba = _create(proba_path, _profile(scene, len(classes.names), None))
             self.proba.scales = (1 / 255,) * len(classes.names)
             for band, name in enumerate(classes.names, start=1):
                 self.proba.set_band_description(band, f"probability of {name} (x255)")

@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from itertools import chain
 from pathlib import Path
@@ -27,15 +27,18 @@ from pspnet_geo.segmentation.blocks import BlockJob, BlockResult, run_block
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.segmentation.executors import Executor, open_executor
 from pspnet_geo.errors import InputError
-from pspnet_geo.segmentation.inference import check_device_name, expected_batch_size, load_checkpoint, resolve_device
-from pspnet_geo.batch.manifest import file_stamp
+from pspnet_geo.maskfile import NODATA_CLASS
+from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoint, resolve_device
 from pspnet_geo.outputs import atomic_output, check_output_path
-from pspnet_geo.config.pipelines import Pipeline, load_pipeline, resolve_weights
+from pspnet_geo.config.pipelines import Pipeline, load_pipeline
+from pspnet_geo.models.weights import resolve_weights
 from pspnet_geo.segmentation.raster_outputs import ClassInfo, RasterOutputs
 from pspnet_geo.scene import Scene, open_scene, select_bands
-from pspnet_geo.segmentation.stitch import NODATA_CLASS, Stitcher
+from pspnet_geo.segmentation.stitch import Stitcher
+from pspnet_geo.stamps import file_stamp
 from pspnet_geo.segmentation.tiling import TilePlan, aligned_block_tiles
 from pspnet_geo.config.postprocess import PostprocessConfig
+from pspnet_geo.config.settings import InferenceSettings, SegmentSettings, TilingSettings
 from pspnet_geo.preview import preview_path_check, write_preview
 from pspnet_geo.vector.io import write_layers
 from pspnet_geo.vector.vectorize import MaskVectorizer, check_vector_output
@@ -61,21 +64,6 @@ class SegmentResult:
     vector_files: list[Path]
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    """How the blocks of one run are processed (everything but the scene and the model).
-
-    ``device`` may stay ``auto`` and ``batch_size`` None: each worker resolves them for its own
-    hardware, so GPU workers of a cluster use their GPUs whatever the client has."""
-
-    tile_size: int
-    overlap: int
-    block_tiles: int | None
-    bands: tuple[int, ...]
-    device: str
-    batch_size: int | None
-
-
 def segment(
     scene: str | os.PathLike, out: str | os.PathLike | None = None, *,
     model: str | os.PathLike | None = None, pipeline: str | None = None,
@@ -99,24 +87,42 @@ def segment(
     (``OUT.parts/``) and, in a rerun, does not run those blocks again (see
     :mod:`~pspnet_geo.segmentation.journal`).
     """
+    inference = InferenceSettings(TilingSettings(tile_size, overlap, block_tiles),
+                                  tuple(bands) if bands else None, device, batch_size)
+    engine = (workers, threads, scheduler) if executor is None else executor
+    return segment_scene(scene, SegmentSettings(inference, postprocess, layout, preview_size),
+                         out=out, mask_out=mask_out, proba_out=proba_out, preview=preview, model=model,
+                         pipeline=pipeline, download=download, engine=engine, overwrite=overwrite,
+                         progress=progress, resume=resume)
+
+
+def segment_scene(
+    scene: str | os.PathLike, options: SegmentSettings, *, out: str | os.PathLike | None = None,
+    mask_out: str | os.PathLike | None = None, proba_out: str | os.PathLike | None = None,
+    preview: str | os.PathLike | None = None, model: str | os.PathLike | None = None,
+    pipeline: str | None = None, download: bool = False,
+    engine: Executor | tuple[int, int | None, str | None] = (1, None, None),
+    overwrite: bool = False, progress: bool = True, resume: bool = False,
+) -> SegmentResult:
+    """:func:`segment` with its settings already built and checked (as a batch job holds them).
+    ``engine`` is an open executor, or the (workers, threads, scheduler) to open one with."""
     started = time.perf_counter()
-    _check_outputs(out, mask_out, proba_out, preview, layout, overwrite)
+    _check_outputs(out, mask_out, proba_out, preview, options.layout, overwrite)
     preset = load_pipeline(pipeline) if pipeline else None
     model_path = resolve_model(model, preset, download)
     source = open_scene(scene)
     checkpoint = load_checkpoint(model_path)
-    settings = _settings(source, checkpoint, preset, tile_size, overlap, block_tiles, bands, batch_size, device)
+    settings = _settings(source, checkpoint, preset, options.inference)
     outputs = (out, mask_out, proba_out, preview)
     journal_for = partial(_journal, source, model_path, settings, outputs) if resume else _no_journal
     with contextlib.ExitStack() as stack:
         mask_tmp = _temporary(stack, mask_out, overwrite, ".tif")
         proba_tmp = stack.enter_context(atomic_output(proba_out, overwrite)) if proba_out else None
         classes = ClassInfo(tuple(checkpoint.class_names), tuple(map(tuple, checkpoint.class_colours)))
-        if executor is None:
-            executor = stack.enter_context(open_executor(workers, threads, scheduler))
+        executor = engine if not isinstance(engine, tuple) else stack.enter_context(open_executor(*engine))
         if not executor.remote:
             resolve_device(settings.device)
-        cleanup = preset.postprocess if preset and postprocess else PostprocessConfig()
+        cleanup = preset.postprocess if preset and options.postprocess else PostprocessConfig()
         vectorizer = _vectorizer(source, checkpoint, cleanup) if out or preview else None
         counts = _run(source, model_path, settings, classes, executor, mask_tmp, proba_tmp,
                       vectorizer, progress, journal_for)
@@ -124,12 +130,12 @@ def segment(
         features = len(vectors.polygons) if vectors else 0
         vector_files = []
         if out is not None:
-            layers = vectors.layers(layout, Path(out).stem, checkpoint.class_names, checkpoint.background)
+            layers = vectors.layers(options.layout, Path(out).stem, checkpoint.class_names, checkpoint.background)
             vector_files = write_layers(layers, out, overwrite=overwrite)
         if preview is not None:
             write_preview(source.path, mask_tmp, preview, colours=classes.colours,
                           polygons=vectors.polygons, lines=vectors.lines,
-                          bands=settings.bands, background=checkpoint.background, max_size=preview_size,
+                          bands=settings.bands, background=checkpoint.background, max_size=options.preview_size,
                           overwrite=overwrite)
     _warn_if_empty(source, counts)
     return SegmentResult(
@@ -168,21 +174,23 @@ def resolve_model(model: str | os.PathLike | None, preset: Pipeline | None, down
     return os.fspath(resolve_weights(preset, download=download))
 
 
-def _settings(scene: Scene, checkpoint: Checkpoint, preset: Pipeline | None, tile_size, overlap,
-              block_tiles, bands, batch_size, device) -> RunSettings:
-    tile = tile_size or (preset.tile_size if preset else checkpoint.tile_size)
-    if overlap is None:
-        overlap = preset.overlap if preset else tile // 4
+def _settings(scene: Scene, checkpoint: Checkpoint, preset: Pipeline | None,
+              asked: InferenceSettings) -> InferenceSettings:
+    """``asked`` with every default filled in: tiling from the preset, else the checkpoint's
+    training tile and a quarter tile of overlap; the preset's bands when the scene has more."""
+    if preset is not None:
+        tiling = asked.tiling.resolved(preset.tiling.tile_size, preset.tiling.overlap)
+    else:
+        tiling = asked.tiling.resolved(checkpoint.tile_size)
+    tiling = tiling.for_model(checkpoint.model.output_stride)
+    bands = asked.bands
     if bands is None and preset is not None and scene.count != checkpoint.model.in_channels:
-        bands = list(preset.bands)
-    chosen = select_bands(scene, bands, checkpoint.model.in_channels)
-    check_device_name(device)
-    if batch_size is not None and batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
-    return RunSettings(tile, overlap, block_tiles, tuple(chosen), device, batch_size)
+        bands = preset.bands
+    chosen = select_bands(scene, None if bands is None else list(bands), checkpoint.model.in_channels)
+    return replace(asked, tiling=tiling, bands=tuple(chosen))
 
 
-def _journal(scene: Scene, model_path: str, settings: RunSettings, outputs: tuple,
+def _journal(scene: Scene, model_path: str, settings: InferenceSettings, outputs: tuple,
              plan: TilePlan) -> BlockJournal | None:
     """The saved blocks of this run, beside its first output, for this scene, model, settings
     and plan; none for scenes of a few blocks, which are as quick to run again as to save."""
@@ -206,19 +214,20 @@ def _temporary(stack: contextlib.ExitStack, path, overwrite: bool, suffix: str) 
     return Path(folder) / f"mask{suffix}"
 
 
-def make_plan(scene: Scene, settings: RunSettings, slots: int) -> TilePlan:
+def make_plan(scene: Scene, settings: InferenceSettings, slots: int) -> TilePlan:
     """The tile plan, with blocks small enough that every execution slot has work, sized for
     the batch of the asked device (on a cluster, the workers' device may differ)."""
-    stride = settings.tile_size - settings.overlap
+    tiling = settings.tiling
     batch = expected_batch_size(settings.device, settings.batch_size)
-    block_tiles = settings.block_tiles or aligned_block_tiles(stride, scene.block_shape[0], batch)
-    plan = TilePlan(scene.height, scene.width, settings.tile_size, settings.overlap, block_tiles)
-    while settings.block_tiles is None and plan.block_tiles > 1 and len(plan.blocks) < 2 * slots:
-        plan = TilePlan(scene.height, scene.width, settings.tile_size, settings.overlap, plan.block_tiles // 2)
+    block_tiles = tiling.block_tiles or aligned_block_tiles(tiling.tile_size - tiling.overlap,
+                                                            scene.block_shape[0], batch)
+    plan = TilePlan(scene.height, scene.width, tiling.tile_size, tiling.overlap, block_tiles)
+    while tiling.block_tiles is None and plan.block_tiles > 1 and len(plan.blocks) < 2 * slots:
+        plan = TilePlan(scene.height, scene.width, tiling.tile_size, tiling.overlap, plan.block_tiles // 2)
     return plan
 
 
-def _run(scene: Scene, model_path: str, settings: RunSettings, classes: ClassInfo,
+def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: ClassInfo,
          executor: Executor, mask_path: Path, proba_path: Path | None,
          vectorizer: MaskVectorizer | None, progress: bool,
          journal_for: Callable[[TilePlan], BlockJournal | None]) -> tuple[int, int]:

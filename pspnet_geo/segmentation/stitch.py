@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from rasterio.windows import Window
 
+from pspnet_geo.maskfile import NODATA_CLASS
 from pspnet_geo.segmentation.tiling import Piece, TilePlan
-
-NODATA_CLASS = 255
 
 
 @dataclass

@@ -18,7 +18,7 @@ from itertools import product
 import numpy as np
 from rasterio.windows import Window
 
-from pspnet_geo.errors import InputError
+from pspnet_geo.config.settings import check_tiling
 
 
 @dataclass(frozen=True)
@@ -38,15 +38,6 @@ class Axis:
     length: int
     tile: int
     overlap: int
-
-    def __post_init__(self) -> None:
-        if self.tile < 1:
-            raise InputError(f"tile size must be positive, got {self.tile}")
-        if not 0 <= self.overlap <= self.tile // 2:
-            raise InputError(
-                f"overlap must be between 0 and half the tile size ({self.tile // 2}), "
-                f"got {self.overlap}"
-            )
 
     @property
     def stride(self) -> int:
@@ -140,8 +131,7 @@ class TilePlan:
     block_tiles: int
 
     def __post_init__(self) -> None:
-        if self.block_tiles < 1:
-            raise InputError(f"a block must hold at least one tile, got {self.block_tiles}")
+        check_tiling(self.tile, self.overlap, self.block_tiles)
 
     @cached_property
     def rows(self) -> Axis:

@@ -20,11 +20,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from pspnet_geo.errors import InputError, RunError
+from pspnet_geo.evaluation.pixels import PixelMetrics, pixel_metrics, window_confusion
 from pspnet_geo.training.losses import segmentation_loss
 
 log = logging.getLogger(__name__)
@@ -103,27 +105,10 @@ def balanced_class_weights(class_pixels: list[int]) -> torch.Tensor:
     return weights.float()
 
 
-def confusion_matrix(
-    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int
-) -> torch.Tensor:
-    """Counts (true class, predicted class) over pixels whose target is not ``ignore_index``."""
-    keep = target != ignore_index
-    index = target[keep].long() * num_classes + pred[keep].long()
-    return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes).cpu()
 
 
-def iou_per_class(confusion: torch.Tensor) -> list[float]:
-    """IoU of each class; NaN for a class absent from both truth and prediction."""
-    confusion = confusion.double()
-    hits = confusion.diag()
-    union = confusion.sum(0) + confusion.sum(1) - hits
-    return [float(h / u) if u > 0 else math.nan for h, u in zip(hits, union)]
 
 
-def mean_iou(ious: list[float]) -> float:
-    """Mean over the classes that have an IoU (NaN when none has)."""
-    present = [v for v in ious if not math.isnan(v)]
-    return sum(present) / len(present) if present else math.nan
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -135,16 +120,18 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[Batch], config: LoopConfig) -> list[float]:
-    """Per-class IoU of ``model`` (put in eval mode) over ``batches``."""
+def evaluate(model: nn.Module, batches: Iterable[Batch], config: LoopConfig) -> PixelMetrics:
+    """Pixel scores of ``model`` (put in eval mode) over ``batches``, by the rules ``evaluate``
+    uses for any mask (:mod:`pspnet_geo.evaluation.pixels`)."""
     model.eval()
     n = len(config.class_names)
-    confusion = torch.zeros(n, n, dtype=torch.int64)
+    confusion = np.zeros((n, n), dtype=np.int64)
     for images, labels in batches:
         with _autocast(config.device):
-            logits = model(images.to(config.device))
-        confusion += confusion_matrix(logits.argmax(1), labels.to(config.device), n, config.ignore_index)
-    return iou_per_class(confusion)
+            predicted = model(images.to(config.device)).argmax(1).cpu().numpy()
+        truth = labels.numpy()
+        confusion += window_confusion(np.where(truth == config.ignore_index, -1, truth), predicted, n)
+    return pixel_metrics(confusion)
 
 
 def _show_progress() -> bool:
@@ -250,8 +237,8 @@ def _loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: 
 
 def _validate(model, batches, config: LoopConfig, iteration: int, losses, lr: float, elapsed: float) -> dict:
     """Score the model and log one line; the history record of this validation."""
-    ious = evaluate(model, batches, config)
-    miou = mean_iou(ious)
+    scores = evaluate(model, batches, config)
+    ious, miou = scores.iou.tolist(), scores.miou
     loss = sum(losses) / len(losses) if losses else math.nan
     log.info("iteration %d/%d: loss %.4f, lr %.3g, validation mIoU %.4f (%s)", iteration,
              config.iterations, loss, lr, miou,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -120,15 +121,18 @@ def _write(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str, path
 def _write_ogr(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str) -> None:
     """Write through GDAL with Arrow (a single transaction), declaring the geometry type if
     empty. The layer name is passed explicitly so it comes from the final name, not the
-    temporary; a GeoPackage that exists already gains the layer."""
-    pyogrio.write_dataframe(
-        gdf,
-        temporary,
-        driver=driver,
-        layer=layer,
-        use_arrow=True,
-        geometry_type=_empty_geometry_type(gdf) if len(gdf) == 0 else None,
-    )
+    temporary; a GeoPackage that exists already gains the layer. A frame without a CRS (a
+    scene without one, already reported when it was opened) is written without pyogrio's warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
+        pyogrio.write_dataframe(
+            gdf,
+            temporary,
+            driver=driver,
+            layer=layer,
+            use_arrow=True,
+            geometry_type=_empty_geometry_type(gdf) if len(gdf) == 0 else None,
+        )
 
 
 def _empty_geometry_type(gdf: gpd.GeoDataFrame) -> str:

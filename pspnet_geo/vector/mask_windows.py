@@ -16,7 +16,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from pspnet_geo.segmentation.stitch import NODATA_CLASS
+from pspnet_geo.maskfile import NODATA_CLASS
 
 
 @dataclass(frozen=True)

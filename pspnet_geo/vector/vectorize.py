@@ -32,12 +32,10 @@ from pspnet_geo.vector.mask_windows import (
 from pspnet_geo.vector.polygonize import PolygonBuilder
 from pspnet_geo.vector.postprocess.apply import Cleanup
 from pspnet_geo.config.postprocess import PostprocessConfig
+from pspnet_geo.config.settings import LAYOUTS
 from pspnet_geo.vector.io import check_vector_path, holds_layers
 
 log = logging.getLogger(__name__)
-
-LAYOUTS = ("single", "per-class")
-
 
 @dataclass
 class Vectors:

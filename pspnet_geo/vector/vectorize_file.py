@@ -11,17 +11,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import rasterio
-from rasterio.errors import RasterioIOError
-
-from pspnet_geo.errors import InputError, RasterError
 from pspnet_geo.config.pipelines import Pipeline, load_pipeline
+from pspnet_geo.errors import InputError
+from pspnet_geo.maskfile import Colour, mask_class_names, mask_colours
 from pspnet_geo.preview import preview_path_check, write_preview
 from pspnet_geo.vector.io import write_layers
 from pspnet_geo.vector.vectorize import check_vector_output, vectorize_mask
-
-_PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-            (145, 30, 180), (70, 240, 240), (240, 50, 230)]
 
 
 @dataclass
@@ -74,34 +69,6 @@ def _check_outputs(out, layout: str, preview, image, overwrite: bool) -> None:
         preview_path_check(preview, overwrite)
 
 
-def _colours(preset: Pipeline | None, mask: str | os.PathLike) -> list[tuple[int, int, int]]:
+def _colours(preset: Pipeline | None, mask: str | os.PathLike) -> list[Colour]:
     """Class colours: the pipeline's, else the mask's colour table, else a fixed palette."""
     return list(preset.class_colours) if preset is not None else mask_colours(mask)
-
-
-def mask_class_names(mask_path: str | os.PathLike) -> list[str]:
-    """The class names pspnet-geo writes into its masks (band 1 tags ``class_<id>``), in id
-    order; empty for a mask from elsewhere."""
-    try:
-        with rasterio.open(mask_path) as dataset:
-            tags = dataset.tags(1)
-    except RasterioIOError as err:
-        raise RasterError(f"cannot open class mask {mask_path}: {err}") from None
-    names = []
-    while f"class_{len(names)}" in tags:
-        names.append(tags[f"class_{len(names)}"])
-    return names
-
-
-def mask_colours(mask_path: str | os.PathLike) -> list[tuple[int, int, int]]:
-    """Colours for all 256 class ids: the mask's colour table where it has one, else a fixed
-    palette of well-separated colours."""
-    colours = [_PALETTE[i % len(_PALETTE)] for i in range(256)]
-    with rasterio.open(mask_path) as dataset:
-        try:
-            table = dataset.colormap(1)
-        except ValueError:
-            return colours
-    for class_id, colour in table.items():
-        colours[class_id] = tuple(colour[:3])
-    return colours

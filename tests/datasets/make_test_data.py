@@ -68,13 +68,14 @@ def building_polygon() -> dict:
     return {"type": "Polygon", "coordinates": [to_lonlat(ring)]}
 
 
-def make_spacenet_buildings(root: Path) -> Path:
+def make_spacenet_buildings(root: Path, size: int = SIZE) -> Path:
     """SpaceNet 2: img1 with a building, img2 with an empty label file, img3 with no label
-    file, a label file for img9 with no chip, and the same chips as MUL (another product)."""
+    file, a label file for img9 with no chip, and the same chips as MUL (another product);
+    chips of ``size`` pixels (large enough for a training tile when a test trains on them)."""
     aoi = root / "AOI_2_Vegas_Train"
     for n in (1, 2, 3):
-        write_chip(aoi / "PS-RGB" / f"SN2_buildings_train_AOI_2_Vegas_PS-RGB_img{n}.tif")
-        write_chip(aoi / "MUL" / f"SN2_buildings_train_AOI_2_Vegas_MUL_img{n}.tif", bands=8)
+        write_chip(aoi / "PS-RGB" / f"SN2_buildings_train_AOI_2_Vegas_PS-RGB_img{n}.tif", size=size)
+        write_chip(aoi / "MUL" / f"SN2_buildings_train_AOI_2_Vegas_MUL_img{n}.tif", size=size, bands=8)
     labels = aoi / "geojson" / "buildings"
     write_geojson(labels / "buildings_AOI_2_Vegas_img1.geojson", [building_polygon()])
     write_geojson(labels / "buildings_AOI_2_Vegas_img2.geojson", [])

@@ -14,57 +14,15 @@ import pytest
 import rasterio
 import rasterio.features
 import shapely
-from affine import Affine
 from shapely import affinity
-from shapely.geometry import Polygon, box, shape
+from shapely.geometry import Polygon, box
 
+from helpers import PIXEL, at, burn, iou, l_shape, polygonise, rectangle, rotated, staircase
 from pspnet_geo.vector.postprocess.buildings import regularize, split_bridges
 
 ATLANTA_DIR = Path(__file__).resolve().parents[2] / "pspnet_geo" / "sample_data" / (
     "spacenet_atlanta_buildings"
 )
-ORIGIN = (733_600.0, 3_725_140.0)  # UTM-sized coordinates, as in the Atlanta chip
-PIXEL = 0.5
-GRID = Affine(PIXEL, 0, ORIGIN[0], 0, -PIXEL, ORIGIN[1])
-
-
-def at(x: float, y: float) -> tuple[float, float]:
-    """A point ``x`` m east and ``y`` m south of the grid's corner."""
-    return ORIGIN[0] + x, ORIGIN[1] - y
-
-
-def rotated(polygon: Polygon, degrees: float) -> Polygon:
-    return affinity.rotate(polygon, degrees, origin="centroid")
-
-
-def rectangle(x0: float, y0: float, x1: float, y1: float) -> Polygon:
-    return box(*at(x0, y1), *at(x1, y0))
-
-
-def l_shape() -> Polygon:
-    """A 40 x 50 m L-shaped building, arms 15 m wide, turned 17 degrees."""
-    corners = [(10, 60), (50, 60), (50, 45), (25, 45), (25, 10), (10, 10)]
-    return rotated(Polygon([at(x, y) for x, y in corners]), 17)
-
-
-def burn(shapes: list[Polygon], size: int = 200) -> np.ndarray:
-    return rasterio.features.rasterize(shapes, out_shape=(size, size), transform=GRID,
-                                       dtype=np.uint8)
-
-
-def polygonise(mask: np.ndarray, transform: Affine = GRID) -> np.ndarray:
-    """The mask's regions as staircase polygons, as the vectoriser makes them."""
-    found = rasterio.features.shapes(mask, mask=mask > 0, connectivity=4, transform=transform)
-    return np.array([shape(geometry) for geometry, _ in found], dtype=object)
-
-
-def staircase(*shapes: Polygon) -> np.ndarray:
-    return polygonise(burn(list(shapes)))
-
-
-def iou(first, second) -> float:
-    first, second = shapely.union_all(first), shapely.union_all(second)
-    return first.intersection(second).area / first.union(second).area
 
 
 def assert_orthogonal(polygon: Polygon) -> None:

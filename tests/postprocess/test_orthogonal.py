@@ -11,8 +11,7 @@ import pytest
 import shapely
 from shapely.geometry import Polygon
 
-from pspnet_geo.vector.postprocess.orthogonal import Frames, orthogonal_outlines
-from tests.postprocess.test_buildings import (
+from helpers import (
     burn,
     iou,
     l_shape,
@@ -21,6 +20,7 @@ from tests.postprocess.test_buildings import (
     rotated,
     staircase,
 )
+from pspnet_geo.vector.postprocess.orthogonal import Frames, orthogonal_outlines
 
 
 def edge_degrees(polygon: Polygon) -> np.ndarray:

@@ -10,11 +10,10 @@ import torch
 from pspnet_geo.errors import InputError
 from pspnet_geo.models import PSPNet
 from pspnet_geo.training.loop import (
+    LoopConfig,
     balanced_class_weights,
     build_optimizer,
-    confusion_matrix,
-    iou_per_class,
-    mean_iou,
+    evaluate,
     poly_scheduler,
 )
 
@@ -57,20 +56,33 @@ def test_poly_decay_per_iteration(model):
     assert optimizer.param_groups[0]["lr"] == 0
 
 
-def test_confusion_matrix_skips_ignored_pixels():
-    target = torch.tensor([[0, 0, 1, 1, 255, 2]])
-    pred = torch.tensor([[0, 1, 1, 1, 2, 0]])
-    confusion = confusion_matrix(pred, target, 3, 255)
-    assert confusion.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
-    ious = iou_per_class(confusion)
-    assert ious == pytest.approx([1 / 3, 2 / 3, 0.0])
-    assert mean_iou(ious) == pytest.approx(1 / 3)
+class _Predicts(torch.nn.Module):
+    """A "model" whose logits are one-hot of fixed predictions."""
+
+    def __init__(self, predicted: torch.Tensor, classes: int) -> None:
+        super().__init__()
+        self.logits = torch.nn.functional.one_hot(predicted, classes).permute(0, 3, 1, 2).float()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.logits
+
+
+def _scores(predicted, target, classes=3):
+    config = LoopConfig(1, 0.0, 255, 1, [str(i) for i in range(classes)], torch.device("cpu"))
+    model = _Predicts(torch.tensor([[predicted]]), classes)
+    return evaluate(model, [(torch.zeros(1, 1, 1, len(target)), torch.tensor([[target]]))], config)
+
+
+def test_validation_scores_skip_ignored_pixels():
+    scores = _scores([0, 1, 1, 1, 2, 0], [0, 0, 1, 1, 255, 2])
+    assert scores.confusion.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert scores.iou.tolist() == pytest.approx([1 / 3, 2 / 3, 0.0])
+    assert scores.miou == pytest.approx(1 / 3)
 
 
 def test_classes_absent_from_truth_and_prediction_do_not_count():
-    confusion = confusion_matrix(torch.tensor([0, 0, 1]), torch.tensor([0, 0, 1]), 3, 255)
-    ious = iou_per_class(confusion)
-    assert ious[:2] == [1.0, 1.0] and math.isnan(ious[2]) and mean_iou(ious) == 1.0
+    scores = _scores([0, 0, 1], [0, 0, 1])
+    assert scores.iou[:2].tolist() == [1.0, 1.0] and math.isnan(scores.iou[2]) and scores.miou == 1.0
 
 
 def test_balanced_class_weights_favour_rare_classes_by_inverse_sqrt_frequency():

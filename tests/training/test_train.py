@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,7 @@ def test_the_same_seed_gives_the_same_weights(tmp_path):
     weights = []
     for seed, name in ((5, "a.pt"), (5, "b.pt"), (6, "c.pt")):
         train(image, BUILDINGS, tmp_path / name, seed=seed, val_fraction=0,
-              **{**FAST, "iterations": 1, "output_stride": 16})
+              **{**FAST, "iterations": 1, "output_stride": 16, "tile_size": 128})
         weights.append(Checkpoint.load(tmp_path / name).state_dict)
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
@@ -107,7 +108,9 @@ def test_label_problems_are_label_errors(tmp_path, features, error, match):
 
 @pytest.mark.parametrize(("options", "match"), [
     ({"batch_size": 1}, "at least 2"),
-    ({"tile_size": 100}, "multiple of 8"),
+    ({"tile_size": 48}, "tile size must be at least 64 px"),
+    ({"tile_size": 96, "output_stride": 16}, "at least 128 px for a model of output stride 16"),
+    ({"optimizer": "adam"}, "optimizer must be one of sgd, adamw"),
     ({"unlabelled": "maybe"}, "background, ignore"),
     ({"background": 5}, "background class 5"),
     ({"holdout_bounds": (0, 0, 1, 1)}, "do not overlap any image"),
@@ -131,15 +134,15 @@ def _label_raster(folder: Path, image: Path, values) -> Path:
 
 
 def test_a_label_raster_on_the_image_grid_trains(tmp_path):
-    image = crop(tmp_path)
-    values = np.zeros((160, 160))
+    image = crop(tmp_path, 256)
+    values = np.zeros((256, 256))
     values[40:80, 40:90] = 1
     values[:, :8] = 9
     result = train(image, _label_raster(tmp_path, image, values), tmp_path / "model.pt",
-                   **{**FAST, "iterations": 1, "output_stride": 16})
+                   **{**FAST, "iterations": 1, "output_stride": 16, "tile_size": 128})
     meta = Checkpoint.load(result.checkpoint).training
     assert meta["class_pixels"]["building"] > 0 and meta["labels"][0].endswith("labels.tif")
-    assert sum(meta["class_pixels"].values()) < 160 * 152
+    assert sum(meta["class_pixels"].values()) < 256 * 248
 
 
 def test_a_class_file_maps_the_users_own_land_use_codes(tmp_path):
@@ -173,8 +176,8 @@ def test_metrics_log_plot_accumulation_focal_loss_and_early_stopping(tmp_path, m
     from pspnet_geo.training import loop
     from pspnet_geo.training.batches import TrainingBatches
 
-    scores = iter([0.5, 0.4, 0.45, 0.3, 0.9])
-    monkeypatch.setattr(loop, "mean_iou", lambda ious: next(scores))
+    scores, real_evaluate = iter([0.5, 0.4, 0.45, 0.3, 0.9]), loop.evaluate
+    monkeypatch.setattr(loop, "evaluate", lambda *args: replace(real_evaluate(*args), miou=next(scores)))
     batches = []
     real_batch = TrainingBatches.__call__
     monkeypatch.setattr(TrainingBatches, "__call__", lambda self: batches.append(1) or real_batch(self))

@@ -1,0 +1,91 @@
+"""The mask and probability GeoTIFFs, written piece by piece onto the scene's grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+from pspnet_geo.maskfile import NODATA_CLASS, mask_class_names, mask_colours
+from pspnet_geo.scene import open_scene
+from pspnet_geo.segmentation.raster_outputs import ClassInfo, RasterOutputs
+from pspnet_geo.segmentation.stitch import FinishedPiece
+
+HEIGHT, WIDTH = 40, 60
+CLASSES = ClassInfo(("background", "building", "road"), ((0, 0, 0), (255, 0, 0), (10, 20, 30)))
+TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 4000000.0)
+
+
+@pytest.fixture
+def scene(tmp_path):
+    path = tmp_path / "scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=WIDTH, height=HEIGHT, count=3, dtype="uint8",
+                       crs="EPSG:32611", transform=TRANSFORM) as dst:
+        dst.write(np.zeros((3, HEIGHT, WIDTH), np.uint8))
+    return open_scene(path)
+
+
+def pieces(with_probabilities: bool) -> list[FinishedPiece]:
+    """The scene cut into three pieces of known class ids, a few of them nodata."""
+    rng = np.random.default_rng(0)
+    windows = [Window(0, 0, WIDTH, 16), Window(0, 16, 25, HEIGHT - 16), Window(25, 16, WIDTH - 25, HEIGHT - 16)]
+    result = []
+    for window in windows:
+        classes = rng.integers(0, 3, (window.height, window.width)).astype(np.uint8)
+        classes[0, :4] = NODATA_CLASS
+        proba = rng.integers(0, 256, (3, window.height, window.width)).astype(np.uint8) if with_probabilities else None
+        result.append(FinishedPiece(window, classes, proba))
+    return result
+
+
+def write_all(scene, mask_path, proba_path, finished):
+    outputs = RasterOutputs(scene, CLASSES, mask_path, proba_path)
+    for piece in reversed(finished):
+        outputs.write(piece)
+    outputs.close()
+
+
+def test_pieces_land_in_their_windows_on_the_scene_grid(scene, tmp_path):
+    finished = pieces(with_probabilities=False)
+    write_all(scene, tmp_path / "mask.tif", None, finished)
+    with rasterio.open(tmp_path / "mask.tif") as mask:
+        assert (mask.width, mask.height, mask.count, mask.dtypes[0]) == (WIDTH, HEIGHT, 1, "uint8")
+        assert mask.crs == CRS.from_epsg(32611) and mask.transform == TRANSFORM
+        assert mask.nodata == NODATA_CLASS
+        assert mask.descriptions == ("class id",)
+        for piece in finished:
+            np.testing.assert_array_equal(mask.read(1, window=piece.window), piece.classes)
+        whole = mask.read(1)
+        assert (whole == NODATA_CLASS).sum() == 3 * 4
+        np.testing.assert_array_equal(mask.read_masks(1), np.where(whole == NODATA_CLASS, 0, 255))
+
+
+def test_the_mask_carries_class_names_and_colours(scene, tmp_path):
+    write_all(scene, tmp_path / "mask.tif", None, pieces(with_probabilities=False))
+    assert mask_class_names(tmp_path / "mask.tif") == list(CLASSES.names)
+    assert mask_colours(tmp_path / "mask.tif")[:3] == list(CLASSES.colours)
+    with rasterio.open(tmp_path / "mask.tif") as mask:
+        assert mask.colorinterp[0] == rasterio.enums.ColorInterp.palette
+
+
+def test_probabilities_are_scaled_and_masked_where_the_class_is_nodata(scene, tmp_path):
+    finished = pieces(with_probabilities=True)
+    write_all(scene, tmp_path / "mask.tif", tmp_path / "proba.tif", finished)
+    with rasterio.open(tmp_path / "proba.tif") as proba:
+        assert proba.count == 3 and proba.dtypes == ("uint8",) * 3
+        assert proba.crs == CRS.from_epsg(32611) and proba.transform == TRANSFORM
+        assert proba.nodata is None
+        assert proba.scales == pytest.approx((1 / 255,) * 3)
+        assert proba.descriptions == tuple(f"probability of {n} (x255)" for n in CLASSES.names)
+        for piece in finished:
+            np.testing.assert_array_equal(proba.read(window=piece.window), piece.probabilities)
+            expected = np.where(piece.classes == NODATA_CLASS, 0, 255)
+            np.testing.assert_array_equal(proba.dataset_mask(window=piece.window), expected)
+
+
+def test_without_a_probability_path_only_the_mask_is_written(scene, tmp_path):
+    write_all(scene, tmp_path / "mask.tif", None, pieces(with_probabilities=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.tif", "scene.tif"]

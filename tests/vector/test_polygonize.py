@@ -1,0 +1,101 @@
+"""Polygons of a class mask built window by window, merged across the window seams."""
+
+from __future__ import annotations
+
+from itertools import product
+
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+from rasterio.windows import Window
+from shapely.geometry import shape
+
+from pspnet_geo.errors import RasterError
+from pspnet_geo.vector.polygonize import PolygonBuilder, pixel_shapes
+
+NODATA = 255
+
+
+def build(mask: np.ndarray, size: tuple[int, int], background=0, nodata=NODATA):
+    """The builder's output for ``mask`` cut into windows of ``size`` (rows, cols), fed in reverse."""
+    height, width = mask.shape
+    builder = PolygonBuilder(height, width, background, nodata)
+    windows = [Window(c, r, min(size[1], width - c), min(size[0], height - r))
+               for r, c in product(range(0, height, size[0]), range(0, width, size[1]))]
+    for window in reversed(windows):
+        builder.add(window, mask[window.toslices()])
+    return builder.finish()
+
+
+def blobby_mask(seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mask = rng.choice([0, 1, 2], size=(6, 7), p=[0.4, 0.4, 0.2]).astype(np.uint8)
+    # Regions a few pixels wide that cross windows; some meet only at corners (not 4-connected).
+    mask = np.kron(mask, np.ones((4, 4), np.uint8))
+    mask[13:15, 17:19] = NODATA  # a nodata hole in a class-1 region
+    return mask
+
+
+def test_pixel_shapes_are_4_connected_and_respect_the_mask():
+    data = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 2]], np.uint8)
+    found = pixel_shapes(data, data > 0)
+    assert sorted(value for _, value in found) == [1, 1, 2]
+    assert sorted(shape(g).area for g, _ in found) == [1, 1, 1]
+
+
+def test_pixel_shapes_georeference_by_the_transform():
+    data = np.zeros((4, 5), np.uint8)
+    data[1:3, 2:5] = 7
+    transform = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0) @ Affine.identity()
+    ((geometry, value),) = pixel_shapes(data, data == 7, transform)
+    assert value == 7
+    assert shape(geometry).bounds == (500020.0, 3999970.0, 500050.0, 3999990.0)
+
+
+@pytest.mark.parametrize("size", [(5, 6), (8, 8), (7, 13), (28, 1)])
+def test_windowed_polygons_equal_polygonising_the_whole_mask(size):
+    mask = blobby_mask()
+    whole_classes, whole = build(mask, mask.shape)
+    classes, polygons = build(mask, size)
+    np.testing.assert_array_equal(classes, whole_classes)
+    assert shapely.to_wkt(polygons).tolist() == shapely.to_wkt(whole).tolist()
+    # And both are exactly rasterio's regions of the whole mask, no more, no fewer.
+    valid = (mask != 0) & (mask != NODATA)
+    direct = [(value, shape(g)) for g, value in pixel_shapes(mask, valid)]
+    assert sorted(classes.tolist()) == sorted(int(v) for v, _ in direct)
+    for value, polygon in direct:
+        assert sum(bool(shapely.equals(polygon, p)) for p in polygons[classes == value]) == 1
+    assert shapely.area(polygons).sum() == valid.sum()
+
+
+def test_a_hole_cut_by_windows_stays_a_hole():
+    mask = np.zeros((12, 12), np.uint8)
+    mask[2:10, 2:10] = 1
+    mask[5:7, 5:7] = 0  # the hole sits on the seam between all four windows
+    mask[5, 5] = 2  # with an island of another class inside it
+    classes, polygons = build(mask, (6, 6))
+    assert classes.tolist() == [1, 2]
+    ring, island = polygons
+    assert len(ring.interiors) == 1 and ring.area == 64 - 4
+    assert shapely.equals(shapely.Polygon(ring.interiors[0]), shapely.box(5, 5, 7, 7))
+    assert shapely.equals(island, shapely.box(5, 5, 6, 6))
+
+
+def test_background_and_nodata_make_no_polygons():
+    mask = np.full((6, 6), NODATA, np.uint8)
+    mask[:3] = 0
+    classes, polygons = build(mask, (3, 3))
+    assert len(classes) == len(polygons) == 0
+    classes, polygons = build(mask, (3, 3), background=None, nodata=None)
+    assert sorted(classes.tolist()) == [0, NODATA] and shapely.area(polygons).tolist() == [18, 18]
+
+
+def test_wide_class_ids_are_polygonised_or_refused():
+    mask = np.zeros((4, 4), np.int64)
+    mask[1:3, 1:3] = 70000
+    classes, _ = build(mask, (2, 2), nodata=None)
+    assert classes.tolist() == [70000]
+    mask[0, 0] = 2**40
+    with pytest.raises(RasterError, match="int32"):
+        build(mask, (4, 4), nodata=None)
