@@ -12,7 +12,7 @@ from pspnet_geo.datasets import LAND_COVER_CLASSES, find_samples
 from pspnet_geo.datasets.deepglobe import land_cover_classes
 from pspnet_geo.errors import InputError, LabelError
 
-from .make_test_data import land_cover_mask, make_deepglobe_land_cover, make_deepglobe_roads, training_labels
+from datasets.make_test_data import land_cover_mask, make_deepglobe_land_cover, make_deepglobe_roads, training_labels
 
 
 def test_land_cover_colours_are_thresholded_to_the_seven_classes():

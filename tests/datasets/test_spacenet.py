@@ -14,7 +14,7 @@ from pspnet_geo.datasets import find_samples
 from pspnet_geo.datasets.spacenet import buffer_roads
 from pspnet_geo.errors import InputError, LabelError
 
-from .make_test_data import (
+from datasets.make_test_data import (
     BUILDING_PIXELS,
     UTM,
     make_spacenet4,

@@ -16,7 +16,7 @@ from pspnet_geo.config.pipelines import load_pipeline
 from pspnet_geo.config.postprocess import parse_postprocess
 from pspnet_geo.vector.vectorize import vectorize_mask
 
-SAMPLE = Path(__file__).resolve().parents[2] / "pspnet_geo" / "sample_data"
+SAMPLE = Path(__file__).resolve().parents[3] / "pspnet_geo" / "sample_data"
 ATLANTA = SAMPLE / "spacenet_atlanta_buildings"
 VEGAS = SAMPLE / "spacenet_vegas_roads" / "road_mask.tif"
 

@@ -12,7 +12,7 @@ from shapely.geometry import MultiPolygon, Polygon, box
 
 from pspnet_geo.vector.areas import area_m2
 
-ROAD_MASK = (Path(__file__).resolve().parent.parent / "pspnet_geo" / "sample_data"
+ROAD_MASK = (Path(__file__).resolve().parents[2] / "pspnet_geo" / "sample_data"
              / "spacenet_vegas_roads" / "road_mask.tif")
 
 

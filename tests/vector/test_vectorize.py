@@ -24,7 +24,7 @@ def polygons_of(*args, **kwargs):
     return vectorize_mask(*args, **kwargs).polygons
 
 
-SAMPLE = Path(__file__).resolve().parent.parent / "pspnet_geo" / "sample_data"
+SAMPLE = Path(__file__).resolve().parents[2] / "pspnet_geo" / "sample_data"
 TRANSFORM = Affine(0.5, 0.0, 733600.0, 0.0, -0.5, 3725140.0)
 
 

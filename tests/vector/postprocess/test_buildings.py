@@ -20,7 +20,7 @@ from shapely.geometry import Polygon, box
 from helpers import PIXEL, at, burn, iou, l_shape, polygonise, rectangle, rotated, staircase
 from pspnet_geo.vector.postprocess.buildings import regularize, split_bridges
 
-ATLANTA_DIR = Path(__file__).resolve().parents[2] / "pspnet_geo" / "sample_data" / (
+ATLANTA_DIR = Path(__file__).resolve().parents[3] / "pspnet_geo" / "sample_data" / (
     "spacenet_atlanta_buildings"
 )
 

@@ -20,7 +20,7 @@ from pspnet_geo.config.pipelines import (
 from pspnet_geo.models.weights import resolve_weights
 
 BUILT_IN = ["deepglobe-landcover", "deepglobe-roads", "spacenet-buildings", "spacenet-roads"]
-REPO_PIPELINES = Path(__file__).resolve().parent.parent / "pipelines"
+REPO_PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 
 
 def preset(name: str = "my-preset", **changes) -> dict:

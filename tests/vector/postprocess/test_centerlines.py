@@ -19,7 +19,7 @@ from pspnet_geo.vector.postprocess.centerlines import (
     centerline_halo, join_centerlines, window_centerlines,
 )
 
-VEGAS_ROADS = (Path(__file__).resolve().parents[2] / "pspnet_geo" / "sample_data"
+VEGAS_ROADS = (Path(__file__).resolve().parents[3] / "pspnet_geo" / "sample_data"
                / "spacenet_vegas_roads" / "road_mask.tif")
 PIXEL_M = 0.5
 WHOLE = 10**6
