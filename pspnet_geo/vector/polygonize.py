@@ -1,10 +1,11 @@
-"""Seam-free polygons of a class mask built one window at a time.
+"""Seam-free polygons of a class mask built one window at a time, handed out as they become final.
 
-Each window is polygonised on its own. A polygon that touches an internal window edge may go
-on in the next window, so it is set aside and, at the end, merged per class with the pieces it
-touches across the seam; every other polygon is final as soon as its window is done. The result
-equals polygonising the whole mask at once with 4-connectivity: one polygon per connected
-region, none cut at window edges.
+Each window is polygonised on its own. A polygon that touches an inner window edge may go on in
+the next window, so it waits, and is merged per class with the pieces it touches across the
+seam once the windows beyond are done; every other polygon is final as soon as its window is
+done. The result equals polygonising the whole mask at once with 4-connectivity: one polygon per
+connected region, none cut at window edges. Memory holds the pieces on unfinished seams (about
+one row of windows when windows arrive roughly in order), never every polygon of the scene.
 
 Polygons are built in pixel coordinates, where window edges are exact integers, so pieces meet
 exactly along seams; the caller moves them to the raster's CRS.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 import rasterio.features
@@ -24,53 +26,139 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from pspnet_geo.errors import RasterError
+from pspnet_geo.vector.mask_windows import WindowGrid
 
 _SHAPES_DTYPES = {np.dtype(t) for t in ("uint8", "uint16", "int16", "int32")}
 
 
 class PolygonBuilder:
-    """Polygons of every region that is neither background nor nodata, window by window."""
+    """Polygons of every region that is neither background nor nodata, window by window of
+    ``grid``, handed out in chunks as soon as they are final.
 
-    def __init__(self, height: int, width: int, background: int | None, nodata: float | None):
-        self.height, self.width = height, width
-        self.background, self.nodata = background, nodata
-        self._classes: list[np.ndarray] = []
-        self._polygons: list[np.ndarray] = []
-        self._seams: dict[int, list[np.ndarray]] = defaultdict(list)
+    A polygon inside its window is final at once. A piece that reaches an inner window edge
+    waits, with the pieces it touches, until every window beyond the edges they reach is done;
+    then they are merged into final polygons. Final polygons go out in chunks, one per window
+    (the first window, in row-major order, that the polygon lies in), in row-major window order
+    and sorted within a chunk, so the output is the same whatever order the windows arrive in.
+    Only pieces on unfinished seams and the chunks of windows not yet handed out are held.
+    """
 
-    def add(self, window: Window, data: np.ndarray) -> None:
-        """Polygonise one window's class ids; windows must tile the raster without overlap."""
+    def __init__(self, grid: WindowGrid, background: int | None, nodata: float | None) -> None:
+        self.grid, self.background, self.nodata = grid, background, nodata
+        self._done = np.zeros(grid.shape, dtype=bool)
+        self._chunks: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+        self._seams: list[_SeamPiece] = []
+        self._next = 0
+
+    def add(self, window: Window, data: np.ndarray) -> list[Chunk]:
+        """Polygonise one window of the grid; the chunks of polygons that are now final."""
+        index = self._index(window)
+        self._done[index] = True
         valid = _valid_pixels(data, self.background, self.nodata)
-        if not valid.any():
-            return
-        polygons, classes = _window_shapes(data, valid, window)
-        on_seam = _touches_inner_edge(polygons, window, self.width, self.height)
-        self._classes.append(classes[~on_seam])
-        self._polygons.append(polygons[~on_seam])
-        for class_id in np.unique(classes[on_seam]).tolist():
-            self._seams[class_id].append(polygons[on_seam & (classes == class_id)])
+        if valid.any():
+            polygons, classes = _window_shapes(data, valid, window)
+            beyond = _windows_beyond(polygons, window, self.grid)
+            inside = np.array([not windows for windows in beyond], dtype=bool)
+            self._keep(self._flat(index), classes[inside], polygons[inside])
+            self._seams += [_SeamPiece(int(classes[i]), polygons[i], self._flat(index), beyond[i])
+                            for i in np.flatnonzero(~inside)]
+        self._join_finished_seams()
+        return self._ready()
 
-    def finish(self) -> tuple[np.ndarray, np.ndarray]:
-        """Class ids and pixel-coordinate polygons, seams merged, in a fixed order.
+    def finish(self) -> list[Chunk]:
+        """The chunks still held, once every window is done."""
+        if not self._done.all():
+            raise RuntimeError(f"{int((~self._done).sum())} mask windows were never polygonised")
+        self._join_finished_seams()
+        if self._seams:
+            raise RuntimeError(f"{len(self._seams)} seam pieces were never joined")
+        return self._ready()
 
-        The order (class, then the bounds, area and centroid, which no two regions of one class
-        share in practice) does not depend on the order the windows arrived in, and the
-        geometries are normalised, so the same mask always gives the same output.
-        """
-        for class_id, pieces in sorted(self._seams.items()):
-            merged = _merge_touching(np.concatenate(pieces))
-            self._classes.append(np.full(len(merged), class_id, dtype=np.int64))
-            self._polygons.append(merged)
-        self._seams.clear()
-        if not self._polygons:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
-        classes, polygons = np.concatenate(self._classes), np.concatenate(self._polygons)
-        polygons = shapely.normalize(polygons)
-        left, top, right, bottom = shapely.bounds(polygons).T
-        centre = shapely.get_coordinates(shapely.centroid(polygons))
-        keys = (centre[:, 0], centre[:, 1], shapely.area(polygons), right, bottom, left, top)
-        order = np.lexsort((*keys, classes))
-        return classes[order], polygons[order]
+    @property
+    def held(self) -> int:
+        """How many polygons (and seam pieces) are held, not yet handed out."""
+        return len(self._seams) + sum(len(p) for parts in self._chunks.values() for _, p in parts)
+
+    def _index(self, window: Window) -> tuple[int, int]:
+        row, col = divmod(window.row_off, self.grid.step_rows)[0], divmod(window.col_off, self.grid.step_cols)[0]
+        if self.grid.core(row, col) != window:
+            raise ValueError(f"{window} is not a window of {self.grid}")
+        return row, col
+
+    def _flat(self, index: tuple[int, int]) -> int:
+        return index[0] * self.grid.shape[1] + index[1]
+
+    def _keep(self, window: int, classes: np.ndarray, polygons: np.ndarray) -> None:
+        if len(polygons):
+            self._chunks[window].append((classes.astype(np.int64), polygons))
+
+    def _join_finished_seams(self) -> None:
+        """Merge every group of touching seam pieces whose windows beyond are all done."""
+        done = self._done.ravel()
+        waiting: list[_SeamPiece] = []
+        for class_id in sorted({piece.class_id for piece in self._seams}):
+            pieces = [piece for piece in self._seams if piece.class_id == class_id]
+            shapes = np.array([piece.polygon for piece in pieces], dtype=object)
+            left, right = shapely.STRtree(shapes).query(shapes, predicate="intersects")
+            for members in _connected_groups(len(pieces), left, right):
+                group = [pieces[m] for m in members]
+                if not all(done[w] for piece in group for w in piece.beyond):
+                    waiting += group
+                    continue
+                merged = _merge_touching(shapes[members])
+                self._keep(min(piece.window for piece in group), np.full(len(merged), class_id), merged)
+        self._seams = waiting
+
+    def _ready(self) -> list[Chunk]:
+        """The chunks of the next windows in row-major order that can no longer change."""
+        done, ready = self._done.ravel(), []
+        first_waiting = min((piece.window for piece in self._seams), default=done.size)
+        while self._next < min(done.size, first_waiting) and done[self._next]:
+            parts = self._chunks.pop(self._next, [])
+            if parts:
+                ready.append(sort_polygons(np.concatenate([c for c, _ in parts]),
+                                     np.concatenate([p for _, p in parts])))
+            self._next += 1
+        return ready
+
+
+Chunk = tuple[np.ndarray, np.ndarray]
+"""Class ids and pixel-coordinate polygons, final, in a fixed order."""
+
+
+@dataclass
+class _SeamPiece:
+    """A polygon piece reaching inner window edges, waiting for the windows beyond them."""
+
+    class_id: int
+    polygon: shapely.Polygon
+    window: int
+    beyond: tuple[int, ...]
+
+
+def sort_polygons(classes: np.ndarray, polygons: np.ndarray) -> Chunk:
+    """Normalised polygons ordered by class, then centroid, area and bounds (no two regions of
+    one class share all of these in practice), so the same mask always gives the same output."""
+    polygons = shapely.normalize(polygons)
+    left, top, right, bottom = shapely.bounds(polygons).T
+    centre = shapely.get_coordinates(shapely.centroid(polygons))
+    keys = (centre[:, 0], centre[:, 1], shapely.area(polygons), right, bottom, left, top)
+    order = np.lexsort((*keys, classes))
+    return classes[order], polygons[order]
+
+
+def _windows_beyond(polygons: np.ndarray, window: Window, grid: WindowGrid) -> list[tuple[int, ...]]:
+    """For each polygon, the (flat) grid windows across the inner window edges it reaches."""
+    rows, cols = grid.shape
+    row, col = window.row_off // grid.step_rows, window.col_off // grid.step_cols
+    left, top, right, bottom = shapely.bounds(polygons).T
+    edges = (
+        ((left == window.col_off) & (col > 0), row * cols + col - 1),
+        ((right == window.col_off + window.width) & (col < cols - 1), row * cols + col + 1),
+        ((top == window.row_off) & (row > 0), (row - 1) * cols + col),
+        ((bottom == window.row_off + window.height) & (row < rows - 1), (row + 1) * cols + col),
+    )
+    return [tuple(neighbour for touches, neighbour in edges if touches[i]) for i in range(len(polygons))]
 
 
 def _valid_pixels(data: np.ndarray, background: int | None, nodata: float | None) -> np.ndarray:
@@ -121,19 +209,6 @@ def _window_shapes(
     return polygons, np.array([value for _, value in found], dtype=np.int64)
 
 
-def _touches_inner_edge(
-    polygons: np.ndarray, window: Window, width: int, height: int
-) -> np.ndarray:
-    """Which polygons reach a window edge that another window lies beyond."""
-    left, top, right, bottom = shapely.bounds(polygons).T
-    window_right = window.col_off + window.width
-    window_bottom = window.row_off + window.height
-    return (
-        ((left == window.col_off) & (window.col_off > 0))
-        | ((top == window.row_off) & (window.row_off > 0))
-        | ((right == window_right) & (window_right < width))
-        | ((bottom == window_bottom) & (window_bottom < height))
-    )
 
 
 def _merge_touching(pieces: np.ndarray) -> np.ndarray:

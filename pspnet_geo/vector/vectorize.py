@@ -29,7 +29,7 @@ from pspnet_geo.errors import InputError, OutputError, RasterError
 from pspnet_geo.vector.mask_windows import (
     MaskWindow, WindowAssembler, WindowGrid, file_grid, read_mask_windows,
 )
-from pspnet_geo.vector.polygonize import PolygonBuilder
+from pspnet_geo.vector.polygonize import PolygonBuilder, sort_polygons
 from pspnet_geo.vector.postprocess.apply import Cleanup
 from pspnet_geo.config.postprocess import PostprocessConfig
 from pspnet_geo.config.settings import LAYOUTS
@@ -75,13 +75,15 @@ class MaskVectorizer:
 
     def __init__(self, height: int, width: int, transform: Affine, crs: CRS | None,
                  class_names: Sequence[str], *, background: int | None, nodata: float | None,
-                 postprocess: PostprocessConfig | None = None, block_size: int = 1024) -> None:
+                 postprocess: PostprocessConfig | None = None, block_size: int = 1024,
+                 grid: WindowGrid | None = None) -> None:
         self.transform, self.crs, self.class_names = transform, crs, class_names
         self.cleanup = Cleanup(postprocess or PostprocessConfig(), crs, transform, height, width,
                                None if nodata is None or np.isnan(nodata) else int(nodata))
-        self.builder = PolygonBuilder(height, width, background, nodata)
-        self.assembler = WindowAssembler(WindowGrid(height, width, block_size, block_size),
-                                         self.cleanup.halo)
+        grid = grid or WindowGrid(height, width, block_size, block_size)
+        self.builder = PolygonBuilder(grid, background, nodata)
+        self.assembler = WindowAssembler(grid, self.cleanup.halo)
+        self._chunks: list[tuple[np.ndarray, np.ndarray]] = []
 
     def add_piece(self, window: Window, classes: np.ndarray) -> None:
         """Take a finished rectangle of the mask; pieces must tile the mask without overlap."""
@@ -90,13 +92,17 @@ class MaskVectorizer:
 
     def add_window(self, window: MaskWindow) -> None:
         """Clean and polygonise one complete window (with its halo)."""
-        self.builder.add(window.core, self.cleanup.window(window))
+        self._chunks += self.builder.add(window.core, self.cleanup.window(window))
 
     def finish(self) -> Vectors:
         """Merge the seams, run the geometry clean-up and build the tables."""
         if self.assembler.pending_count:
             raise RuntimeError(f"{self.assembler.pending_count} mask windows were never completed")
-        classes, polygons = self.builder.finish()
+        self._chunks += self.builder.finish()
+        # Every polygon is still held here, so they go out in one order for the whole mask;
+        # writing each chunk as it comes (issue 11) will follow the chunks' row-major order.
+        classes, polygons = sort_polygons(*_concatenate(self._chunks))
+        self._chunks = []
         if self.crs is None:
             log.warning("the mask has no CRS: polygons are in pixel coordinates, areas are NaN")
         else:
@@ -130,15 +136,22 @@ def vectorize_mask(
         raise RasterError(f"cannot open class mask {mask_path}: {err}") from None
     with dataset:
         _check_mask_dtype(dataset, mask_path)
+        grid = file_grid(dataset, block_size)
         vectorizer = MaskVectorizer(
             dataset.height, dataset.width, dataset.transform, dataset.crs, class_names,
             background=background, nodata=dataset.nodata if nodata is None else nodata,
-            postprocess=postprocess,
+            postprocess=postprocess, grid=grid,
         )
-        for window in read_mask_windows(dataset, file_grid(dataset, block_size),
-                                        vectorizer.cleanup.halo):
+        for window in read_mask_windows(dataset, grid, vectorizer.cleanup.halo):
             vectorizer.add_window(window)
     return vectorizer.finish()
+
+
+def _concatenate(chunks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Class ids and polygons of ``chunks``, in order."""
+    if not chunks:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+    return np.concatenate([c for c, _ in chunks]), np.concatenate([p for _, p in chunks])
 
 
 def _check_mask_dtype(dataset: rasterio.DatasetReader, mask_path: str | os.PathLike) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import product
 
 import numpy as np
 import pytest
@@ -12,7 +11,8 @@ from rasterio.windows import Window
 from shapely.geometry import shape
 
 from pspnet_geo.errors import RasterError
-from pspnet_geo.vector.polygonize import PolygonBuilder, pixel_shapes
+from pspnet_geo.vector.mask_windows import WindowGrid
+from pspnet_geo.vector.polygonize import PolygonBuilder, pixel_shapes, sort_polygons
 
 NODATA = 255
 
@@ -20,12 +20,16 @@ NODATA = 255
 def build(mask: np.ndarray, size: tuple[int, int], background=0, nodata=NODATA):
     """The builder's output for ``mask`` cut into windows of ``size`` (rows, cols), fed in reverse."""
     height, width = mask.shape
-    builder = PolygonBuilder(height, width, background, nodata)
-    windows = [Window(c, r, min(size[1], width - c), min(size[0], height - r))
-               for r, c in product(range(0, height, size[0]), range(0, width, size[1]))]
-    for window in reversed(windows):
-        builder.add(window, mask[window.toslices()])
-    return builder.finish()
+    grid = WindowGrid(height, width, *size)
+    builder = PolygonBuilder(grid, background, nodata)
+    chunks = []
+    for row, col in reversed(list(grid.cores())):
+        window = grid.core(row, col)
+        chunks += builder.add(window, mask[window.toslices()])
+    chunks += builder.finish()
+    if not chunks:
+        return np.empty(0, np.int64), np.empty(0, object)
+    return sort_polygons(np.concatenate([c for c, _ in chunks]), np.concatenate([p for _, p in chunks]))
 
 
 def blobby_mask(seed: int = 3) -> np.ndarray:
@@ -99,3 +103,58 @@ def test_wide_class_ids_are_polygonised_or_refused():
     mask[0, 0] = 2**40
     with pytest.raises(RasterError, match="int32"):
         build(mask, (4, 4), nodata=None)
+
+
+def _feed(mask: np.ndarray, size: tuple[int, int], order) -> tuple[list, list[int], list[int]]:
+    """Feed ``mask``'s windows in ``order``: the chunks, and after each window the polygons
+    handed out so far and the polygons held."""
+    grid = WindowGrid(*mask.shape, *size)
+    builder = PolygonBuilder(grid, 0, NODATA)
+    chunks, out, held = [], [], []
+    for row, col in order(list(grid.cores())):
+        window = grid.core(row, col)
+        chunks += builder.add(window, mask[window.toslices()])
+        out.append(sum(len(c) for c, _ in chunks))
+        held.append(builder.held)
+    return chunks + builder.finish(), out, held
+
+
+def tall_mask(rows: int = 160) -> np.ndarray:
+    """Blobs down a tall strip (buildings, not one field spanning it), many crossing window
+    edges in both directions."""
+    rng = np.random.default_rng(7)
+    return np.kron(rng.choice([0, 1, 2], size=(rows, 6), p=[0.7, 0.2, 0.1]).astype(np.uint8),
+                   np.ones((5, 5), np.uint8))
+
+
+def test_polygons_are_handed_out_as_windows_finish_and_few_are_held():
+    mask = tall_mask()
+    chunks, out, held = _feed(mask, (10, 10), lambda cores: cores)
+    total = sum(len(c) for c, _ in chunks)
+    assert total > 100
+    assert out[len(out) // 2] > total / 3                       # half way, a good share is out
+    assert out[-2] > 0.9 * total                               # before the last window, most
+    assert max(held) < total / 8                               # a band of windows, not the scene
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_chunks_are_the_same_whatever_order_the_windows_arrive_in(seed):
+    mask = tall_mask(12)
+    in_order, _, _ = _feed(mask, (10, 10), lambda cores: cores)
+    shuffled, _, _ = _feed(mask, (10, 10),
+                           lambda cores: [cores[i] for i in np.random.default_rng(seed).permutation(len(cores))])
+    assert len(in_order) == len(shuffled) > 3
+    for (classes, polygons), (other_classes, others) in zip(in_order, shuffled):
+        np.testing.assert_array_equal(classes, other_classes)
+        assert shapely.to_wkt(polygons).tolist() == shapely.to_wkt(others).tolist()
+    whole_classes, whole = build(mask, mask.shape)
+    classes, polygons = sort_polygons(np.concatenate([c for c, _ in in_order]),
+                                      np.concatenate([p for _, p in in_order]))
+    np.testing.assert_array_equal(classes, whole_classes)
+    assert shapely.to_wkt(polygons).tolist() == shapely.to_wkt(whole).tolist()
+
+
+def test_a_window_off_the_grid_is_refused():
+    builder = PolygonBuilder(WindowGrid(20, 20, 10, 10), 0, NODATA)
+    with pytest.raises(ValueError, match="not a window"):
+        builder.add(Window(5, 0, 10, 10), np.ones((10, 10), np.uint8))
