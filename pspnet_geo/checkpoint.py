@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from pspnet_geo.config.models import check_backbone
 from pspnet_geo.errors import BandMismatchError, CheckpointError, InputError
 from pspnet_geo.models import PSPNet
-from pspnet_geo.config.models import check_backbone
 from pspnet_geo.outputs import atomic_output
 
 FORMAT = "pspnet-geo checkpoint"

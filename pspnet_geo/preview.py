@@ -24,9 +24,9 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from pspnet_geo.errors import BandMismatchError, OutputError, RasterError, RunError
+from pspnet_geo.maskfile import NODATA_CLASS, Colour
 from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.scene import Scene, open_scene
-from pspnet_geo.maskfile import NODATA_CLASS, Colour
 
 log = logging.getLogger(__name__)
 

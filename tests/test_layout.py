@@ -18,17 +18,20 @@ import pspnet_geo
 PACKAGE = Path(pspnet_geo.__file__).parent
 
 _EDGES = {"demonstration", "cli"}
-SHARED = {"errors", "maskfile", "stamps", "outputs", "scene", "preview", "checkpoint", "models", "labels",
-          "datasets", "__init__"}
+# Shared modules, below every wing: light ones (no torch), and the model's, which load torch.
+LIGHT = {"errors", "maskfile", "stamps", "outputs", "scene", "preview", "labels", "datasets", "__init__"}
+HEAVY = {"models", "checkpoint"}
+_WINGS = {"vector", "segmentation", "batch", "training", "evaluation"}
 _EVERYTHING = {path.name.removesuffix(".py") for path in PACKAGE.iterdir()
                if path.suffix == ".py" or (path / "__init__.py").exists()}
 # What each part of the package may never import: the wings above it, and the edges.
 FORBIDDEN = {
     "config": _EVERYTHING - {"config", "errors"},
-    "shared": {"vector", "segmentation", "batch", "training", "evaluation"} | _EDGES,
-    "vector": {"segmentation", "batch", "training", "evaluation"} | _EDGES,
+    "light": _WINGS | HEAVY | _EDGES,
+    "heavy": _WINGS | _EDGES,
+    "vector": {"segmentation", "batch", "training", "evaluation"} | HEAVY | _EDGES,
     "segmentation": {"batch", "training", "evaluation"} | _EDGES,
-    "evaluation": {"segmentation", "batch", "training"} | _EDGES,
+    "evaluation": {"segmentation", "batch", "training"} | HEAVY | _EDGES,
     "batch": {"training", "evaluation"} | _EDGES,
     "training": {"batch"} | _EDGES,   # validation scores with evaluation's pixel metrics
     "demonstration": {"cli"},
@@ -39,16 +42,19 @@ FORBIDDEN = {
 def _part(path: Path) -> str:
     """The wing, edge or "shared" a module file belongs to."""
     top = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
-    return "shared" if top in SHARED else top
+    return "light" if top in LIGHT else "heavy" if top in HEAVY else top
 
 
 def _imported_parts(path: Path) -> set[str]:
-    """The top-level parts of pspnet_geo a module imports, at any depth of its code."""
+    """The top-level parts of pspnet_geo a module imports, at any depth of its code (a name
+    imported from the package itself counts as the module that defines it)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
+        if isinstance(node, ast.ImportFrom) and node.module == "pspnet_geo":
+            names = [pspnet_geo._EXPORTS.get(alias.name, f"pspnet_geo.{alias.name}") for alias in node.names]
         found |= {name.split(".")[1] for name in names if name.startswith("pspnet_geo.")}
     return found
 
@@ -61,9 +67,11 @@ def test_imports_point_down_through_the_wings(path):
     assert not wrong, f"{path.relative_to(PACKAGE)} ({part}) imports {sorted(wrong)}"
 
 
-def test_config_and_evaluation_load_no_torch():
-    """Presets, settings and evaluation are used where torch is not wanted (rio, notebooks)."""
-    code = ("import sys, pspnet_geo.config.pipelines, pspnet_geo.config.settings, pspnet_geo.evaluation; "
+def test_config_evaluation_and_vector_load_no_torch():
+    """Presets, settings, evaluation and vectorising are used where torch is not wanted (rio,
+    notebooks, a machine that only vectorises masks)."""
+    code = ("import sys, pspnet_geo.config.pipelines, pspnet_geo.config.settings, pspnet_geo.evaluation, "
+            "pspnet_geo.vector.vectorize_file, pspnet_geo.vector.merge, pspnet_geo.maskfile; "
             "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

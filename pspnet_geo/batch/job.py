@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pspnet_geo.batch.inputs import BatchInput
-from pspnet_geo.segmentation.executors import Executor
+from pspnet_geo.batch.manifest import Entry, Manifest
 from pspnet_geo.config.settings import SegmentSettings
 from pspnet_geo.errors import PspnetGeoError
-from pspnet_geo.stamps import file_stamp, fingerprint
-from pspnet_geo.batch.manifest import Entry, Manifest
+from pspnet_geo.segmentation.executors import Executor
 from pspnet_geo.segmentation.run import segment_scene
+from pspnet_geo.stamps import file_stamp, fingerprint
 
 
 @dataclass(frozen=True)

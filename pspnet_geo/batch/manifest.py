@@ -94,18 +94,12 @@ class Manifest:
         self._saved = time.monotonic()
 
 
-
-
-
-
 def _unchanged(path: Path, recorded: dict) -> bool:
     """Whether ``path`` is the file ``recorded``: same size, and same time or same content."""
     stamp = file_stamp(path)
     if stamp is None or stamp["size"] != recorded["size"]:
         return False
     return stamp["mtime_ns"] == recorded["mtime_ns"] or content_hash(path) == recorded["sha256"]
-
-
 
 
 def _read(path: Path) -> dict:

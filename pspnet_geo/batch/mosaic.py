@@ -19,13 +19,13 @@ from rasterio.windows import transform as window_transform
 
 from pspnet_geo.batch.inputs import BatchInput
 from pspnet_geo.batch.job import BatchJob
-from pspnet_geo.segmentation.executors import Executor
-from pspnet_geo.errors import PspnetGeoError
-from pspnet_geo.maskfile import copy_classes
-from pspnet_geo.segmentation.inference import load_checkpoint
 from pspnet_geo.batch.manifest import Entry, Manifest
 from pspnet_geo.batch.vrt import ChipWindow, build_mosaic
+from pspnet_geo.errors import PspnetGeoError
+from pspnet_geo.maskfile import copy_classes
 from pspnet_geo.outputs import atomic_output
+from pspnet_geo.segmentation.executors import Executor
+from pspnet_geo.segmentation.inference import load_checkpoint
 from pspnet_geo.stamps import fingerprint
 from pspnet_geo.vector.vectorize_file import vectorize_file
 

@@ -19,26 +19,30 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from tqdm import tqdm
 
 from pspnet_geo.batch.inputs import BatchInput, find_inputs
 from pspnet_geo.batch.job import BatchJob
+from pspnet_geo.batch.manifest import Entry, Manifest
 from pspnet_geo.batch.mosaic import run_mosaic
+from pspnet_geo.config.pipelines import load_pipeline
+from pspnet_geo.config.settings import (
+    InferenceSettings,
+    SegmentSettings,
+    TilingSettings,
+)
+from pspnet_geo.errors import InputError
 from pspnet_geo.segmentation.blocks import BlockJob, run_block, run_blocks
 from pspnet_geo.segmentation.executors import Executor, open_executor
-from pspnet_geo.config.settings import InferenceSettings, SegmentSettings, TilingSettings
-from pspnet_geo.errors import InputError
-from pspnet_geo.stamps import content_hash
 from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoint
-from pspnet_geo.batch.manifest import Entry, Manifest
-from pspnet_geo.vector.merge import merge_vectors
 from pspnet_geo.segmentation.packing import PackingExecutor
-from pspnet_geo.config.pipelines import load_pipeline
 from pspnet_geo.segmentation.run import resolve_model
+from pspnet_geo.stamps import content_hash
+from pspnet_geo.vector.merge import merge_vectors
 from pspnet_geo.vector.vectorize import check_vector_output
 
 log = logging.getLogger(__name__)

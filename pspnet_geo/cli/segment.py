@@ -6,8 +6,8 @@ import logging
 
 import click
 
-from pspnet_geo.config.settings import LAYOUTS
 from pspnet_geo.cli.options import BandList
+from pspnet_geo.config.settings import LAYOUTS
 from pspnet_geo.segmentation.run import segment
 
 log = logging.getLogger(__name__)

@@ -11,13 +11,13 @@ from click.core import ParameterSource
 
 from pspnet_geo.config.models import BACKBONE_NAMES
 from pspnet_geo.labels.read import UNLABELLED_CHOICES
-from pspnet_geo.training import train
-from pspnet_geo.training.settings import CLASS_WEIGHTING, OPTIMIZERS, TrainSettings
+from pspnet_geo.training.api import train_with
 from pspnet_geo.training.augment import AUGMENTATIONS
 from pspnet_geo.training.batches import SAMPLING
 from pspnet_geo.training.config import load_train_config
-from pspnet_geo.training.presets import dataset_settings
 from pspnet_geo.training.losses import LOSSES
+from pspnet_geo.training.presets import dataset_settings
+from pspnet_geo.training.settings import CLASS_WEIGHTING, OPTIMIZERS, TrainSettings
 
 _DEFAULTS = TrainSettings.defaults()
 
@@ -148,7 +148,7 @@ def train_command(images: tuple[str, ...], labels: tuple[str, ...], holdout_boun
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)}: give them on the command line or in --config")
     images, labels, out = options.pop("images"), options.pop("labels"), options.pop("out")
-    result = train(images, labels, out, TrainSettings(**options))
+    result = train_with(images, labels, out, TrainSettings(**options))
     score = "n/a" if result.best_miou is None else f"{result.best_miou:.4f}"
     click.echo(f"{result.checkpoint} (validation mIoU {score} at iteration {result.best_iteration})")
 

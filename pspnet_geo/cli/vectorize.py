@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pspnet_geo.config.settings import LAYOUTS
 from pspnet_geo.cli.options import BackgroundClass
+from pspnet_geo.config.settings import LAYOUTS
 from pspnet_geo.vector.vectorize_file import vectorize_file
 
 _path = click.Path(dir_okay=False)

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pspnet_geo.errors import InputError, PipelineError
 from pspnet_geo.config.models import BACKBONE_NAMES, OUTPUT_STRIDES
-from pspnet_geo.config.settings import TilingSettings
 from pspnet_geo.config.schema import check_keys, typed
-
+from pspnet_geo.config.settings import TilingSettings
+from pspnet_geo.errors import InputError, PipelineError
 
 
 def is_url(weights: str) -> bool:

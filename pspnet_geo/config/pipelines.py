@@ -17,7 +17,6 @@ from importlib.metadata import entry_points
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from pspnet_geo.errors import PipelineError
 from pspnet_geo.config.pipeline_schema import (
     parse_background,
     parse_bands,
@@ -29,6 +28,7 @@ from pspnet_geo.config.pipeline_schema import (
 from pspnet_geo.config.postprocess import PostprocessConfig, parse_postprocess
 from pspnet_geo.config.schema import check_keys, parse_yaml, typed
 from pspnet_geo.config.settings import TilingSettings
+from pspnet_geo.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,6 @@ def pipelines(name: str | None = None) -> str:
     """What ``pspnet-geo pipelines`` prints: every preset, or the one ``name`` names or holds."""
     found = [load_pipeline(name)] if name else list_pipelines()
     return "\n\n".join(pipeline.describe() for pipeline in found)
-
 
 
 def _preset_folders() -> list[tuple[str, Traversable]]:

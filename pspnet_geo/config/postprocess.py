@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pspnet_geo.errors import PipelineError
 from pspnet_geo.config.schema import check_keys, positive, typed
+from pspnet_geo.errors import PipelineError
 
 GEOMETRY_STEPS = ("fill_holes_m2", "split_bridges_m", "remove_specks_m2", "regularize_m",
                   "simplify_m")

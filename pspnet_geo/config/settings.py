@@ -10,10 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pspnet_geo.config.models import min_tile
-from pspnet_geo.errors import InputError
+from pspnet_geo.errors import BandMismatchError, InputError
 
 LAYOUTS = ("single", "per-class")
 """Polygons in one layer with a class column, or one layer per class."""
+
+
+def check_layout(layout: str) -> None:
+    """Refuse a polygon layout pspnet-geo does not write."""
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
 
 
 def check_tiling(tile_size: int | None, overlap: int | None, block_tiles: int | None = None) -> None:
@@ -80,8 +86,10 @@ class InferenceSettings:
         check_device_name(self.device)
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.bands is not None and (not self.bands or min(self.bands) < 1):
-            raise InputError(f"band numbers start at 1, not {list(self.bands)}")
+        if self.bands is not None and not self.bands:
+            raise BandMismatchError("--bands names no band")
+        if self.bands is not None and min(self.bands) < 1:
+            raise BandMismatchError(f"band numbers start at 1, not {list(self.bands)}")
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,4 @@ class SegmentSettings:
     preview_size: int = 2048
 
     def __post_init__(self) -> None:
-        if self.layout not in LAYOUTS:
-            raise InputError(f"unknown layout {self.layout!r}; use one of {', '.join(LAYOUTS)}")
-        if self.preview_size < 16:
-            raise InputError(f"the preview's longest side must be at least 16 px, not {self.preview_size}")
+        check_layout(self.layout)

@@ -138,4 +138,3 @@ def _read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except (OSError, UnidentifiedImageError) as err:
         raise LabelError(f"mask {path} is not an image PIL can read ({err})") from None
-

@@ -191,4 +191,3 @@ def _road_polygons(lines_path: Path, folder: Path, width_m: float) -> Path:
     except OSError as err:
         raise OutputError(f"cannot write buffered roads {target} ({err})") from None
     return target
-

@@ -24,15 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
+from pspnet_geo.config.pipelines import load_pipeline
 from pspnet_geo.errors import InputError, OutputError
 from pspnet_geo.evaluation.features import FeatureTruth, object_section, road_section
 from pspnet_geo.evaluation.pixels import open_truth, pixel_metrics, stream_confusion
 from pspnet_geo.evaluation.report import PixelSection, Section, render, report_dict
-from pspnet_geo.config.pipelines import load_pipeline
-from pspnet_geo.scene import open_scene
-from pspnet_geo.labels.classes import ClassSpec, class_column as spec_column, label_value_map, parse_classes
+from pspnet_geo.labels.classes import ClassSpec, label_value_map, parse_classes
+from pspnet_geo.labels.classes import class_column as spec_column
 from pspnet_geo.labels.read import RASTER_SUFFIXES
 from pspnet_geo.maskfile import mask_class_names
+from pspnet_geo.scene import open_scene
 
 log = logging.getLogger(__name__)
 

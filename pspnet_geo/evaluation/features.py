@@ -16,11 +16,11 @@ import geopandas as gpd
 import rasterio
 from shapely.geometry import box
 
+from pspnet_geo.config.pipelines import Pipeline
 from pspnet_geo.errors import InputError
 from pspnet_geo.evaluation.objects import ObjectScores, building_f1
 from pspnet_geo.evaluation.report import format_table
 from pspnet_geo.evaluation.roads import RoadScores, road_scores
-from pspnet_geo.config.pipelines import Pipeline
 from pspnet_geo.labels.classes import ClassSpec
 from pspnet_geo.labels.read import is_raster_path, read_vector_labels
 from pspnet_geo.vector.vectorize import vectorize_mask

@@ -23,12 +23,15 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from pspnet_geo.errors import LabelError, RasterError
-from pspnet_geo.vector.mask_windows import file_grid
-from pspnet_geo.scene import Scene
 from pspnet_geo.labels.classes import ClassSpec
 from pspnet_geo.labels.read import (
-    RasterLabels, VectorLabels, is_raster_path, read_vector_labels,
+    RasterLabels,
+    VectorLabels,
+    is_raster_path,
+    read_vector_labels,
 )
+from pspnet_geo.scene import Scene
+from pspnet_geo.vector.mask_windows import file_grid
 
 LabelSource = VectorLabels | RasterLabels
 

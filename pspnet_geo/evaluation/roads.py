@@ -29,7 +29,12 @@ import numpy as np
 import shapely
 
 from pspnet_geo.errors import InputError
-from pspnet_geo.evaluation.objects import harmonic_mean, polygons_to_score, ratio, to_truth_metres
+from pspnet_geo.evaluation.objects import (
+    harmonic_mean,
+    polygons_to_score,
+    ratio,
+    to_truth_metres,
+)
 
 log = logging.getLogger(__name__)
 

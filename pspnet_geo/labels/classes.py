@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pspnet_geo.errors import InputError
 from pspnet_geo.config.schema import check_keys, typed
+from pspnet_geo.errors import InputError
 
 DEFAULT_CLASS_COLUMN = "class"
 _PALETTE = [

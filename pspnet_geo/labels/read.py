@@ -22,18 +22,22 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.features import rasterize
 from rasterio.transform import array_bounds
 from rasterio.warp import transform_bounds
-from rasterio.windows import Window, bounds as window_bounds, transform as window_transform
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
 from shapely.geometry import box
 
 from pspnet_geo.errors import LabelError, RunError
-from pspnet_geo.scene import Scene
 from pspnet_geo.labels.classes import ClassSpec
+from pspnet_geo.scene import Scene
 
 log = logging.getLogger(__name__)
 
 UNLABELLED_CHOICES = ("background", "ignore")
 """What vector labels make of pixels inside no feature: the background class, or ignored."""
 RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2", ".png"}
+
+
 def is_raster_path(path: str | os.PathLike) -> bool:
     """True when a label path names a label raster rather than a vector file."""
     return Path(path).suffix.lower() in RASTER_SUFFIXES

@@ -18,6 +18,7 @@ from pspnet_geo.models.backbone import FEATURE_CHANNELS, ResNetBackbone
 from pspnet_geo.models.heads import AuxHead, PSPHead
 from pspnet_geo.models.weights import load_backbone_weights
 
+
 def _upsample(logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
     """Bilinearly resize logits to the input's height and width."""
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)

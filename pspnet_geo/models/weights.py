@@ -170,4 +170,3 @@ def resolve_weights(pipeline: Pipeline, download: bool = False) -> Path:
     except OSError as err:
         raise PipelineError(f"cannot download weights of pipeline {name}: {err}") from None
     return cached
-

@@ -16,10 +16,19 @@ from rasterio.windows import Window
 
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.errors import PspnetGeoError
-from pspnet_geo.segmentation.inference import default_batch_size, load_model, predict, resolve_device
 from pspnet_geo.scene import Scene, read_window
+from pspnet_geo.segmentation.inference import (
+    default_batch_size,
+    load_model,
+    predict,
+    resolve_device,
+)
 from pspnet_geo.segmentation.stitch import (
-    Accumulator, Contribution, FinishedPiece, PartialPiece, crop_contribution,
+    Accumulator,
+    Contribution,
+    FinishedPiece,
+    PartialPiece,
+    crop_contribution,
 )
 from pspnet_geo.segmentation.tiling import Block, TilePlan
 
@@ -70,7 +79,6 @@ def run_blocks(jobs: list[BlockJob]) -> list[BlockResult | PspnetGeoError]:
     logits = predict(model, arrays, first.batch_size or default_batch_size(device), device)
     return [inputs if isinstance(inputs, PspnetGeoError) else _blend(job, inputs, checkpoint, logits)
             for job, inputs in zip(jobs, prepared)]
-
 
 
 def _inputs_or_error(job: BlockJob, checkpoint: Checkpoint) -> BlockInputs | PspnetGeoError:

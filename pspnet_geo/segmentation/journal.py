@@ -21,12 +21,16 @@ from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from pspnet_geo.segmentation.blocks import BlockResult
 from pspnet_geo.errors import OutputError
+from pspnet_geo.segmentation.blocks import BlockResult
 
 log = logging.getLogger(__name__)
 
 _IDENTITY = "identity.json"
+FORMAT = 2
+"""Bumped whenever what a saved block holds, or how a run's identity is written, changes (2: the
+settings are nested as :class:`~pspnet_geo.config.settings.InferenceSettings`), so older folders
+are discarded rather than misread."""
 
 
 class BlockJournal:
@@ -34,7 +38,7 @@ class BlockJournal:
 
     def __init__(self, folder: str | os.PathLike, identity: dict) -> None:
         self.folder = Path(folder)
-        identity = json.loads(json.dumps({**identity, "pspnet_geo": _version()}, sort_keys=True))
+        identity = json.loads(json.dumps({**identity, "pspnet_geo": _version(), "format": FORMAT}, sort_keys=True))
         if self.folder.is_dir() and _stored_identity(self.folder) != identity:
             log.warning("%s holds blocks of another run (scene, model, settings or version differ); "
                         "starting over", self.folder)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
-from pspnet_geo.scene import Scene
 from pspnet_geo.maskfile import NODATA_CLASS, write_classes
+from pspnet_geo.scene import Scene
 from pspnet_geo.segmentation.stitch import FinishedPiece
 
 

@@ -22,24 +22,32 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pspnet_geo.segmentation.journal import BlockJournal
-from pspnet_geo.segmentation.blocks import BlockJob, BlockResult, run_block
 from pspnet_geo.checkpoint import Checkpoint
-from pspnet_geo.segmentation.executors import Executor, open_executor
+from pspnet_geo.config.pipelines import Pipeline, load_pipeline
+from pspnet_geo.config.postprocess import PostprocessConfig
+from pspnet_geo.config.settings import (
+    InferenceSettings,
+    SegmentSettings,
+    TilingSettings,
+)
 from pspnet_geo.errors import InputError
 from pspnet_geo.maskfile import NODATA_CLASS
-from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoint, resolve_device
-from pspnet_geo.outputs import atomic_output, check_output_path
-from pspnet_geo.config.pipelines import Pipeline, load_pipeline
 from pspnet_geo.models.weights import resolve_weights
-from pspnet_geo.segmentation.raster_outputs import ClassInfo, RasterOutputs
-from pspnet_geo.scene import Scene, open_scene, select_bands
-from pspnet_geo.segmentation.stitch import Stitcher
-from pspnet_geo.stamps import file_stamp
-from pspnet_geo.segmentation.tiling import TilePlan, aligned_block_tiles
-from pspnet_geo.config.postprocess import PostprocessConfig
-from pspnet_geo.config.settings import InferenceSettings, SegmentSettings, TilingSettings
+from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.preview import preview_path_check, write_preview
+from pspnet_geo.scene import Scene, open_scene, select_bands
+from pspnet_geo.segmentation.blocks import BlockJob, BlockResult, run_block
+from pspnet_geo.segmentation.executors import Executor, open_executor
+from pspnet_geo.segmentation.inference import (
+    expected_batch_size,
+    load_checkpoint,
+    resolve_device,
+)
+from pspnet_geo.segmentation.journal import BlockJournal
+from pspnet_geo.segmentation.raster_outputs import ClassInfo, RasterOutputs
+from pspnet_geo.segmentation.stitch import Stitcher
+from pspnet_geo.segmentation.tiling import TilePlan, aligned_block_tiles
+from pspnet_geo.stamps import file_stamp
 from pspnet_geo.vector.io import write_layers
 from pspnet_geo.vector.vectorize import MaskVectorizer, check_vector_output
 
@@ -47,7 +55,6 @@ log = logging.getLogger(__name__)
 
 JOURNAL_MIN_BLOCKS = 8
 """With ``resume``, scenes of at least this many blocks keep their finished blocks."""
-
 
 
 @dataclass
@@ -87,8 +94,9 @@ def segment(
     (``OUT.parts/``) and, in a rerun, does not run those blocks again (see
     :mod:`~pspnet_geo.segmentation.journal`).
     """
+    _check_outputs(out, mask_out, proba_out, preview, layout, overwrite)   # before the settings, as ever
     inference = InferenceSettings(TilingSettings(tile_size, overlap, block_tiles),
-                                  tuple(bands) if bands else None, device, batch_size)
+                                  None if bands is None else tuple(bands), device, batch_size)
     engine = (workers, threads, scheduler) if executor is None else executor
     return segment_scene(scene, SegmentSettings(inference, postprocess, layout, preview_size),
                          out=out, mask_out=mask_out, proba_out=proba_out, preview=preview, model=model,
@@ -181,13 +189,24 @@ def _settings(scene: Scene, checkpoint: Checkpoint, preset: Pipeline | None,
     if preset is not None:
         tiling = asked.tiling.resolved(preset.tiling.tile_size, preset.tiling.overlap)
     else:
-        tiling = asked.tiling.resolved(checkpoint.tile_size)
+        tiling = _model_tiling(asked.tiling, checkpoint)
     tiling = tiling.for_model(checkpoint.model.output_stride)
     bands = asked.bands
     if bands is None and preset is not None and scene.count != checkpoint.model.in_channels:
         bands = preset.bands
     chosen = select_bands(scene, None if bands is None else list(bands), checkpoint.model.in_channels)
     return replace(asked, tiling=tiling, bands=tuple(chosen))
+
+
+def _model_tiling(asked: TilingSettings, checkpoint: Checkpoint) -> TilingSettings:
+    """``asked`` with the model's training tile where no tile was asked for; a model trained on
+    tiles smaller than the tile rule allows (older versions accepted them) asks for --tile-size."""
+    try:
+        return asked.resolved(checkpoint.tile_size).for_model(checkpoint.model.output_stride)
+    except InputError as err:
+        if asked.tile_size is not None:
+            raise
+        raise InputError(f"{err} (the model's training tile); give a larger --tile-size") from None
 
 
 def _journal(scene: Scene, model_path: str, settings: InferenceSettings, outputs: tuple,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -20,21 +20,29 @@ import numpy as np
 import torch
 
 from pspnet_geo.checkpoint import Checkpoint, ModelConfig
+from pspnet_geo.config.models import AUX_LOSS_WEIGHT
 from pspnet_geo.errors import InputError
-from pspnet_geo.segmentation.inference import resolve_device
+from pspnet_geo.labels.classes import ClassSpec, label_value_map, parse_classes
+from pspnet_geo.labels.classes import class_column as spec_column
 from pspnet_geo.models import PSPNet, cached_weights_path
 from pspnet_geo.outputs import check_output_path
+from pspnet_geo.segmentation.inference import resolve_device
 from pspnet_geo.training.augment import augmentation, training_transform
 from pspnet_geo.training.batches import TrainingBatches, WindowChoice
 from pspnet_geo.training.curves import MetricsLog, check_plot_path, plot_curves
-from pspnet_geo.training.state import RunState, state_path
 from pspnet_geo.training.data import TrainingData
-from pspnet_geo.labels.classes import ClassSpec, class_column as spec_column, label_value_map, parse_classes
 from pspnet_geo.training.loop import (
-    DEFAULT_LR, HEAD_LR_FACTOR, POLY_POWER, LoopConfig, balanced_class_weights, build_optimizer, run,
+    DEFAULT_LR,
+    HEAD_LR_FACTOR,
+    POLY_POWER,
+    LoopConfig,
+    balanced_class_weights,
+    build_optimizer,
+    run,
 )
 from pspnet_geo.training.sampling import Split, WindowSampler, plan_split
 from pspnet_geo.training.settings import PathLike, TrainSettings
+from pspnet_geo.training.state import RunState, state_path
 from pspnet_geo.training.stats import Survey, survey
 
 log = logging.getLogger(__name__)
@@ -52,12 +60,50 @@ class TrainResult:
     history: list[dict]
 
 
-def train(images: PathLike | Sequence[PathLike], labels: PathLike | Sequence[PathLike], out: PathLike,
-          settings: TrainSettings | None = None, **options) -> TrainResult:
+def train(
+    images: PathLike | Sequence[PathLike],
+    labels: PathLike | Sequence[PathLike],
+    out: PathLike,
+    *,
+    classes: str | PathLike | Sequence[str],
+    class_column: str | None = "class",
+    unlabelled: str = "background",
+    background: int | None = 0,
+    bands: Sequence[int] | None = None,
+    backbone: str = "resnet18",
+    output_stride: int = 8,
+    tile_size: int = 256,
+    batch_size: int = 8,
+    iterations: int = 1000,
+    optimizer: str = "sgd",
+    lr: float | None = None,
+    aux_weight: float = AUX_LOSS_WEIGHT,
+    class_weights: str = "none",
+    val_fraction: float = 0.2,
+    val_every: int = 50,
+    holdout_bounds: Sequence[float] | None = None,
+    groups: Sequence[str] | None = None,
+    ignore_index: int = 255,
+    label_values: str | dict[int, int] | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    backbone_weights: PathLike | None = "auto",
+    loss: str = "cross-entropy",
+    augment: str = "full",
+    sampling: str = "rare-classes",
+    max_nodata: float = 0.5,
+    accumulate: int = 1,
+    patience: int | None = None,
+    metrics_log: PathLike | None = None,
+    plot: PathLike | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> TrainResult:
     """Train PSPNet on ``images`` with ``labels`` (vector files or label rasters); write ``out``.
 
-    The keywords (or a :class:`~pspnet_geo.training.settings.TrainSettings`, which they
-    override) are the settings. ``labels`` is one source for all images or one per image.
+    The keywords build a :class:`~pspnet_geo.training.settings.TrainSettings`, checked before
+    anything is read (:func:`train_with` takes one already built, as the CLI and ``--config``
+    do). ``labels`` is one source for all images or one per image.
     ``classes`` is a list of names, a comma-separated string or a YAML file, which may name the
     class column and map the user's own codes to classes. Vector pixels inside no feature are
     ``background`` (``unlabelled="background"``) or ignored (``"ignore"``, for sparse labels).
@@ -75,14 +121,17 @@ def train(images: PathLike | Sequence[PathLike], labels: PathLike | Sequence[Pat
     ``metrics_log`` (default: beside ``out``, as ``NAME.metrics.jsonl``); ``plot`` draws the
     curves at the end (.png, .svg or .pdf). ``resume`` continues an interrupted run from its
     last validation (``NAME.state.pt``, written beside ``out`` after each one), ending as if it
-    had never stopped.
+    had never stopped. (This function is long only by its keywords and their description, kept
+    for notebook users; ``tests/training/test_train.py`` checks they match the settings.)
     """
-    settings = TrainSettings(**options) if settings is None else replace(settings, **options)
-    return _train(images, labels, out, settings)
+    chosen = {name: value for name, value in locals().items() if name in TrainSettings.names()}
+    return train_with(images, labels, out, TrainSettings(**chosen))
 
 
-def _train(images, labels, out: PathLike, s: TrainSettings) -> TrainResult:
-    """Open the data, survey it, build the model and its checkpoint, and run the loop."""
+def train_with(images: PathLike | Sequence[PathLike], labels: PathLike | Sequence[PathLike], out: PathLike,
+               s: TrainSettings) -> TrainResult:
+    """:func:`train` with its settings built: open the data, survey it, build the model and its
+    checkpoint, and run the loop."""
     out = check_output_path(out, s.overwrite or s.resume)
     if s.plot is not None:
         check_plot_path(s.plot, s.overwrite or s.resume)
@@ -179,10 +228,6 @@ def _classes(classes: str | PathLike | Sequence[str], background: int | None, un
     if unlabelled == "background" and background is None:
         raise InputError("unlabelled pixels cannot be background when there is no background class")
     return spec
-
-
-
-
 
 
 def _survey_windows(split: Split, rng: np.random.Generator) -> list[tuple[int, object]]:

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pspnet_geo.errors import PipelineError
 from pspnet_geo.config.schema import check_keys, parse_yaml, typed
+from pspnet_geo.errors import PipelineError
 from pspnet_geo.training.settings import TrainSettings
 
 _DATA_KEYS = ("images", "labels", "out")

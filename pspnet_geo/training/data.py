@@ -16,7 +16,6 @@ import numpy as np
 from rasterio.windows import Window
 
 from pspnet_geo.errors import BandMismatchError, InputError, LabelError
-from pspnet_geo.scene import Scene, open_scene, read_window
 from pspnet_geo.labels.classes import ClassSpec
 from pspnet_geo.labels.read import (
     RasterLabels,
@@ -24,6 +23,7 @@ from pspnet_geo.labels.read import (
     is_raster_path,
     read_vector_labels,
 )
+from pspnet_geo.scene import Scene, open_scene, read_window
 from pspnet_geo.training.sampling import Split
 from pspnet_geo.training.stats import normalise
 

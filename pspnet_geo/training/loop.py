@@ -105,12 +105,6 @@ def balanced_class_weights(class_pixels: list[int]) -> torch.Tensor:
     return weights.float()
 
 
-
-
-
-
-
-
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """Mixed precision on CUDA (bfloat16 where supported), full precision elsewhere."""
     if device.type != "cuda":

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
+from pspnet_geo.config.pipelines import load_pipeline
 from pspnet_geo.datasets import LAYOUTS, find_samples
 from pspnet_geo.errors import InputError
-from pspnet_geo.config.pipelines import load_pipeline
 
 
 def dataset_settings(pipeline: str, data: str | os.PathLike) -> dict:

@@ -25,7 +25,13 @@ from rasterio.windows import Window, from_bounds
 from pspnet_geo.errors import InputError
 from pspnet_geo.scene import Scene
 from pspnet_geo.training.groups import (
-    Cell, Plan, Rect, check_groups, shared_ground_plan, spread, whole_group_plan,
+    Cell,
+    Plan,
+    Rect,
+    check_groups,
+    shared_ground_plan,
+    spread,
+    whole_group_plan,
 )
 
 log = logging.getLogger(__name__)

@@ -209,8 +209,6 @@ def _window_shapes(
     return polygons, np.array([value for _, value in found], dtype=np.int64)
 
 
-
-
 def _merge_touching(pieces: np.ndarray) -> np.ndarray:
     """Join pieces of one class that meet across seams into whole 4-connected polygons.
 

@@ -24,18 +24,23 @@ from pyproj import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
+from pspnet_geo.config.postprocess import PostprocessConfig
+from pspnet_geo.config.settings import check_layout
+from pspnet_geo.errors import OutputError, RasterError
 from pspnet_geo.vector.areas import area_m2
-from pspnet_geo.errors import InputError, OutputError, RasterError
+from pspnet_geo.vector.io import check_vector_path, holds_layers
 from pspnet_geo.vector.mask_windows import (
-    MaskWindow, WindowAssembler, WindowGrid, file_grid, read_mask_windows,
+    MaskWindow,
+    WindowAssembler,
+    WindowGrid,
+    file_grid,
+    read_mask_windows,
 )
 from pspnet_geo.vector.polygonize import PolygonBuilder, sort_polygons
 from pspnet_geo.vector.postprocess.apply import Cleanup
-from pspnet_geo.config.postprocess import PostprocessConfig
-from pspnet_geo.config.settings import LAYOUTS
-from pspnet_geo.vector.io import check_vector_path, holds_layers
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class Vectors:
@@ -48,8 +53,7 @@ class Vectors:
                background: int | None) -> dict[str, gpd.GeoDataFrame]:
         """Output layers: polygons in one layer ``name`` with a class column (``single``), or
         one layer per class, empty ones included (``per-class``); centerlines in their own."""
-        if layout not in LAYOUTS:
-            raise ValueError(f"unknown layout {layout!r}")
+        check_layout(layout)
         found = {name: self.polygons}
         if layout == "per-class":
             named = set(range(len(class_names))) - {background}
@@ -63,8 +67,7 @@ class Vectors:
 
 def check_vector_output(out: str | os.PathLike, layout: str, overwrite: bool) -> None:
     """Fail before the work if ``out`` cannot take the polygons in ``layout``."""
-    if layout not in LAYOUTS:
-        raise InputError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    check_layout(layout)
     check_vector_path(out, overwrite)
     if layout == "per-class" and not holds_layers(out):
         raise OutputError(f"{out}: --layout per-class needs a GeoPackage (.gpkg)")
@@ -208,4 +211,3 @@ def _length_m(frame: gpd.GeoDataFrame) -> np.ndarray:
         geod = crs.get_geod()
         return np.array([geod.geometry_length(line) for line in frame.geometry], dtype=float)
     return frame.geometry.length.to_numpy() * crs.axis_info[0].unit_conversion_factor
-

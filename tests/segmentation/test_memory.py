@@ -57,4 +57,8 @@ def test_peak_memory_follows_the_block_not_the_scene(tmp_path, atlanta_model):
     large_peak = peak_traced_bytes(large, atlanta_model, tmp_path)
     whole_scene_logits = 2 * 1152 * 1152 * np.dtype("float32").itemsize
     assert large_peak < whole_scene_logits / 2
-    assert large_peak < 1.5 * small_peak
+    # 9x the pixels, 3x the width: what may grow is the row of seams waiting for their blocks
+    # (scene width x overlap x classes), not the area. The peak also moves with how many blocks
+    # the two threads have in flight at once; 1.5x failed now and then (1.53x, 1.54x) on a
+    # loaded machine, before and after the package layout changed.
+    assert large_peak < 2 * small_peak

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from rasterio.windows import transform as window_transform
 import pspnet_geo
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.errors import InputError, LabelError, OutputError
-from pspnet_geo.training import train
+from pspnet_geo.training import TrainSettings, train
 
 ATLANTA_DIR = Path(pspnet_geo.__file__).parent / "sample_data" / "spacenet_atlanta_buildings"
 IMAGE = ATLANTA_DIR / "image.tif"
@@ -219,3 +220,10 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
         train(image, BUILDINGS, tmp_path / "part.pt", resume=True, **{**options, "iterations": 6})
     with pytest.raises(InputError, match="does not exist"):
         train(image, BUILDINGS, tmp_path / "new.pt", resume=True, **options)
+
+
+def test_the_keywords_of_train_are_the_settings_with_the_same_defaults():
+    parameters = inspect.signature(train).parameters
+    assert [name for name in parameters if name not in ("images", "labels", "out")] == list(TrainSettings.names())
+    assert {name: p.default for name, p in parameters.items()
+            if p.default is not inspect.Parameter.empty} == TrainSettings.defaults()

@@ -17,12 +17,16 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
+from pspnet_geo.config.postprocess import PostprocessConfig
 from pspnet_geo.errors import RasterError
 from pspnet_geo.maskfile import NODATA_CLASS
 from pspnet_geo.vector.mask_windows import MaskWindow
 from pspnet_geo.vector.postprocess import buildings, polygons
-from pspnet_geo.vector.postprocess.centerlines import centerline_halo, join_centerlines, window_centerlines
-from pspnet_geo.config.postprocess import PostprocessConfig
+from pspnet_geo.vector.postprocess.centerlines import (
+    centerline_halo,
+    join_centerlines,
+    window_centerlines,
+)
 from pspnet_geo.vector.postprocess.coverage import clean_coverage
 from pspnet_geo.vector.postprocess.metric import MetricFrame, pixel_size_m
 from pspnet_geo.vector.postprocess.sieve import SIEVE_DTYPES, sieve_classes, sieve_halo
