@@ -13,9 +13,11 @@ import os
 
 # GDAL's block cache defaults to 5% of RAM and fills with every block of a large scene that
 # is decoded, so a run's memory would grow with the scene. pspnet-geo reads each block about
-# once, so a small cache costs nothing; a value the user set is kept. GDAL reads this when its
-# cache is first used, hence here, before any raster is opened.
-os.environ.setdefault("GDAL_CACHEMAX", "128")
+# once, so a small cache costs nothing: at 32 MB against 128 MB, a 16384^2 segment run peaked
+# 100 MB lower at the same speed (benchmarks/polygon_scale.py, docs/benchmarks.md). A value
+# the user set is kept. GDAL reads this when its cache is first used, hence here, before any
+# raster is opened.
+os.environ.setdefault("GDAL_CACHEMAX", "32")
 
 # The public functions load on first use (PEP 562), so importing the package, as rio does for
 # every plugin on every ``rio`` command, does not import torch.

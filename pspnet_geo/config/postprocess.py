@@ -72,6 +72,11 @@ class PostprocessConfig:
     def is_empty(self) -> bool:
         return self.sieve_m2 is None and not self.classes and self.coverage is None
 
+    @property
+    def has_centerlines(self) -> bool:
+        """Whether some class is drawn as centerlines too (a layer of its own)."""
+        return any(steps.centerlines for steps in self.classes.values())
+
     def describe(self, class_names: Sequence[str]) -> str:
         """One line for ``pspnet-geo pipelines``."""
         parts = [] if self.sieve_m2 is None else [f"sieve {self.sieve_m2:g} m²"]

@@ -20,6 +20,7 @@ from functools import partial
 from itertools import chain
 from pathlib import Path
 
+import pandas as pd
 from tqdm import tqdm
 
 from pspnet_geo.checkpoint import Checkpoint
@@ -48,7 +49,7 @@ from pspnet_geo.segmentation.raster_outputs import ClassInfo, RasterOutputs
 from pspnet_geo.segmentation.stitch import Stitcher
 from pspnet_geo.segmentation.tiling import TilePlan, aligned_block_tiles
 from pspnet_geo.stamps import file_stamp
-from pspnet_geo.vector.io import write_layers
+from pspnet_geo.vector.output import VectorOutput
 from pspnet_geo.vector.vectorize import MaskVectorizer, check_vector_output
 
 log = logging.getLogger(__name__)
@@ -131,18 +132,21 @@ def segment_scene(
         if not executor.remote:
             resolve_device(settings.device)
         cleanup = preset.postprocess if preset and options.postprocess else PostprocessConfig()
-        vectorizer = _vectorizer(source, checkpoint, cleanup) if out or preview else None
+        output = stack.enter_context(_vector_output(out, options.layout, source, checkpoint, cleanup,
+                                                    overwrite)) if out is not None else None
+        shown: list | None = [] if preview is not None and output is not None else None
+        vectorizer = _vectorizer(source, checkpoint, cleanup, output, shown) if out or preview else None
         counts = _run(source, model_path, settings, classes, executor, mask_tmp, proba_tmp,
                       vectorizer, progress, journal_for)
         vectors = vectorizer.finish() if vectorizer else None
         features = len(vectors.polygons) if vectors else 0
         vector_files = []
-        if out is not None:
-            layers = vectors.layers(options.layout, Path(out).stem, checkpoint.class_names, checkpoint.background)
-            vector_files = write_layers(layers, out, overwrite=overwrite)
+        if output is not None:
+            vector_files, features = output.finish(vectors), output.polygons
         if preview is not None:
+            polygons = vectors.polygons if shown is None else pd.concat([*shown, vectors.polygons])
             write_preview(source.path, mask_tmp, preview, colours=classes.colours,
-                          polygons=vectors.polygons, lines=vectors.lines,
+                          polygons=polygons, lines=vectors.lines,
                           bands=settings.bands, background=checkpoint.background, max_size=options.preview_size,
                           overwrite=overwrite)
     _warn_if_empty(source, counts)
@@ -167,10 +171,26 @@ def _check_outputs(out, mask_out, proba_out, preview, layout: str, overwrite: bo
         preview_path_check(preview, overwrite)
 
 
-def _vectorizer(scene: Scene, checkpoint: Checkpoint, cleanup: PostprocessConfig) -> MaskVectorizer:
+def _vector_output(out, layout: str, scene: Scene, checkpoint: Checkpoint, cleanup: PostprocessConfig,
+                   overwrite: bool) -> VectorOutput:
+    """The polygon file, written as polygons become final."""
+    has_lines = scene.crs is not None and cleanup.has_centerlines
+    return VectorOutput(out, layout, checkpoint.class_names, checkpoint.background, scene.crs, has_lines,
+                        overwrite)
+
+
+def _vectorizer(scene: Scene, checkpoint: Checkpoint, cleanup: PostprocessConfig, output: VectorOutput | None,
+                shown: list | None) -> MaskVectorizer:
+    """The vectoriser, streaming its polygons into ``output`` (and ``shown``, kept for the preview)."""
+    def hand_out(frame) -> None:
+        output.add(frame)
+        if shown is not None:
+            shown.append(frame)
+
     return MaskVectorizer(scene.height, scene.width, scene.transform, scene.crs,
                           checkpoint.class_names, background=checkpoint.background,
-                          nodata=NODATA_CLASS, postprocess=cleanup)
+                          nodata=NODATA_CLASS, postprocess=cleanup,
+                          on_polygons=hand_out if output is not None else None)
 
 
 def resolve_model(model: str | os.PathLike | None, preset: Pipeline | None, download: bool = False) -> str:

@@ -34,14 +34,14 @@ DRIVERS = {
     ".parquet": GEOPARQUET,
     ".geoparquet": GEOPARQUET,
 }
-_WRITE_ERRORS = (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+WRITE_ERRORS = (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
                  pyarrow.ArrowException)
 
 
 def check_vector_path(path: str | os.PathLike, overwrite: bool) -> Path:
     """Fail before a long run if ``path`` is not a writable new file of a known vector format."""
     path = Path(path)
-    _driver(path)
+    driver_for(path)
     return check_output_path(path, overwrite)
 
 
@@ -65,7 +65,7 @@ def write_vector(
     ``overwrite`` replaces the whole file (a GeoPackage's other layers too).
     """
     path = check_vector_path(path, overwrite)
-    driver = _driver(path)
+    driver = driver_for(path)
     if driver == GEOPARQUET and layer is not None:
         raise OutputError(f"{path}: GeoParquet files have no layers; drop the layer name")
     with atomic_output(path, overwrite) as temporary:
@@ -76,7 +76,7 @@ def write_vector(
 
 def holds_layers(path: str | os.PathLike) -> bool:
     """Whether the format of ``path`` holds several layers in one file (GeoPackage)."""
-    return _driver(Path(path)) == "GPKG"
+    return driver_for(Path(path)) == "GPKG"
 
 
 def layer_files(path: str | os.PathLike, layers: list[str]) -> dict[Path, list[str]]:
@@ -102,7 +102,7 @@ def write_layers(layers: dict[str, gpd.GeoDataFrame], path: str | os.PathLike, *
         for file, names in files.items():
             temporary = stack.enter_context(atomic_output(file, overwrite))
             for name in names:
-                _write(layers[name], temporary, _driver(file), name, file)
+                _write(layers[name], temporary, driver_for(file), name, file)
     for name, gdf in layers.items():
         log.info("wrote %d features to layer %s", len(gdf), name)
     return list(files)
@@ -114,7 +114,7 @@ def _write(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str, path
             gdf.to_parquet(temporary)
         else:
             _write_ogr(gdf, temporary, driver, layer)
-    except _WRITE_ERRORS as err:
+    except WRITE_ERRORS as err:
         raise OutputError(f"cannot write {path}: {err}") from None
 
 
@@ -131,16 +131,16 @@ def _write_ogr(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str) 
             driver=driver,
             layer=layer,
             use_arrow=True,
-            geometry_type=_empty_geometry_type(gdf) if len(gdf) == 0 else None,
+            geometry_type=empty_geometry_type(gdf) if len(gdf) == 0 else None,
         )
 
 
-def _empty_geometry_type(gdf: gpd.GeoDataFrame) -> str:
+def empty_geometry_type(gdf: gpd.GeoDataFrame) -> str:
     """Polygon, unless the empty table is for lines (it has a length column)."""
     return "LineString" if "length" in gdf.columns else "Polygon"
 
 
-def _driver(path: Path) -> str:
+def driver_for(path: Path) -> str:
     """The writer for a path's extension, or an OutputError listing the known extensions."""
     driver = DRIVERS.get(path.suffix.lower())
     if driver is None:

@@ -74,13 +74,21 @@ def check_vector_output(out: str | os.PathLike, layout: str, overwrite: bool) ->
 
 
 class MaskVectorizer:
-    """Turns windows of one class mask, arriving in any order, into :class:`Vectors`."""
+    """Turns windows of one class mask, arriving in any order, into :class:`Vectors`.
+
+    With ``on_polygons``, polygons are handed to it in tables as soon as they are final and
+    cleaned, in row-major window order (see :class:`~pspnet_geo.vector.polygonize.PolygonBuilder`),
+    so they need not be held: only the classes a clean-up step must see together (a land-cover
+    coverage) and the centerlines wait for :meth:`finish`. Without it, every polygon is held and
+    :meth:`finish` returns them all, ordered for the whole mask."""
 
     def __init__(self, height: int, width: int, transform: Affine, crs: CRS | None,
                  class_names: Sequence[str], *, background: int | None, nodata: float | None,
                  postprocess: PostprocessConfig | None = None, block_size: int = 1024,
-                 grid: WindowGrid | None = None) -> None:
+                 grid: WindowGrid | None = None,
+                 on_polygons: Callable[[gpd.GeoDataFrame], None] | None = None) -> None:
         self.transform, self.crs, self.class_names = transform, crs, class_names
+        self.on_polygons, self.streamed = on_polygons, 0
         self.cleanup = Cleanup(postprocess or PostprocessConfig(), crs, transform, height, width,
                                None if nodata is None or np.isnan(nodata) else int(nodata))
         grid = grid or WindowGrid(height, width, block_size, block_size)
@@ -95,33 +103,53 @@ class MaskVectorizer:
 
     def add_window(self, window: MaskWindow) -> None:
         """Clean and polygonise one complete window (with its halo)."""
-        self._chunks += self.builder.add(window.core, self.cleanup.window(window))
+        self._take(self.builder.add(window.core, self.cleanup.window(window)))
+
+    def _take(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Hold final chunks, or clean and hand out those whose classes need no neighbours."""
+        if self.on_polygons is None:
+            self._chunks += chunks
+            return
+        for classes, polygons in chunks:
+            polygons = polygons if self.crs is None else to_world(polygons, self.transform)
+            together = self.cleanup.cleaned_together(classes)
+            self._chunks.append((classes[together], polygons[together]))
+            self._hand_out(*self.cleanup.polygons(classes[~together], polygons[~together]))
+
+    def _hand_out(self, classes: np.ndarray, polygons: np.ndarray) -> None:
+        if len(polygons):
+            self.on_polygons(polygon_frame(classes, polygons, self.class_names, self.crs))
+            self.streamed += len(polygons)
 
     def finish(self) -> Vectors:
         """Merge the seams, run the geometry clean-up and build the tables."""
         if self.assembler.pending_count:
             raise RuntimeError(f"{self.assembler.pending_count} mask windows were never completed")
-        self._chunks += self.builder.finish()
-        # Every polygon is still held here, so they go out in one order for the whole mask;
-        # writing each chunk as it comes (issue 11) will follow the chunks' row-major order.
+        streaming = self.on_polygons is not None
+        self._take(self.builder.finish())
+        # What is held goes out in one order for the whole mask, whatever the window grid.
         classes, polygons = sort_polygons(*_concatenate(self._chunks))
         self._chunks = []
         if self.crs is None:
             log.warning("the mask has no CRS: polygons are in pixel coordinates, areas are NaN")
-        else:
+        elif not streaming:
             polygons = to_world(polygons, self.transform)
         classes, polygons = self.cleanup.polygons(classes, polygons)
+        if streaming:
+            self._hand_out(classes, polygons)
+            classes, polygons = classes[:0], polygons[:0]
         lines = None
         if self.cleanup.has_lines:
             line_classes, geometries = self.cleanup.lines(lambda g: to_world(g, self.transform))
-            lines = _lines_frame(line_classes, geometries, self.class_names, self.crs)
-        return Vectors(_polygon_frame(classes, polygons, self.class_names, self.crs), lines)
+            lines = lines_frame(line_classes, geometries, self.class_names, self.crs)
+        return Vectors(polygon_frame(classes, polygons, self.class_names, self.crs), lines)
 
 
 def vectorize_mask(
     mask_path: str | os.PathLike, class_names: Sequence[str], *, background: int | None = 0,
     nodata: float | None = None, block_size: int = 2048,
     postprocess: PostprocessConfig | None = None,
+    on_polygons: Callable[[gpd.GeoDataFrame], None] | None = None,
 ) -> Vectors:
     """Polygons of every non-background class in band 1 of a class-id raster.
 
@@ -129,7 +157,8 @@ def vectorize_mask(
     NaN without a CRS) and geometry, in the raster's CRS; without a CRS they are in pixel
     coordinates (with a warning) and no clean-up runs. Pixels equal to ``background`` or
     ``nodata`` (default: the raster's own nodata) make no polygons. At most one ``block_size``
-    window (plus the clean-up's halo) of the mask is in memory at a time.
+    window (plus the clean-up's halo) of the mask is in memory at a time. With ``on_polygons``,
+    tables of final polygons go to it as they are made, and the result holds only the rest.
     """
     if block_size < 1:
         raise ValueError(f"block_size must be positive, got {block_size}")
@@ -143,7 +172,7 @@ def vectorize_mask(
         vectorizer = MaskVectorizer(
             dataset.height, dataset.width, dataset.transform, dataset.crs, class_names,
             background=background, nodata=dataset.nodata if nodata is None else nodata,
-            postprocess=postprocess, grid=grid,
+            postprocess=postprocess, grid=grid, on_polygons=on_polygons,
         )
         for window in read_mask_windows(dataset, grid, vectorizer.cleanup.halo):
             vectorizer.add_window(window)
@@ -179,13 +208,13 @@ def _names(classes: np.ndarray, class_names: Sequence[str]) -> pd.Series:
                       for i in classes.tolist()], dtype=str)
 
 
-def _polygon_frame(classes: np.ndarray, polygons: np.ndarray, class_names: Sequence[str],
+def polygon_frame(classes: np.ndarray, polygons: np.ndarray, class_names: Sequence[str],
                    crs) -> gpd.GeoDataFrame:
     """The polygon table, with each polygon's area in square metres (NaN without a CRS)."""
     return _frame(classes, polygons, class_names, crs, "area", area_m2)
 
 
-def _lines_frame(classes: np.ndarray, lines: np.ndarray, class_names: Sequence[str],
+def lines_frame(classes: np.ndarray, lines: np.ndarray, class_names: Sequence[str],
                  crs) -> gpd.GeoDataFrame:
     """The centerline table, with each line's length in metres (NaN without a CRS)."""
     return _frame(classes, lines, class_names, crs, "length", _length_m)

@@ -11,11 +11,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import geopandas as gpd
+import pandas as pd
+import rasterio
+from rasterio.crs import CRS
+from rasterio.errors import RasterioIOError
+
 from pspnet_geo.config.pipelines import Pipeline, load_pipeline
-from pspnet_geo.errors import InputError
+from pspnet_geo.errors import InputError, RasterError
 from pspnet_geo.maskfile import Colour, mask_class_names, mask_colours
 from pspnet_geo.preview import preview_path_check, write_preview
-from pspnet_geo.vector.io import write_layers
+from pspnet_geo.vector.output import VectorOutput
 from pspnet_geo.vector.vectorize import check_vector_output, vectorize_mask
 
 
@@ -48,16 +54,33 @@ def vectorize_file(
     if background == "auto":
         background = preset.background if preset else 0
     cleanup = preset.postprocess if preset and postprocess else None
-    vectors = vectorize_mask(mask, names, background=background, block_size=block_size,
-                             postprocess=cleanup)
-    files = write_layers(vectors.layers(layout, Path(out).stem, names, background), out,
-                         overwrite=overwrite)
+    crs = _mask_crs(mask)
+    has_lines = crs is not None and cleanup is not None and cleanup.has_centerlines
+    shown: list[gpd.GeoDataFrame] = []
+    with VectorOutput(out, layout, names, background, crs, has_lines, overwrite) as output:
+        def hand_out(frame: gpd.GeoDataFrame) -> None:
+            output.add(frame)
+            if preview is not None:
+                shown.append(frame)      # the preview draws every outline: kept only when asked
+
+        vectors = vectorize_mask(mask, names, background=background, block_size=block_size,
+                                 postprocess=cleanup, on_polygons=hand_out)
+        files = output.finish(vectors)
     if preview is not None:
         write_preview(image, mask, preview, colours=_colours(preset, mask),
-                      polygons=vectors.polygons, lines=vectors.lines, background=background,
-                      max_size=preview_size, overwrite=overwrite)
+                      polygons=pd.concat([*shown, vectors.polygons]), lines=vectors.lines,
+                      background=background, max_size=preview_size, overwrite=overwrite)
     lines = None if vectors.lines is None else len(vectors.lines)
-    return VectorizeResult(files, len(vectors.polygons), lines, time.perf_counter() - started)
+    return VectorizeResult(files, output.polygons, lines, time.perf_counter() - started)
+
+
+def _mask_crs(mask: str | os.PathLike) -> CRS | None:
+    """The mask's CRS (None if it has none)."""
+    try:
+        with rasterio.open(mask) as dataset:
+            return dataset.crs
+    except RasterioIOError as err:
+        raise RasterError(f"cannot open class mask {mask}: {err}") from None
 
 
 def _check_outputs(out, layout: str, preview, image, overwrite: bool) -> None:

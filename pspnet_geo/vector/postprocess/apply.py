@@ -75,7 +75,7 @@ class Cleanup:
 
     @property
     def has_lines(self) -> bool:
-        return any(steps.centerlines for steps in self.config.classes.values())
+        return self.config.has_centerlines
 
     def window(self, window: MaskWindow) -> np.ndarray:
         """The window's core class ids to polygonise; collects its road centerline pieces."""
@@ -87,6 +87,11 @@ class Cleanup:
                 self._lines[class_id].append(window_centerlines(
                     data == class_id, window.outer.row_off, window.outer.col_off, window.core))
         return data[window.core_slices]
+
+    def cleaned_together(self, classes: np.ndarray) -> np.ndarray:
+        """Which polygons belong to classes cleaned as one coverage (they need each other)."""
+        coverage = self.config.coverage if self.metric is not None else None
+        return np.isin(classes, coverage.classes if coverage else ())
 
     def polygons(self, classes: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every class's polygons (in the CRS) after its geometry steps and the coverage's."""

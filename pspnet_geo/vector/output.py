@@ -1,0 +1,76 @@
+"""The polygon and centerline layers of one run's output file, written as polygons become final.
+
+Glue between :class:`~pspnet_geo.vector.vectorize.MaskVectorizer` (which hands out tables of
+final polygons) and :class:`~pspnet_geo.vector.stream.LayerStream` (which appends them): each
+table is split into the run's layers (one layer with a class column, or one per class) and
+appended; the centerlines, joined only at the end, follow when the run finishes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from pyproj import CRS
+
+from pspnet_geo.vector.stream import LayerStream
+from pspnet_geo.vector.vectorize import Vectors, lines_frame, polygon_frame
+
+
+CHUNK_FEATURES = 2_000
+"""Polygons gathered before a write: one transaction each, few enough to hold, many enough that
+the cost of a write is spread (a window's polygons alone are often a few dozen)."""
+
+
+class VectorOutput:
+    """Layers of ``path`` in ``layout``, filled as tables of polygons arrive, ``chunk`` polygons
+    at a time."""
+
+    def __init__(self, path: str | os.PathLike, layout: str, class_names: Sequence[str],
+                 background: int | None, crs: CRS | None, has_lines: bool, overwrite: bool,
+                 chunk: int = CHUNK_FEATURES) -> None:
+        self.layout, self.name, self.chunk = layout, Path(path).stem, chunk
+        self.class_names, self.background = class_names, background
+        empty = np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+        templates = self._layers(Vectors(polygon_frame(*empty, class_names, crs),
+                                         lines_frame(*empty, class_names, crs) if has_lines else None))
+        self.stream = LayerStream(path, templates, overwrite=overwrite)
+        self._waiting: list[gpd.GeoDataFrame] = []
+        self._count = 0
+
+    def __enter__(self) -> VectorOutput:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self.stream.__exit__(kind, error, traceback)
+
+    @property
+    def polygons(self) -> int:
+        """How many polygons were written so far."""
+        lines = {f"{self.name}_centerlines", "centerlines"}
+        written = sum(count for layer, count in self.stream.counts.items() if layer not in lines)
+        return written + self._count
+
+    def add(self, polygons: gpd.GeoDataFrame) -> None:
+        """Take a table of final polygons; they are written with the next full chunk."""
+        self._waiting.append(polygons)
+        self._count += len(polygons)
+        if self._count >= self.chunk:
+            self._write(pd.concat(self._waiting, ignore_index=True), None)
+
+    def finish(self, rest: Vectors) -> list[Path]:
+        """Append what is held (polygons, centerlines) and move the files into place."""
+        self._write(pd.concat([*self._waiting, rest.polygons], ignore_index=True), rest.lines)
+        return self.stream.close()
+
+    def _write(self, polygons: gpd.GeoDataFrame, lines: gpd.GeoDataFrame | None) -> None:
+        self._waiting, self._count = [], 0
+        for layer, frame in self._layers(Vectors(polygons, lines)).items():
+            self.stream.append(layer, frame)
+
+    def _layers(self, vectors: Vectors) -> dict[str, gpd.GeoDataFrame]:
+        return vectors.layers(self.layout, self.name, self.class_names, self.background)

@@ -1,0 +1,162 @@
+"""Writing layers chunk by chunk, so a scene's polygons never have to be held all at once.
+
+A :class:`LayerStream` takes each layer's features in chunks as they become final and writes
+them under temporary names that are moved into place together when it closes, so a failed run
+leaves no half-written file. GeoPackage layers are appended to in place, one transaction per
+chunk; its R-tree and extent are kept by GDAL as it goes. The other formats cannot grow
+cheaply (FlatGeobuf builds its packed R-tree over every feature, GeoJSON is one JSON document,
+GeoParquet's metadata holds the bounding box), so their chunks go to a GeoPackage spool that is
+streamed into the final format in record batches at the end: memory stays at one batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import pyarrow
+import pyarrow.parquet
+import pyogrio
+
+from pspnet_geo.errors import OutputError
+from pspnet_geo.outputs import atomic_output
+from pspnet_geo.vector.io import (
+    GEOPARQUET,
+    WRITE_ERRORS,
+    check_vector_path,
+    driver_for,
+    empty_geometry_type,
+    layer_files,
+)
+
+log = logging.getLogger(__name__)
+
+_BATCH = 65536
+
+
+class LayerStream:
+    """Named layers written to ``path`` (see :func:`~pspnet_geo.vector.io.layer_files`) as
+    chunks arrive; each layer is created by its first chunk, or empty from ``templates``."""
+
+    def __init__(self, path: str | os.PathLike, templates: dict[str, gpd.GeoDataFrame], *,
+                 overwrite: bool = False) -> None:
+        self.templates, self.counts = templates, dict.fromkeys(templates, 0)
+        self._stack = contextlib.ExitStack()
+        self._files: dict[str, tuple[Path, Path, Path]] = {}   # layer -> (final, temporary, written)
+        for file, names in layer_files(path, list(templates)).items():
+            check_vector_path(file, overwrite)
+            temporary = self._stack.enter_context(atomic_output(file, overwrite))
+            written = temporary if driver_for(file) == "GPKG" else temporary.with_name(temporary.name + ".spool.gpkg")
+            for name in names:
+                self._files[name] = (file, temporary, written)
+        self._created: set[str] = set()
+        self._closed = False
+
+    def __enter__(self) -> LayerStream:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        """On an error, remove every temporary file (nothing is moved into place)."""
+        if error is not None and not self._closed:
+            self._closed = True
+            self._stack.__exit__(kind, error, traceback)
+
+    def append(self, layer: str, frame: gpd.GeoDataFrame) -> None:
+        """Write ``frame``'s features at the end of ``layer`` (nothing for an empty frame); a
+        layer not named at the start joins the GeoPackage, the only format with several."""
+        if len(frame) == 0:
+            return
+        if layer not in self._files:
+            self._files[layer] = next(iter(self._files.values()))
+            if driver_for(self._files[layer][0]) != "GPKG":
+                raise ValueError(f"layer {layer!r} was not named when the stream was opened")
+            self.counts[layer] = 0
+        file, _, written = self._files[layer]
+        _write_chunk(frame, written, layer, append=layer in self._created, path=file)
+        self._created.add(layer)
+        self.counts[layer] += len(frame)
+
+    def close(self) -> list[Path]:
+        """Finish every file (empty layers, spools streamed into their format) and move them all
+        into place; the files written."""
+        self._closed = True
+        with self._stack:
+            for layer, (file, _, written) in self._files.items():
+                if layer not in self._created:
+                    _write_chunk(self.templates[layer], written, layer, append=False, path=file)
+                    self._created.add(layer)
+            for file, temporary, written in {(f, t, w) for f, t, w in self._files.values()}:
+                if written != temporary:
+                    _from_spool(written, temporary, driver_for(file), file)
+        for layer, count in self.counts.items():
+            log.info("wrote %d features to layer %s", count, layer)
+        return list(dict.fromkeys(file for file, _, _ in self._files.values()))
+
+
+
+def _write_chunk(frame: gpd.GeoDataFrame, target: Path, layer: str, *, append: bool, path: Path) -> None:
+    """One chunk into a GeoPackage layer, in one transaction."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
+            pyogrio.write_dataframe(frame, target, driver="GPKG", layer=layer, use_arrow=True, append=append,
+                                    geometry_type=empty_geometry_type(frame) if len(frame) == 0 else None)
+    except WRITE_ERRORS as err:
+        raise OutputError(f"cannot write {path}: {err}") from None
+
+
+def _from_spool(spool: Path, temporary: Path, driver: str, path: Path) -> None:
+    """Stream the spool's one layer into ``temporary`` in ``driver``'s format, then drop it."""
+    layer = pyogrio.list_layers(spool)[0][0]
+    try:
+        if driver == GEOPARQUET:
+            _to_geoparquet(spool, layer, temporary)
+        else:
+            info = pyogrio.read_info(spool, layer=layer)
+            with pyogrio.open_arrow(spool, layer=layer, batch_size=_BATCH, use_pyarrow=True) as (meta, reader):
+                pyogrio.write_arrow(reader, temporary, driver=driver, layer=layer, crs=meta["crs"],
+                                    geometry_name=meta["geometry_name"] or "geometry", encoding="UTF-8",
+                                    geometry_type=info["geometry_type"])
+    except WRITE_ERRORS as err:
+        raise OutputError(f"cannot write {path}: {err}") from None
+    finally:
+        spool.unlink(missing_ok=True)
+
+
+def _to_geoparquet(spool: Path, layer: str, temporary: Path) -> None:
+    """GeoParquet 1.1 from the spool, one row group per batch, with the bounding box and
+    geometry types of the whole layer (known from the spool before the first row is written)."""
+    info = pyogrio.read_info(spool, layer=layer, force_total_bounds=True)
+    with pyogrio.open_arrow(spool, layer=layer, batch_size=_BATCH, use_pyarrow=True) as (meta, reader):
+        geometry = meta["geometry_name"] or "wkb_geometry"
+        schema = reader.schema
+        names = ["geometry" if name == geometry else name for name in schema.names]
+        fields = [pyarrow.field(n, pyarrow.binary() if n == "geometry" else f.type) for n, f in zip(names, schema)]
+        geo = _geo_metadata(meta["crs"], info)
+        out_schema = pyarrow.schema(fields, metadata={b"geo": json.dumps(geo).encode()})
+        with pyarrow.parquet.ParquetWriter(temporary, out_schema) as writer:
+            for batch in reader:
+                columns = [column.cast(field.type) for column, field in zip(batch.columns, fields)]
+                writer.write_batch(pyarrow.RecordBatch.from_arrays(columns, schema=out_schema))
+
+
+def _geo_metadata(crs: str | None, info: dict) -> dict:
+    """The GeoParquet ``geo`` metadata: WKB geometry, its types, the CRS (PROJJSON) and bbox."""
+    column = {"encoding": "WKB", "geometry_types": _geoparquet_types(info["geometry_type"])}
+    if crs:
+        from pyproj import CRS
+
+        column["crs"] = CRS.from_user_input(crs).to_json_dict()
+    if info.get("total_bounds") is not None and info["features"]:
+        column["bbox"] = [float(v) for v in info["total_bounds"]]
+    return {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
+
+
+def _geoparquet_types(ogr_type: str | None) -> list[str]:
+    """GeoParquet's geometry type names for an OGR layer type (an empty list: any type)."""
+    return [] if not ogr_type or ogr_type == "Unknown" else [ogr_type]
