@@ -108,3 +108,33 @@ def test_each_presets_clean_up_streams_to_the_same_features(tmp_path, pipeline, 
     if whole.lines is not None:
         lines = gpd.read_file(tmp_path / "out.gpkg", layer="out_centerlines")
         assert len(lines) == len(whole.lines) > 0
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".fgb", ".parquet"])
+def test_spatial_index_and_extent_are_right_at_the_end(tmp_path, suffix):
+    path, mask, transform, crs = atlanta_buildings(tmp_path)
+    names = ["background", "building"]
+    out = tmp_path / f"out{suffix}"
+    with VectorOutput(out, "single", names, 0, crs, False, overwrite=False, chunk=40) as output:
+        output.finish(vectorize_mask(path, names, block_size=256, on_polygons=output.add))
+    whole = vectorize_mask(path, names).polygons
+    if suffix == ".parquet":
+        import json
+
+        import pyarrow.parquet
+
+        geo = json.loads(pyarrow.parquet.read_schema(out).metadata[b"geo"])["columns"]["geometry"]
+        assert geo["bbox"] == pytest.approx(list(whole.total_bounds)) and geo["geometry_types"] == ["Polygon"]
+        assert gpd.read_parquet(out).crs == whole.crs
+        return
+    info = pyogrio.read_info(out, layer="out", force_total_bounds=True)
+    assert info["features"] == len(whole)
+    assert info["total_bounds"] == pytest.approx(whole.total_bounds)
+    assert info["capabilities"]["fast_spatial_filter"]            # the R-tree / packed index
+    if suffix == ".gpkg":
+        import sqlite3
+
+        with sqlite3.connect(out) as db:
+            extent = db.execute("select min_x, min_y, max_x, max_y from gpkg_contents where table_name='out'").fetchone()
+            assert extent == pytest.approx(tuple(whole.total_bounds))
+            assert db.execute("select count(*) from rtree_out_geom").fetchone()[0] == len(whole)
