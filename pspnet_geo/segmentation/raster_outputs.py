@@ -1,18 +1,25 @@
 """Writing the class mask and probabilities piece by piece onto the scene's exact grid.
 
-Outputs are tiled, compressed GeoTIFFs written window by window as pieces finish, so no
-whole-scene array is ever held. (A COG cannot be written window by window; convert the
-finished GeoTIFF with ``rio cogeo`` or ``gdal_translate -of COG`` if one is needed.)
+Outputs are tiled, compressed GeoTIFFs written as pieces finish, so no whole-scene array is
+ever held. Pieces are gathered into the file's internal blocks and each block is written once,
+whole: GDAL loses the first part of a compressed block that its cache evicts before the rest of
+the block is written (found at 32768^2, where half-blocks of the mask read back as nodata with
+a 32 or 128 MB cache), so a block is never written in parts. What is held is the row of blocks
+still waiting for pieces. (A COG cannot be written window by window; convert the finished
+GeoTIFF with ``rio cogeo`` or ``gdal_translate -of COG`` if one is needed.)
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window
 
 from pspnet_geo.maskfile import NODATA_CLASS, write_classes
 from pspnet_geo.scene import Scene
@@ -28,7 +35,7 @@ class ClassInfo:
 
 
 def _profile(scene: Scene, count: int, nodata: int | None) -> dict:
-    block = 512 if min(scene.width, scene.height) >= 512 else 256
+    block = 256   # GDAL's default tile; whole blocks are gathered before writing, so smaller is lighter
     return {
         "driver": "GTiff", "width": scene.width, "height": scene.height, "count": count,
         "dtype": "uint8", "crs": scene.crs, "transform": scene.transform, "nodata": nodata,
@@ -45,12 +52,51 @@ def _create(path: os.PathLike, profile: dict) -> rasterio.io.DatasetWriter:
         return rasterio.open(path, "w", **profile)
 
 
+class BlockGatherer:
+    """Pieces of a ``height`` x ``width`` raster gathered into whole ``block`` x ``block``
+    blocks (clipped at the edges); each block is handed back once all of it has arrived."""
+
+    def __init__(self, height: int, width: int, block: int, bands: int) -> None:
+        self.height, self.width, self.block, self.bands = height, width, block, bands
+        self._open: dict[tuple[int, int], list] = {}
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._open)
+
+    def add(self, window: Window, data: np.ndarray) -> Iterator[tuple[Window, np.ndarray]]:
+        """Take ``data`` (bands, h, w) for ``window``; the blocks it completes, with their data.
+        Pieces must not overlap."""
+        top, left = int(window.row_off), int(window.col_off)
+        bottom, right = top + int(window.height), left + int(window.width)
+        for row in range(top // self.block, -(-bottom // self.block)):
+            for col in range(left // self.block, -(-right // self.block)):
+                block = self._block(row, col)
+                r0, r1 = max(top, int(block.row_off)), min(bottom, int(block.row_off + block.height))
+                c0, c1 = max(left, int(block.col_off)), min(right, int(block.col_off + block.width))
+                entry = self._open.setdefault((row, col), [np.zeros((self.bands, block.height, block.width),
+                                                                     data.dtype), 0])
+                entry[0][:, r0 - block.row_off:r1 - block.row_off, c0 - block.col_off:c1 - block.col_off] = \
+                    data[:, r0 - top:r1 - top, c0 - left:c1 - left]
+                entry[1] += (r1 - r0) * (c1 - c0)
+                if entry[1] == block.height * block.width:
+                    del self._open[(row, col)]
+                    yield block, entry[0]
+
+    def _block(self, row: int, col: int) -> Window:
+        top, left = row * self.block, col * self.block
+        return Window(left, top, min(self.block, self.width - left), min(self.block, self.height - top))
+
+
 class RasterOutputs:
     """The open mask (and optional probability) GeoTIFFs of one run."""
 
     def __init__(self, scene: Scene, classes: ClassInfo, mask_path: os.PathLike,
                  proba_path: os.PathLike | None) -> None:
-        self.mask = _create(mask_path, _profile(scene, 1, NODATA_CLASS))
+        profile = _profile(scene, 1, NODATA_CLASS)
+        self.mask = _create(mask_path, profile)
+        self.blocks = BlockGatherer(scene.height, scene.width, profile["blockxsize"],
+                                    1 + (len(classes.names) + 1 if proba_path is not None else 0))
         write_classes(self.mask, classes.names, classes.colours)
         self.mask.set_band_description(1, "class id")
         self.proba = None
@@ -61,13 +107,18 @@ class RasterOutputs:
                 self.proba.set_band_description(band, f"probability of {name} (x255)")
 
     def write(self, piece: FinishedPiece) -> None:
-        """Write one finished piece into every open output."""
-        self.mask.write(piece.classes, 1, window=piece.window)
+        """Take one finished piece; write every block of the outputs it completes."""
+        layers = [piece.classes[None]]
         if self.proba is not None:
-            self.proba.write(piece.probabilities, window=piece.window)
-            self.proba.write_mask((piece.classes != NODATA_CLASS).astype("uint8") * 255, window=piece.window)
+            layers += [piece.probabilities, ((piece.classes != NODATA_CLASS).astype("uint8") * 255)[None]]
+        for window, data in self.blocks.add(piece.window, np.concatenate(layers)):
+            self.mask.write(data[0], 1, window=window)
+            if self.proba is not None:
+                self.proba.write(data[1:-1], window=window)
+                self.proba.write_mask(data[-1], window=window)
 
     def close(self) -> None:
+        """Close the files (a finished run has written every block: ``blocks.pending_count`` 0)."""
         self.mask.close()
         if self.proba is not None:
             self.proba.close()

@@ -297,8 +297,9 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
                 bar.update(result.tiles_run + result.tiles_skipped)
     finally:
         outputs.close()
-    if stitcher.pending_count:
-        raise RuntimeError(f"{stitcher.pending_count} seam pieces were never completed")
+    if stitcher.pending_count or outputs.blocks.pending_count:
+        raise RuntimeError(f"{stitcher.pending_count} seam pieces and {outputs.blocks.pending_count} output "
+                           "blocks were never completed")
     if journal is not None:
         journal.remove()
     return run, skipped

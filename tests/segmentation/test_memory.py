@@ -56,7 +56,10 @@ def test_peak_memory_follows_the_block_not_the_scene(tmp_path, atlanta_model):
     small_peak = peak_traced_bytes(small, atlanta_model, tmp_path)
     large_peak = peak_traced_bytes(large, atlanta_model, tmp_path)
     whole_scene_logits = 2 * 1152 * 1152 * np.dtype("float32").itemsize
-    assert large_peak < whole_scene_logits / 2
+    # The outputs gather one row of their 256 px blocks (mask, 2 probabilities, validity) so
+    # that each block is written whole (raster_outputs.py says why): width x 256 x 4 bytes.
+    block_row = 1152 * 256 * 4
+    assert large_peak < whole_scene_logits / 2 + block_row
     # 9x the pixels, 3x the width: what may grow is the row of seams waiting for their blocks
     # (scene width x overlap x classes), not the area. The peak also moves with how many blocks
     # the two threads have in flight at once; 1.5x failed now and then (1.53x, 1.54x) on a

@@ -89,3 +89,26 @@ def test_probabilities_are_scaled_and_masked_where_the_class_is_nodata(scene, tm
 def test_without_a_probability_path_only_the_mask_is_written(scene, tmp_path):
     write_all(scene, tmp_path / "mask.tif", None, pieces(with_probabilities=False))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.tif", "scene.tif"]
+
+
+def test_pieces_are_gathered_into_whole_blocks_each_written_once():
+    """Every write is one whole block (GDAL can lose the first part of a compressed block its
+    cache evicted before the rest came), and the blocks hold exactly the pieces' data."""
+    from pspnet_geo.segmentation.raster_outputs import BlockGatherer
+
+    height, width = 300, 530
+    data = np.random.default_rng(0).integers(0, 255, (2, height, width), dtype=np.uint8)
+    gatherer = BlockGatherer(height, width, 128, 2)
+    rows, cols = [0, 70, 200, 300], [0, 64, 300, 301, 530]
+    pieces = [(r0, r1, c0, c1) for r0, r1 in zip(rows, rows[1:]) for c0, c1 in zip(cols, cols[1:])]
+    written = np.zeros_like(data)
+    blocks = []
+    for index in np.random.default_rng(1).permutation(len(pieces)):
+        r0, r1, c0, c1 = pieces[index]
+        for window, block in gatherer.add(Window(c0, r0, c1 - c0, r1 - r0), data[:, r0:r1, c0:c1]):
+            assert window.col_off % 128 == 0 and window.row_off % 128 == 0
+            assert block.shape == (2, window.height, window.width)
+            written[:, window.toslices()[0], window.toslices()[1]] = block
+            blocks.append((window.row_off, window.col_off))
+    assert gatherer.pending_count == 0 and len(blocks) == len(set(blocks)) == 3 * 5
+    np.testing.assert_array_equal(written, data)
