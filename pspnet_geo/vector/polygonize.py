@@ -53,6 +53,8 @@ class PolygonBuilder:
     def add(self, window: Window, data: np.ndarray) -> list[Chunk]:
         """Polygonise one window of the grid; the chunks of polygons that are now final."""
         index = self._index(window)
+        if self._done[index]:
+            raise ValueError(f"{window} was polygonised already")
         self._done[index] = True
         valid = _valid_pixels(data, self.background, self.nodata)
         if valid.any():
@@ -99,7 +101,7 @@ class PolygonBuilder:
         for class_id in sorted({piece.class_id for piece in self._seams}):
             pieces = [piece for piece in self._seams if piece.class_id == class_id]
             shapes = np.array([piece.polygon for piece in pieces], dtype=object)
-            left, right = shapely.STRtree(shapes).query(shapes, predicate="intersects")
+            left, right = _sharing_an_edge(shapes)
             for members in _connected_groups(len(pieces), left, right):
                 group = [pieces[m] for m in members]
                 if not all(done[w] for piece in group for w in piece.beyond):
@@ -145,6 +147,15 @@ def sort_polygons(classes: np.ndarray, polygons: np.ndarray) -> Chunk:
     keys = (centre[:, 0], centre[:, 1], shapely.area(polygons), right, bottom, left, top)
     order = np.lexsort((*keys, classes))
     return classes[order], polygons[order]
+
+
+def _sharing_an_edge(shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of pieces whose outlines share a line: parts of one 4-connected region. Pieces that
+    meet only at a corner are not joined, so which chunk a polygon goes to never depends on
+    the order the windows arrived in."""
+    left, right = shapely.STRtree(shapes).query(shapes, predicate="intersects")
+    keep = (left == right) | shapely.relate_pattern(shapes[left], shapes[right], "****1****")
+    return left[keep], right[keep]
 
 
 def _windows_beyond(polygons: np.ndarray, window: Window, grid: WindowGrid) -> list[tuple[int, ...]]:

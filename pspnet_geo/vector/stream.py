@@ -84,6 +84,8 @@ class LayerStream:
     def close(self) -> list[Path]:
         """Finish every file (empty layers, spools streamed into their format) and move them all
         into place; the files written."""
+        if self._closed:
+            raise RuntimeError("the layers were closed already")
         self._closed = True
         with self._stack:
             for layer, (file, _, written) in self._files.items():
@@ -118,7 +120,9 @@ def _from_spool(spool: Path, temporary: Path, driver: str, path: Path) -> None:
             _to_geoparquet(spool, layer, temporary)
         else:
             info = pyogrio.read_info(spool, layer=layer)
-            with pyogrio.open_arrow(spool, layer=layer, batch_size=_BATCH, use_pyarrow=True) as (meta, reader):
+            with pyogrio.open_arrow(spool, layer=layer, batch_size=_BATCH, use_pyarrow=True) as (meta, reader), \
+                    warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
                 pyogrio.write_arrow(reader, temporary, driver=driver, layer=layer, crs=meta["crs"],
                                     geometry_name=meta["geometry_name"] or "geometry", encoding="UTF-8",
                                     geometry_type=info["geometry_type"])
@@ -147,7 +151,8 @@ def _to_geoparquet(spool: Path, layer: str, temporary: Path) -> None:
 
 def _geo_metadata(crs: str | None, info: dict) -> dict:
     """The GeoParquet ``geo`` metadata: WKB geometry, its types, the CRS (PROJJSON) and bbox."""
-    column = {"encoding": "WKB", "geometry_types": _geoparquet_types(info["geometry_type"])}
+    column = {"encoding": "WKB", "geometry_types": _geoparquet_types(info["geometry_type"]),
+              "crs": None}   # a missing key would mean OGC:CRS84; null means "unknown"
     if crs:
         from pyproj import CRS
 

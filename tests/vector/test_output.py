@@ -14,7 +14,7 @@ from rasterio.windows import Window
 from helpers import ATLANTA, ATLANTA_LABELS, SAMPLE_DATA
 from pspnet_geo.config.pipelines import load_pipeline
 from pspnet_geo.vector.output import VectorOutput
-from pspnet_geo.vector.vectorize import MaskVectorizer, vectorize_mask
+from pspnet_geo.vector.vectorize import MaskVectorizer, Vectors, vectorize_mask
 from pspnet_geo.vector.vectorize_file import vectorize_file
 
 VEGAS_ROADS = SAMPLE_DATA / "spacenet_vegas_roads" / "road_mask.tif"
@@ -138,3 +138,15 @@ def test_spatial_index_and_extent_are_right_at_the_end(tmp_path, suffix):
             extent = db.execute("select min_x, min_y, max_x, max_y from gpkg_contents where table_name='out'").fetchone()
             assert extent == pytest.approx(tuple(whole.total_bounds))
             assert db.execute("select count(*) from rtree_out_geom").fetchone()[0] == len(whole)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".fgb"])   # GeoJSON without a crs member means WGS84
+def test_a_layer_without_a_crs_reads_back_without_one(tmp_path, suffix):
+    frame = gpd.GeoDataFrame({"class_id": [1], "class_name": ["b"], "area": [float("nan")]},
+                             geometry=[shapely.box(0, 0, 1, 1)])
+    with VectorOutput(tmp_path / f"o{suffix}", "single", ["a", "b"], 0, None, False, False) as output:
+        output.add(frame)
+        output.finish(Vectors(frame.iloc[:0], None))
+    out = tmp_path / f"o{suffix}"
+    written = gpd.read_parquet(out) if suffix == ".parquet" else gpd.read_file(out)
+    assert len(written) == 1 and written.crs is None

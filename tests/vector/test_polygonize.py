@@ -158,3 +158,22 @@ def test_a_window_off_the_grid_is_refused():
     builder = PolygonBuilder(WindowGrid(20, 20, 10, 10), 0, NODATA)
     with pytest.raises(ValueError, match="not a window"):
         builder.add(Window(5, 0, 10, 10), np.ones((10, 10), np.uint8))
+
+
+def test_regions_meeting_at_a_corner_go_to_the_same_chunks_whatever_the_order():
+    """Two pixels of one class meeting only at a window corner are two polygons, each in its
+    own window's chunk, whichever window arrives last."""
+    mask = np.zeros((8, 8), np.uint8)
+    mask[3, 3] = mask[4, 4] = 1
+    grid = WindowGrid(8, 8, 4, 4)
+    outputs = set()
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [0, 3, 1, 2], [1, 2, 3, 0]):
+        builder = PolygonBuilder(grid, 0, NODATA)
+        cores = list(grid.cores())
+        chunks = []
+        for i in order:
+            window = grid.core(*cores[i])
+            chunks += builder.add(window, mask[window.toslices()])
+        chunks += builder.finish()
+        outputs.add(tuple((tuple(c.tolist()), tuple(shapely.to_wkt(p).tolist())) for c, p in chunks))
+    assert len(outputs) == 1 and len(next(iter(outputs))) == 2
