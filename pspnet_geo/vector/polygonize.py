@@ -38,9 +38,10 @@ class PolygonBuilder:
     A polygon inside its window is final at once. A piece that reaches an inner window edge
     waits, with the pieces it touches, until every window beyond the edges they reach is done;
     then they are merged into final polygons. Final polygons go out in chunks, one per window
-    (the first window, in row-major order, that the polygon lies in), in row-major window order
-    and sorted within a chunk, so the output is the same whatever order the windows arrive in.
-    Only pieces on unfinished seams and the chunks of windows not yet handed out are held.
+    (the last window, in row-major order, that the polygon lies in), in row-major window order
+    and sorted within a chunk, so the output is the same whatever order the windows arrive in;
+    a region running across the scene holds back only the windows it has reached so far. Only
+    pieces on unfinished seams and the chunks of windows not yet handed out are held.
     """
 
     def __init__(self, grid: WindowGrid, background: int | None, nodata: float | None) -> None:
@@ -49,6 +50,7 @@ class PolygonBuilder:
         self._chunks: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
         self._seams: list[_SeamPiece] = []
         self._next = 0
+        self._blocked = self._done.size
 
     def add(self, window: Window, data: np.ndarray) -> list[Chunk]:
         """Polygonise one window of the grid; the chunks of polygons that are now final."""
@@ -98,6 +100,7 @@ class PolygonBuilder:
         """Merge every group of touching seam pieces whose windows beyond are all done."""
         done = self._done.ravel()
         waiting: list[_SeamPiece] = []
+        blocked = done.size     # a waiting group will go out with its last window, at this one or later
         for class_id in sorted({piece.class_id for piece in self._seams}):
             pieces = [piece for piece in self._seams if piece.class_id == class_id]
             shapes = np.array([piece.polygon for piece in pieces], dtype=object)
@@ -106,16 +109,16 @@ class PolygonBuilder:
                 group = [pieces[m] for m in members]
                 if not all(done[w] for piece in group for w in piece.beyond):
                     waiting += group
+                    blocked = min(blocked, max(piece.window for piece in group))
                     continue
                 merged = _merge_touching(shapes[members])
-                self._keep(min(piece.window for piece in group), np.full(len(merged), class_id), merged)
-        self._seams = waiting
+                self._keep(max(piece.window for piece in group), np.full(len(merged), class_id), merged)
+        self._seams, self._blocked = waiting, blocked
 
     def _ready(self) -> list[Chunk]:
         """The chunks of the next windows in row-major order that can no longer change."""
         done, ready = self._done.ravel(), []
-        first_waiting = min((piece.window for piece in self._seams), default=done.size)
-        while self._next < min(done.size, first_waiting) and done[self._next]:
+        while self._next < min(done.size, self._blocked) and done[self._next]:
             parts = self._chunks.pop(self._next, [])
             if parts:
                 ready.append(sort_polygons(np.concatenate([c for c, _ in parts]),

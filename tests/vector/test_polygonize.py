@@ -177,3 +177,16 @@ def test_regions_meeting_at_a_corner_go_to_the_same_chunks_whatever_the_order():
         chunks += builder.finish()
         outputs.add(tuple((tuple(c.tolist()), tuple(shapely.to_wkt(p).tolist())) for c, p in chunks))
     assert len(outputs) == 1 and len(next(iter(outputs))) == 2
+
+
+def test_a_region_across_the_scene_holds_back_only_itself():
+    """A line down the whole mask is one polygon that waits for its last window; the dots
+    beside it go out as their windows finish."""
+    mask = np.zeros((256, 64), np.uint8)
+    mask[:, 2] = 1
+    mask[::4, 40::4] = 1                              # isolated dots, 4-connected to nothing
+    chunks, out, held = _feed(mask, (16, 16), lambda cores: cores)
+    total = sum(len(c) for c, _ in chunks)
+    assert total == 1 + int(mask[:, 40:].sum())
+    assert out[len(out) // 2] > total / 3
+    assert max(held) < total / 8
