@@ -9,7 +9,6 @@ to 10 characters and stop at 2 GB.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import warnings
@@ -91,21 +90,6 @@ def layer_files(path: str | os.PathLike, layers: list[str]) -> dict[Path, list[s
             for layer in layers}
 
 
-def write_layers(layers: dict[str, gpd.GeoDataFrame], path: str | os.PathLike, *,
-                 overwrite: bool = False) -> list[Path]:
-    """Write several named layers (see :func:`layer_files`), all moved into place together
-    once every one is written; return the files."""
-    files = layer_files(path, list(layers))
-    for file in files:
-        check_vector_path(file, overwrite)
-    with contextlib.ExitStack() as stack:
-        for file, names in files.items():
-            temporary = stack.enter_context(atomic_output(file, overwrite))
-            for name in names:
-                _write(layers[name], temporary, driver_for(file), name, file)
-    for name, gdf in layers.items():
-        log.info("wrote %d features to layer %s", len(gdf), name)
-    return list(files)
 
 
 def _write(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str, path: Path) -> None:
@@ -113,15 +97,15 @@ def _write(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str, path
         if driver == GEOPARQUET:
             gdf.to_parquet(temporary)
         else:
-            _write_ogr(gdf, temporary, driver, layer)
+            write_ogr(gdf, temporary, driver, layer)
     except WRITE_ERRORS as err:
         raise OutputError(f"cannot write {path}: {err}") from None
 
 
-def _write_ogr(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str) -> None:
+def write_ogr(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str, append: bool = False) -> None:
     """Write through GDAL with Arrow (a single transaction), declaring the geometry type if
-    empty. The layer name is passed explicitly so it comes from the final name, not the
-    temporary; a GeoPackage that exists already gains the layer. A frame without a CRS (a
+    empty; ``append`` adds to an existing layer. The layer name is passed explicitly so it comes
+    from the final name, not the temporary; a GeoPackage that exists already gains the layer. A frame without a CRS (a
     scene without one, already reported when it was opened) is written without pyogrio's warning."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
@@ -131,6 +115,7 @@ def _write_ogr(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str) 
             driver=driver,
             layer=layer,
             use_arrow=True,
+            append=append,
             geometry_type=empty_geometry_type(gdf) if len(gdf) == 0 else None,
         )
 

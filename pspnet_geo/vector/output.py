@@ -36,8 +36,9 @@ class VectorOutput:
         self.layout, self.name, self.chunk = layout, Path(path).stem, chunk
         self.class_names, self.background = class_names, background
         empty = np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
-        templates = self._layers(Vectors(polygon_frame(*empty, class_names, crs),
-                                         lines_frame(*empty, class_names, crs) if has_lines else None))
+        polygons = polygon_frame(*empty, class_names, crs)
+        templates = self._layers(Vectors(polygons, lines_frame(*empty, class_names, crs) if has_lines else None))
+        self._line_layers = set(templates) - set(self._layers(Vectors(polygons, None)))
         self.stream = LayerStream(path, templates, overwrite=overwrite)
         self._waiting: list[gpd.GeoDataFrame] = []
         self._count = 0
@@ -51,8 +52,7 @@ class VectorOutput:
     @property
     def polygons(self) -> int:
         """How many polygons were written so far."""
-        lines = {f"{self.name}_centerlines", "centerlines"}
-        written = sum(count for layer, count in self.stream.counts.items() if layer not in lines)
+        written = sum(count for layer, count in self.stream.counts.items() if layer not in self._line_layers)
         return written + self._count
 
     def add(self, polygons: gpd.GeoDataFrame) -> None:

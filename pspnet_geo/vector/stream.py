@@ -30,8 +30,8 @@ from pspnet_geo.vector.io import (
     WRITE_ERRORS,
     check_vector_path,
     driver_for,
-    empty_geometry_type,
     layer_files,
+    write_ogr,
 )
 
 log = logging.getLogger(__name__)
@@ -104,10 +104,7 @@ class LayerStream:
 def _write_chunk(frame: gpd.GeoDataFrame, target: Path, layer: str, *, append: bool, path: Path) -> None:
     """One chunk into a GeoPackage layer, in one transaction."""
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
-            pyogrio.write_dataframe(frame, target, driver="GPKG", layer=layer, use_arrow=True, append=append,
-                                    geometry_type=empty_geometry_type(frame) if len(frame) == 0 else None)
+        write_ogr(frame, target, "GPKG", layer, append=append)
     except WRITE_ERRORS as err:
         raise OutputError(f"cannot write {path}: {err}") from None
 

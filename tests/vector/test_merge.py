@@ -8,11 +8,19 @@ import pyogrio
 import shapely
 from shapely.geometry import LineString, box
 
-from pspnet_geo.vector.io import write_layers
+from pspnet_geo.vector.stream import LayerStream
 from pspnet_geo.vector.merge import merge_vectors
 
 UTM = "EPSG:32611"
 
+
+
+def write_layers(layers: dict, path):
+    """Write named layers the way runs write them (LayerStream); the files."""
+    with LayerStream(path, {name: frame.iloc[:0] for name, frame in layers.items()}) as stream:
+        for name, frame in layers.items():
+            stream.append(name, frame)
+        return stream.close()
 
 def polygons(crs: str, boxes) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({"class_name": ["building"] * len(boxes)},
