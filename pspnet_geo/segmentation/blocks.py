@@ -28,7 +28,6 @@ from pspnet_geo.segmentation.stitch import (
     Contribution,
     FinishedPiece,
     PartialPiece,
-    crop_contribution,
 )
 from pspnet_geo.segmentation.tiling import Block, TilePlan
 
@@ -131,7 +130,10 @@ class BlockBlender:
         self.interior = next((p for p in pieces if len(p.blocks) == 1), None)
         self.seams = [p for p in pieces if len(p.blocks) > 1]
         self.accumulator = Accumulator(self.interior.window, num_classes) if self.interior else None
-        self.partials = [PartialPiece(p.key, [], _crop(valid, origin, p.window)) for p in self.seams]
+        key = (block.row, block.col)
+        self.partials = [PartialPiece(p.key, [], _crop(valid, origin, p.window),
+                                      Accumulator(p.window, num_classes) if p.leader == key else None)
+                         for p in self.seams]
         self.interior_valid = _crop(valid, origin, self.interior.window) if self.interior else None
 
     def add(self, contribution: Contribution) -> None:
@@ -140,7 +142,7 @@ class BlockBlender:
             self.accumulator.add(contribution)
         for seam, partial in zip(self.seams, self.partials):
             if contribution.tile in seam.tiles:
-                partial.contributions.append(crop_contribution(contribution, seam.window))
+                partial.take(contribution, seam.window)
 
     def finished(self, with_probabilities: bool) -> list[FinishedPiece]:
         """The finished interior (none when the block has no interior of its own)."""

@@ -27,10 +27,10 @@ from pspnet_geo.segmentation.blocks import BlockResult
 log = logging.getLogger(__name__)
 
 _IDENTITY = "identity.json"
-FORMAT = 2
+FORMAT = 3
 """Bumped whenever what a saved block holds, or how a run's identity is written, changes (2: the
-settings are nested as :class:`~pspnet_geo.config.settings.InferenceSettings`), so older folders
-are discarded rather than misread."""
+settings are nested as :class:`~pspnet_geo.config.settings.InferenceSettings`; 3: the upper block
+of a seam keeps its share summed), so older folders are discarded rather than misread."""
 
 
 class BlockJournal:

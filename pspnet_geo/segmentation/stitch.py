@@ -39,11 +39,26 @@ class FinishedPiece:
 
 @dataclass
 class PartialPiece:
-    """What one block knows of a seam piece: its tiles' contributions and the validity mask."""
+    """What one block knows of a seam piece: its tiles' contributions and the validity mask.
+
+    The block that leads the seam (its tiles come first at every pixel, see
+    :attr:`~pspnet_geo.segmentation.tiling.Piece.leader`) sums its contributions as they come
+    (``summed``) instead of keeping each tile's crop: the seam's blend starts from that sum,
+    so the additions and their order are unchanged, and the row of seams waiting for the next
+    row of blocks holds one sum per pixel instead of a crop per overlapping tile.
+    """
 
     key: tuple[int, int]
     contributions: list[Contribution]
     valid: np.ndarray
+    summed: Accumulator | None = None
+
+    def take(self, contribution: Contribution, window: Window) -> None:
+        """Keep the part of one tile's contribution that falls in the seam's ``window``."""
+        if self.summed is not None:
+            self.summed.add(contribution)
+        else:
+            self.contributions.append(crop_contribution(contribution, window))
 
 
 class Accumulator:
@@ -93,6 +108,7 @@ class _Pending:
     waiting_for: set[tuple[int, int]]
     contributions: list[Contribution] = field(default_factory=list)
     valid: np.ndarray | None = None
+    summed: Accumulator | None = None
 
 
 class Stitcher:
@@ -119,6 +135,8 @@ class Stitcher:
                 pending = self._pending[partial.key] = _Pending(piece, set(piece.blocks))
             pending.waiting_for.discard(block_key)
             pending.contributions.extend(partial.contributions)
+            if partial.summed is not None:
+                pending.summed = partial.summed
             if pending.valid is None:
                 pending.valid = partial.valid
             if not pending.waiting_for:
@@ -126,7 +144,7 @@ class Stitcher:
         return finished
 
     def _finish(self, pending: _Pending) -> FinishedPiece:
-        accumulator = Accumulator(pending.piece.window, self.num_classes)
+        accumulator = pending.summed or Accumulator(pending.piece.window, self.num_classes)
         for contribution in sorted(pending.contributions, key=lambda c: c.tile):
             accumulator.add(contribution)
         return accumulator.finish(pending.valid, self.with_probabilities)

@@ -119,6 +119,17 @@ class Piece:
     blocks: frozenset[tuple[int, int]]
     tiles: tuple[tuple[int, int], ...]
 
+    @property
+    def leader(self) -> tuple[int, int] | None:
+        """The block whose tiles come first, in blending order, at every pixel of this piece:
+        the upper block of a seam between two block rows (its tiles lie in the tile row above
+        the lower block's). None for an interior, a seam between block columns or a corner,
+        where the blocks' tiles take turns row by row."""
+        if len(self.blocks) != 2:
+            return None
+        (row, col), (_, other_col) = sorted(self.blocks)
+        return (row, col) if col == other_col else None
+
 
 @dataclass(frozen=True)
 class TilePlan:

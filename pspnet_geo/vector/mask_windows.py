@@ -16,7 +16,6 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from pspnet_geo.maskfile import NODATA_CLASS
 
 
 @dataclass(frozen=True)
@@ -90,18 +89,22 @@ def read_mask_windows(dataset: rasterio.DatasetReader, grid: WindowGrid,
 
 
 class WindowAssembler:
-    """Collects finished pieces of a mask, arriving in any order, into complete windows."""
+    """Collects finished pieces of a mask, arriving in any order, into complete windows.
+
+    Until a window is complete it holds views of the pieces that reach into it, not a copy:
+    a piece shared by several windows (and their halos) is held once, and no window's array
+    exists before its last piece arrives."""
 
     def __init__(self, grid: WindowGrid, halo: int) -> None:
         self.grid = grid
         self.halo = halo
-        self._buffers: dict[tuple[int, int], tuple[Window, np.ndarray]] = {}
+        self._parts: dict[tuple[int, int], list[tuple[Window, np.ndarray]]] = {}
         self._missing: dict[tuple[int, int], int] = {}
 
     @property
     def pending_count(self) -> int:
         """Windows that have some pixels but not all."""
-        return len(self._buffers)
+        return len(self._parts)
 
     def add(self, window: Window, data: np.ndarray) -> list[MaskWindow]:
         """Take one finished piece; return the windows it completed."""
@@ -111,22 +114,23 @@ class WindowAssembler:
             overlap = _intersection(outer, window)
             if overlap is None:
                 continue
-            buffer = self._buffer(key, outer)
-            buffer[_slices(overlap, outer)] = data[_slices(overlap, window)]
-            self._missing[key] -= overlap.width * overlap.height
-            if self._missing[key] == 0:
-                del self._missing[key], self._buffers[key]
-                completed.append(MaskWindow(self.grid.core(*key), outer, buffer))
+            self._parts.setdefault(key, []).append((overlap, data[_slices(overlap, window)]))
+            missing = self._missing.get(key, outer.width * outer.height) - overlap.width * overlap.height
+            self._missing[key] = missing
+            if missing == 0:
+                completed.append(MaskWindow(self.grid.core(*key), outer, self._assemble(key, outer)))
         return completed
 
     def _outer(self, key: tuple[int, int]) -> Window:
         return self.grid.outer(self.grid.core(*key), self.halo)
 
-    def _buffer(self, key: tuple[int, int], outer: Window) -> np.ndarray:
-        if key not in self._buffers:
-            self._buffers[key] = (outer, np.full((outer.height, outer.width), NODATA_CLASS, np.uint8))
-            self._missing[key] = outer.width * outer.height
-        return self._buffers[key][1]
+    def _assemble(self, key: tuple[int, int], outer: Window) -> np.ndarray:
+        """The complete window's array, from its parts (which it stops holding)."""
+        del self._missing[key]
+        buffer = np.empty((outer.height, outer.width), np.uint8)
+        for overlap, part in self._parts.pop(key):
+            buffer[_slices(overlap, outer)] = part
+        return buffer
 
     def _touched(self, window: Window) -> Iterator[tuple[int, int]]:
         """Grid cells whose haloed window may overlap ``window``."""

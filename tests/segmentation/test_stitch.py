@@ -7,7 +7,7 @@ import pytest
 from rasterio.windows import Window
 
 from pspnet_geo.maskfile import NODATA_CLASS
-from pspnet_geo.segmentation.stitch import Contribution, PartialPiece, Stitcher, crop_contribution
+from pspnet_geo.segmentation.stitch import Accumulator, Contribution, PartialPiece, Stitcher, crop_contribution
 from pspnet_geo.segmentation.tiling import TilePlan
 
 CLASSES = 3
@@ -29,10 +29,13 @@ def block_partials(plan, block, contributions, valid=None, skip=()) -> list[Part
     partials = []
     for seam in (p for p in plan.pieces_of(block) if len(p.blocks) > 1):
         shape = (seam.window.height, seam.window.width)
-        crops = [crop_contribution(contributions[t], seam.window)
-                 for t in block.tiles if t in seam.tiles and t not in skip]
         seam_valid = np.ones(shape, bool) if valid is None else valid[seam.window.toslices()].copy()
-        partials.append(PartialPiece(seam.key, crops, seam_valid))
+        summed = Accumulator(seam.window, CLASSES) if seam.leader == (block.row, block.col) else None
+        partial = PartialPiece(seam.key, [], seam_valid, summed)
+        for tile in block.tiles:
+            if tile in seam.tiles and tile not in skip:
+                partial.take(contributions[tile], seam.window)
+        partials.append(partial)
     return partials
 
 
@@ -115,3 +118,28 @@ def test_crop_contribution_keeps_only_the_overlap():
     np.testing.assert_array_equal(cropped.weights, weights[0:2, 2:5])
     cropped.weights[:] = -1
     assert weights.min() == 0  # a copy, not a view into the tile's arrays
+
+
+def test_only_the_upper_block_of_a_seam_between_block_rows_leads_it():
+    plan = TilePlan(112, 112, 64, 16, 1)  # 2 x 2 blocks of one tile
+    leaders = {(p.window.row_off, p.window.col_off): p.leader for p in plan.pieces if len(p.blocks) > 1}
+    assert leaders == {(0, 48): None, (48, 0): (0, 0), (48, 48): None, (48, 64): (0, 1), (64, 48): None}
+
+
+def test_the_leading_block_reports_one_sum_and_the_blend_is_unchanged_bit_for_bit():
+    plan = TilePlan(208, 96, 64, 16, 2)  # blocks of 2 x 2 tiles; the seam rows hold two tiles each
+    contributions = tile_contributions(plan, seed=2)
+    upper, lower = plan.blocks[0], plan.blocks[1]
+    [partial] = block_partials(plan, upper, contributions)
+    assert partial.summed is not None and partial.contributions == []
+    stitcher = Stitcher(plan, CLASSES, with_probabilities=False)
+    stitcher.add((upper.row, upper.col), [partial])
+    seam = stitcher._pending[partial.key]
+    [finished_seam] = stitcher.add((lower.row, lower.col), block_partials(plan, lower, contributions))
+    expected = blend_directly(plan, contributions)
+    rows, cols = seam.piece.window.toslices()
+    np.testing.assert_array_equal(finished_seam.classes, expected[:, rows, cols].argmax(axis=0))
+    direct = Accumulator(seam.piece.window, CLASSES)
+    for tile in sorted(t for t in contributions if t in seam.piece.tiles):
+        direct.add(contributions[tile])
+    assert np.array_equal(seam.summed.numerator, direct.numerator)  # the seam blended from the sum
