@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 import rasterio
 from click.testing import CliRunner
@@ -47,6 +48,23 @@ def test_a_folder_gives_mirrored_outputs_a_manifest_and_a_merged_file(tmp_path, 
     assert len(merged) == sum(e["features"] for e in entries.values()) > 0
     assert set(merged["source"]) == {e["source"] for e in entries.values()}
     assert "4 done, 0 already done, 0 failed" in result.output
+
+
+def test_a_rerun_merges_every_input_once_in_input_order(tmp_path, model):
+    write_chips(tmp_path / "chips")
+    out, merged = tmp_path / "out", tmp_path / "all.gpkg"
+    assert run(tmp_path / "chips", "-d", out, "-m", model, "--merge", merged, *FAST).exit_code == 0
+    first = gpd.read_file(merged)
+    (out / "aoi_1" / "chip_3_mask.tif").write_bytes(b"truncated")   # one input runs again, three do not
+    again = run(tmp_path / "chips", "-d", out, "-m", model, "--merge", merged, *FAST)
+    assert again.exit_code == 0 and "1 done, 3 already done" in again.output
+    second = gpd.read_file(merged)
+    entries = manifest(out)["entries"]
+    expected = pd.concat([gpd.read_file(out / f"{name}.gpkg").assign(source=entries[name]["source"])
+                          for name in sorted(entries)], ignore_index=True)
+    assert len(second) == len(first) == len(expected) > 0
+    assert second["source"].tolist() == expected["source"].tolist() == first["source"].tolist()
+    assert second.geometry.geom_equals_exact(expected.geometry, 0).all()
 
 
 def test_a_rerun_skips_what_is_done_and_redoes_what_changed(tmp_path, model):

@@ -42,7 +42,7 @@ from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoi
 from pspnet_geo.segmentation.packing import PackingExecutor
 from pspnet_geo.segmentation.run import resolve_model
 from pspnet_geo.stamps import content_hash
-from pspnet_geo.vector.merge import merge_vectors
+from pspnet_geo.vector.merge import VectorMerge
 from pspnet_geo.vector.vectorize import check_vector_output
 
 log = logging.getLogger(__name__)
@@ -97,23 +97,29 @@ def run_batch(
     todo = [item for item in items if item not in already]
     result.skipped = [str(item.name) for item in items if item in already]
     log.info("batch: %d inputs, %d already done, %d to run", len(items), len(result.skipped), len(todo))
-    try:
-        with open_executor(workers, threads, scheduler) as inner, \
-                contextlib.closing(PackingExecutor(inner, expected_batch_size(device, batch_size), _tiles,
-                                                  {run_block: run_blocks})) as executor:
-            if executor.dashboard:
-                report(f"Dask dashboard: {executor.dashboard}")
-            finished = (run_mosaic(job, items, executor, manifest) if mosaic and todo
-                        else _run_all(job, todo, executor, files_in_flight, fail_fast, progress))
-            for item, entry in finished:
-                manifest.record(str(item.name), entry)
-                result.add(str(item.name), entry)
-    finally:
-        manifest.save()
-    if merge is not None and not result.failed:
-        result.merged = merge_vectors(_merge_sources(job, items), merge)
-    elif merge is not None:
-        log.warning("not merging into %s: %d inputs failed", merge, len(result.failed))
+    positions = {item: position for position, item in enumerate(items)}
+    with VectorMerge(merge, len(items)) if merge is not None else contextlib.nullcontext() as merged:
+        for item in (item for item in items if item in already and merged is not None):
+            merged.add(positions[item], item.source, job.outputs(item)[0])
+        try:
+            with open_executor(workers, threads, scheduler) as inner, \
+                    contextlib.closing(PackingExecutor(inner, expected_batch_size(device, batch_size), _tiles,
+                                                      {run_block: run_blocks})) as executor:
+                if executor.dashboard:
+                    report(f"Dask dashboard: {executor.dashboard}")
+                finished = (run_mosaic(job, items, executor, manifest) if mosaic and todo
+                            else _run_all(job, todo, executor, files_in_flight, fail_fast, progress))
+                for item, entry in finished:
+                    manifest.record(str(item.name), entry)
+                    result.add(str(item.name), entry)
+                    if merged is not None and entry.status == "done":
+                        merged.add(positions[item], item.source, job.outputs(item)[0])
+        finally:
+            manifest.save()
+        if merged is not None and not result.failed:
+            result.merged = merged.close()
+        elif merged is not None:
+            log.warning("not merging into %s: %d inputs failed", merge, len(result.failed))
     result.seconds = time.perf_counter() - started
     return result
 
@@ -168,10 +174,6 @@ def _run_all(job: BatchJob, items: Sequence[BatchInput], executor: Executor, fil
                     running.update({pool.submit(job.run, new, executor): new for new in islice(source, 1)})
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _merge_sources(job: BatchJob, items: Sequence[BatchInput]) -> list[tuple[str, Path]]:
-    return [(item.source, job.outputs(item)[0]) for item in items]
 
 
 def _remove_leftovers(out_dir: Path, restart: bool) -> None:

@@ -4,46 +4,95 @@ the input it came from.
 Layers are matched by their role, not their name: an input's polygon layer is named after its
 file (``img1``), its centerline layer ``img1_centerlines``; in the merged file they become
 ``NAME`` and ``NAME_centerlines``. Inputs in different CRSs are reprojected to the first one's.
-The merged file is written one input at a time, as the batch's own outputs are.
+Inputs join the merged file as they finish, in the batch's input order (so the same batch gives
+the same file, however many run at once), each read and written in record batches: memory
+holds one batch of features, never an input, never the batch.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 import pyogrio
+import shapely
 
 from pspnet_geo.vector.stream import LayerStream
 
 log = logging.getLogger(__name__)
 
+READ_BATCH = 20000
+"""Features read from an input per chunk appended to the merged file."""
+
+
+class VectorMerge:
+    """The merged file ``out`` of ``count`` inputs, filled in input order as they finish.
+
+    :meth:`add` takes input number ``position`` once its vector file is in place; it is appended
+    as soon as every earlier input has been (a later one waits as a path, not as features).
+    :meth:`close` moves the file into place once all have been added; leaving the ``with``
+    block without closing (an error, a failed input) removes it, as for every output.
+    """
+
+    def __init__(self, out: str | os.PathLike, count: int) -> None:
+        self.out, self.count = Path(out), count
+        self._waiting: dict[int, tuple[str, Path]] = {}
+        self._next = 0
+        self._stream: LayerStream | None = None
+        self._crs = None
+
+    def __enter__(self) -> VectorMerge:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        """Remove the unfinished file unless :meth:`close` moved it into place."""
+        if self._stream is not None:
+            self._stream.discard()
+
+    def add(self, position: int, source: str, path: Path) -> None:
+        """Input ``position`` (tagged ``source``) has its vector file at ``path``."""
+        self._waiting[position] = (source, path)
+        while self._next in self._waiting:
+            self._append(*self._waiting.pop(self._next))
+            self._next += 1
+
+    def close(self) -> Path:
+        """Finish the merged file (every input must have been added) and move it into place."""
+        if self._next != self.count:
+            raise RuntimeError(f"{self.count - self._next} inputs were never added to {self.out}")
+        if self._stream is not None:
+            self._stream.close()
+            log.info("merged %d files into %s (%s)", self.count, self.out,
+                     ", ".join(f"{name}: {count}" for name, count in self._stream.counts.items()))
+        return self.out
+
+    def _append(self, source: str, path: Path) -> None:
+        for role, file, layer in _layers(path):
+            name = self.out.stem + role
+            if self._stream is None:
+                self._crs = pyogrio.read_info(file, layer=layer)["crs"]
+                self._stream = LayerStream(self.out, {name: self._template(file, layer)}, overwrite=True)
+            if name not in self._stream.templates:
+                self._stream.add_layer(name, self._template(file, layer))
+            for chunk in _read_chunks(file, layer):
+                self._stream.append(name, _aligned(chunk.assign(source=source), self._crs))
+
+    def _template(self, file: Path, layer: str) -> gpd.GeoDataFrame:
+        """The merged layer's columns: the input layer's, plus ``source``."""
+        empty = gpd.read_file(file, layer=layer, max_features=0)
+        return _aligned(empty.assign(source=pd.Series(dtype=str)), self._crs)
+
 
 def merge_vectors(sources: Sequence[tuple[str, Path]], out: str | os.PathLike) -> Path:
-    """Merge each (source name, vector output) into ``out``, with a ``source`` column.
-
-    One input's layer is read at a time and appended to ``out`` (see
-    :class:`~pspnet_geo.vector.stream.LayerStream`), so memory holds one input, never the batch.
-    """
-    out = Path(out)
-    found = [(source, role, file, name) for source, path in sources for role, file, name in _layers(path)]
-    crs = next((crs for _, _, file, name in found if (crs := pyogrio.read_info(file, layer=name)["crs"])), None)
-    templates = {}
-    for _, role, file, name in found:
-        if out.stem + role not in templates:
-            empty = gpd.read_file(file, layer=name, max_features=0)
-            templates[out.stem + role] = _aligned(empty.assign(source=pd.Series(dtype=str)), crs)
-    with LayerStream(out, templates, overwrite=True) as stream:
-        for source, role, file, name in found:
-            stream.append(out.stem + role, _aligned(gpd.read_file(file, layer=name).assign(source=source), crs))
-        stream.close()
-    log.info("merged %d files into %s (%s)", len(sources), out,
-             ", ".join(f"{name}: {count}" for name, count in stream.counts.items()))
-    return out
+    """Merge each (source name, vector output) into ``out``, with a ``source`` column."""
+    with VectorMerge(out, len(sources)) as merged:
+        for position, (source, path) in enumerate(sources):
+            merged.add(position, source, path)
+        return merged.close()
 
 
 def _layers(path: Path) -> list[tuple[str, Path, str]]:
@@ -53,6 +102,16 @@ def _layers(path: Path) -> list[tuple[str, Path, str]]:
     files = [path] + ([sibling] if sibling.exists() else [])
     return [(str(name)[len(path.stem):], file, str(name))
             for file in files for name in pyogrio.list_layers(file)[:, 0]]
+
+
+def _read_chunks(file: Path, layer: str) -> Iterator[gpd.GeoDataFrame]:
+    """The layer's features, ``READ_BATCH`` at a time, in file order."""
+    with pyogrio.open_arrow(file, layer=layer, batch_size=READ_BATCH, use_pyarrow=True) as (meta, reader):
+        geometry = meta["geometry_name"] or "wkb_geometry"
+        for batch in reader:
+            frame = batch.to_pandas()
+            shapes = shapely.from_wkb(frame.pop(geometry).to_numpy())
+            yield gpd.GeoDataFrame(frame, geometry=shapes, crs=meta["crs"])
 
 
 def _aligned(frame: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:

@@ -39,32 +39,58 @@ log = logging.getLogger(__name__)
 _BATCH = 65536
 
 
+class _Discarded(Exception):
+    """What the temporary outputs are told when a stream is discarded: do not move into place."""
+
+
 class LayerStream:
     """Named layers written to ``path`` (see :func:`~pspnet_geo.vector.io.layer_files`) as
     chunks arrive; each layer is created by its first chunk, or empty from ``templates``."""
 
     def __init__(self, path: str | os.PathLike, templates: dict[str, gpd.GeoDataFrame], *,
                  overwrite: bool = False) -> None:
-        self.templates, self.counts = templates, dict.fromkeys(templates, 0)
+        self.path, self.overwrite = Path(path), overwrite
+        self.templates, self.counts = dict(templates), dict.fromkeys(templates, 0)
         self._stack = contextlib.ExitStack()
         self._files: dict[str, tuple[Path, Path, Path]] = {}   # layer -> (final, temporary, written)
         for file, names in layer_files(path, list(templates)).items():
-            check_vector_path(file, overwrite)
-            temporary = self._stack.enter_context(atomic_output(file, overwrite))
-            written = temporary if driver_for(file) == "GPKG" else temporary.with_name(temporary.name + ".spool.gpkg")
-            for name in names:
-                self._files[name] = (file, temporary, written)
+            self._open(file, names)
         self._created: set[str] = set()
         self._closed = False
+
+    def _open(self, file: Path, names: list[str]) -> None:
+        """Start ``file``, under its temporary name, for the layers ``names``."""
+        check_vector_path(file, self.overwrite)
+        temporary = self._stack.enter_context(atomic_output(file, self.overwrite))
+        written = temporary if driver_for(file) == "GPKG" else temporary.with_name(temporary.name + ".spool.gpkg")
+        for name in names:
+            self._files[name] = (file, temporary, written)
+
+    def add_layer(self, layer: str, template: gpd.GeoDataFrame) -> None:
+        """Name one more layer after the start (in a GeoPackage, or a file of its own beside
+        ``path`` for the other formats), so it exists, empty or not, when the stream closes."""
+        if layer in self.templates:
+            raise ValueError(f"layer {layer!r} is already named")
+        file = next(f for f, names in layer_files(self.path, [self.path.stem, layer]).items() if layer in names)
+        if file in {final for final, _, _ in self._files.values()}:
+            self._files[layer] = next(entry for entry in self._files.values() if entry[0] == file)
+        else:
+            self._open(file, [layer])
+        self.templates[layer], self.counts[layer] = template, 0
 
     def __enter__(self) -> LayerStream:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
         """On an error, remove every temporary file (nothing is moved into place)."""
-        if error is not None and not self._closed:
+        if error is not None:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove every temporary file, moving nothing into place (nothing once closed)."""
+        if not self._closed:
             self._closed = True
-            self._stack.__exit__(kind, error, traceback)
+            self._stack.__exit__(_Discarded, _Discarded(), None)
 
     def append(self, layer: str, frame: gpd.GeoDataFrame) -> None:
         """Write ``frame``'s features at the end of ``layer`` (nothing for an empty frame); a

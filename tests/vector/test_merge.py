@@ -5,11 +5,12 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pyogrio
+import pytest
 import shapely
 from shapely.geometry import LineString, box
 
+from pspnet_geo.vector.merge import VectorMerge, merge_vectors
 from pspnet_geo.vector.stream import LayerStream
-from pspnet_geo.vector.merge import merge_vectors
 
 UTM = "EPSG:32611"
 
@@ -91,3 +92,40 @@ def test_an_empty_input_adds_no_features(tmp_path):
     assert shapely.area(merged.geometry.values).tolist() == [4, 1]
     only_empty = gpd.read_file(merge_vectors([("empty", empty)], tmp_path / "e.gpkg"))
     assert len(only_empty) == 0 and "source" in only_empty.columns
+
+
+def test_inputs_join_in_input_order_as_soon_as_every_earlier_one_has(tmp_path, monkeypatch):
+    monkeypatch.setattr("pspnet_geo.vector.merge.READ_BATCH", 2)   # several chunks per input
+    files = [write_input(tmp_path, f"img{n}", UTM, [(n, 0, n + 1, k + 1) for k in range(3)]) for n in range(3)]
+    out = tmp_path / "all.gpkg"
+    with VectorMerge(out, 3) as merged:
+        merged.add(2, "c", files[2])
+        assert merged._stream is None                       # waits, as a path, for inputs 0 and 1
+        merged.add(0, "a", files[0])
+        [temporary] = tmp_path.glob(".all.*.partial.gpkg")
+        assert pyogrio.read_info(temporary, layer="all")["features"] == 3   # in the file before the end
+        merged.add(1, "b", files[1])
+        assert merged.close() == out
+    frame = gpd.read_file(out)
+    assert frame["source"].tolist() == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+    assert frame.geometry.bounds["minx"].tolist() == [0] * 3 + [1] * 3 + [2] * 3
+    assert not list(tmp_path.glob(".all.*"))
+
+
+def test_a_merge_left_unfinished_leaves_no_file(tmp_path):
+    first = write_input(tmp_path, "img1", UTM, [(0, 0, 1, 1)])
+    with VectorMerge(tmp_path / "all.gpkg", 2) as merged:
+        merged.add(0, "a", first)
+    assert not list(tmp_path.glob("*all*")) and not list(tmp_path.glob(".all*"))
+    with pytest.raises(RuntimeError, match="1 inputs were never added"), VectorMerge(tmp_path / "b.gpkg", 2) as merged:
+        merged.add(0, "a", first)
+        merged.close()
+
+
+def test_a_centerline_layer_first_seen_in_a_later_input_joins_the_merge(tmp_path):
+    plain = write_input(tmp_path, "img1", UTM, [(0, 0, 1, 1)], suffix=".fgb")
+    lined = write_input(tmp_path, "img2", UTM, [(5, 5, 7, 7)], [[(0, 0), (3, 4)]], suffix=".fgb")
+    merge_vectors([("a", plain), ("b", lined)], tmp_path / "both.fgb")
+    assert sorted(gpd.read_file(tmp_path / "both.fgb")["source"]) == ["a", "b"]   # FlatGeobuf: R-tree order
+    centerlines = gpd.read_file(tmp_path / "both_centerlines.fgb")
+    assert centerlines["source"].tolist() == ["b"] and centerlines.geometry.iloc[0].length == 5
