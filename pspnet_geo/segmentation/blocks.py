@@ -131,7 +131,9 @@ class BlockBlender:
         self.seams = [p for p in pieces if len(p.blocks) > 1]
         self.accumulator = Accumulator(self.interior.window, num_classes) if self.interior else None
         key = (block.row, block.col)
-        self.partials = [PartialPiece(p.key, [], _crop(valid, origin, p.window),
+        # A copy of the seam's validity, not a view: a view would keep the whole block's mask
+        # alive for as long as the seam waits for the next row of blocks.
+        self.partials = [PartialPiece(p.key, [], _crop(valid, origin, p.window).copy(),
                                       Accumulator(p.window, num_classes) if p.leader == key else None)
                          for p in self.seams]
         self.interior_valid = _crop(valid, origin, self.interior.window) if self.interior else None
