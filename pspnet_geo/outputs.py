@@ -7,13 +7,18 @@ when the user said ``overwrite``.
 from __future__ import annotations
 
 import contextlib
+import glob
+import logging
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from pspnet_geo.errors import OutputError
+
+log = logging.getLogger(__name__)
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -38,12 +43,29 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
 def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
     path = check_output_path(path, overwrite)
+    remove_stale_temporaries(path)
     temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
     try:
         yield temporary
         os.replace(temporary, path)
     finally:
         _remove_with_sidecars(temporary)
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove what a killed run left of ``path``: its temporaries, named as :func:`atomic_output`
+    names them (``.STEM.XXXXXXXX.partial.EXT``, eight hex digits) and their sidecars. Nothing
+    else is touched. A run can leave them only when it is killed outright (SIGKILL, power loss);
+    every other ending removes them itself. Returns the files removed."""
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.[0-9a-f]{{8}}\.partial{re.escape(path.suffix)}(\..+|-\w+)?")
+    removed = []
+    for candidate in path.parent.glob(f".{glob.escape(path.stem)}.*.partial*"):
+        if pattern.fullmatch(candidate.name) and candidate.is_file():
+            log.info("removing %s, left by an interrupted run", candidate)
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+            removed.append(candidate)
+    return removed
 
 
 def _remove_with_sidecars(path: Path) -> None:
