@@ -41,6 +41,11 @@ from pspnet_geo.vector.postprocess.apply import Cleanup
 
 log = logging.getLogger(__name__)
 
+COVERAGE_BAND = 20000
+"""Land-cover (coverage) polygons cleaned together at most when streaming. A mask with fewer is
+cleaned whole; a larger one in bands of final polygons, in row-major order, each keeping the
+edges it shares with the others (see :func:`~pspnet_geo.vector.postprocess.coverage.clean_coverage`)."""
+
 
 @dataclass
 class Vectors:
@@ -95,6 +100,7 @@ class MaskVectorizer:
         self.builder = PolygonBuilder(grid, background, nodata)
         self.assembler = WindowAssembler(grid, self.cleanup.halo)
         self._chunks: list[tuple[np.ndarray, np.ndarray]] = []
+        self.coverage_band, self._held, self.banded = COVERAGE_BAND, 0, False
 
     def add_piece(self, window: Window, classes: np.ndarray) -> None:
         """Take a finished rectangle of the mask; pieces must tile the mask without overlap."""
@@ -114,7 +120,17 @@ class MaskVectorizer:
             polygons = polygons if self.crs is None else to_world(polygons, self.transform)
             together = self.cleanup.cleaned_together(classes)
             self._chunks.append((classes[together], polygons[together]))
+            self._held += int(together.sum())
             self._hand_out(*self.cleanup.polygons(classes[~together], polygons[~together]))
+        if self._held >= self.coverage_band:
+            self._clean_band()
+
+    def _clean_band(self) -> None:
+        """Clean and hand out the coverage polygons held, as one band of the mask's coverage."""
+        self.banded = True
+        classes, polygons = sort_polygons(*_concatenate(self._chunks))
+        self._chunks, self._held = [], 0
+        self._hand_out(*self.cleanup.polygons(classes, polygons, band=True))
 
     def _hand_out(self, classes: np.ndarray, polygons: np.ndarray) -> None:
         if len(polygons):
@@ -127,6 +143,8 @@ class MaskVectorizer:
             raise RuntimeError(f"{self.assembler.pending_count} mask windows were never completed")
         streaming = self.on_polygons is not None
         self._take(self.builder.finish())
+        if self.banded and self._held:
+            self._clean_band()
         # What is held goes out in one order for the whole mask, whatever the window grid.
         classes, polygons = sort_polygons(*_concatenate(self._chunks))
         self._chunks = []

@@ -93,8 +93,11 @@ class Cleanup:
         coverage = self.config.coverage if self.metric is not None else None
         return np.isin(classes, coverage.classes if coverage else ())
 
-    def polygons(self, classes: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Every class's polygons (in the CRS) after its geometry steps and the coverage's."""
+    def polygons(self, classes: np.ndarray, shapes: np.ndarray,
+                 band: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Every class's polygons (in the CRS) after its geometry steps and the coverage's;
+        ``band``: the coverage polygons are one band of the mask's (see
+        :func:`~pspnet_geo.vector.postprocess.coverage.clean_coverage`'s ``keep_boundary``)."""
         if self.metric is None or len(shapes) == 0:
             return classes, shapes
         out_classes, out_shapes = [], []
@@ -107,7 +110,7 @@ class Cleanup:
         if shared.any():
             metric = self.metric.to_metres(shapes[shared])
             cleaned, ids = clean_coverage(metric, classes[shared], tolerance_m=coverage.simplify_m,
-                                          sliver_area_m2=coverage.sliver_area_m2)
+                                          sliver_area_m2=coverage.sliver_area_m2, keep_boundary=band)
             out_classes.append(np.asarray(ids, np.int64))
             out_shapes.append(self.metric.from_metres(cleaned))
         return np.concatenate(out_classes), np.concatenate(out_shapes)
