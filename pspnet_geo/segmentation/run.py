@@ -277,6 +277,8 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
     log.info("%s: %d x %d px, %d tiles of %d px (overlap %d) in %d blocks", scene.path, scene.width,
              scene.height, plan.tile_count, plan.tile, plan.overlap, len(plan.blocks))
     done = journal.done if journal is not None else set()
+    # Evaluated lazily, after journal.saved() has been read to the end: a damaged saved block
+    # has left ``done`` by then, so it runs again.
     jobs = (BlockJob(scene, plan, block, settings.bands, model_path, settings.device,
                      settings.batch_size, proba_path is not None)
             for block in plan.blocks if (block.row, block.col) not in done)

@@ -69,6 +69,6 @@ class RunState:
         if not self.path.is_file():
             raise InputError(f"cannot resume: {self.path} does not exist (no validation was reached)")
         try:
-            return torch.load(self.path, map_location="cpu", weights_only=False)
+            return torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as err:  # a truncated or foreign file: the user's to fix, one line
             raise CheckpointError(f"cannot read training state {self.path}: {err}") from None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,10 +73,68 @@ def test_the_same_identity_matches_after_a_json_round_trip(tmp_path, caplog):
     assert journal.done == {(0, 0)} and not caplog.records
 
 
-def test_an_unreadable_identity_starts_over(tmp_path):
-    BlockJournal(tmp_path / "out.parts", IDENTITY).save(result(0, 0))
-    (tmp_path / "out.parts" / "identity.json").write_text("{not json")
-    assert BlockJournal(tmp_path / "out.parts", IDENTITY).done == set()
+@pytest.mark.parametrize("identity", [None, "{not json", "[1, 2]"])
+def test_a_folder_this_module_did_not_make_is_refused_and_left_alone(tmp_path, identity):
+    folder = tmp_path / "out.parts"
+    BlockJournal(folder, IDENTITY).save(result(0, 0))
+    (folder / "mine.txt").write_text("the user's")
+    if identity is None:
+        (folder / "identity.json").unlink()
+    else:
+        (folder / "identity.json").write_text(identity)
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(OutputError, match="not made by a resumable pspnet-geo run"):
+        BlockJournal(folder, IDENTITY)
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_another_runs_folder_loses_only_the_files_this_module_writes(tmp_path):
+    folder = tmp_path / "out.parts"
+    BlockJournal(folder, IDENTITY).save(result(0, 0))
+    (folder / "block_1_1.pkl").write_bytes(b"an older version's block")
+    (folder / "notes.txt").write_text("the user's")
+    BlockJournal(folder, {**IDENTITY, "scene": "b.tif"}).remove()
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+class _Plant:
+    """Unpickling this would create ``marker``: what a planted file would try."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_planted_files_cannot_run_code(tmp_path):
+    folder, marker = tmp_path / "out.parts", tmp_path / "ran"
+    journal = BlockJournal(folder, IDENTITY)
+    journal.save(result(0, 0))
+    with (folder / "block_0_1.pkl").open("wb") as stream:          # the old format: never read
+        pickle.dump(_Plant(marker), stream)
+    with (folder / "block_1_0.npz").open("wb") as stream:          # an object array: refused
+        np.savez(stream, meta=np.array([_Plant(marker)], dtype=object))
+    again = BlockJournal(folder, IDENTITY)
+    assert again.done == {(0, 0), (1, 0)}
+    assert [(r.block.row, r.block.col) for r in again.saved()] == [(0, 0)]
+    assert again.done == {(0, 0)} and not (folder / "block_1_0.npz").exists()   # to run again
+    assert not marker.exists()
+
+
+def test_damaged_blocks_are_discarded_to_run_again(tmp_path, caplog):
+    folder = tmp_path / "out.parts"
+    BlockJournal(folder, IDENTITY).save(result(0, 0))
+    with np.load(folder / "block_0_0.npz") as stored:
+        arrays = dict(stored)
+    arrays["f0_classes"] = arrays["f0_classes"][:, :2]
+    with (folder / "block_0_0.npz").open("wb") as stream:
+        np.savez(stream, **arrays)
+    (folder / "block_1_1.npz").write_bytes(b"cut short")
+    journal = BlockJournal(folder, IDENTITY)
+    with caplog.at_level(logging.WARNING, logger="pspnet_geo.segmentation.journal"):
+        assert list(journal.saved()) == [] and journal.done == set()
+    assert "shape" in caplog.text and "block_1_1.npz is damaged" in caplog.text
 
 
 def test_half_written_and_foreign_files_are_not_blocks(tmp_path):
@@ -100,3 +160,11 @@ def test_a_folder_that_cannot_be_made_is_an_output_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(OutputError, match="resumable blocks"):
         BlockJournal(tmp_path / "file" / "out.parts", IDENTITY)
+
+
+def test_a_symbolic_link_in_place_of_the_folder_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out.parts").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OutputError, match="symbolic link"):
+        BlockJournal(tmp_path / "out.parts", IDENTITY)
+    assert list((tmp_path / "elsewhere").iterdir()) == []

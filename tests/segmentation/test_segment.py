@@ -195,7 +195,7 @@ def test_an_interrupted_scene_resumes_without_rerunning_its_finished_blocks(
     monkeypatch.setattr(segmentation, "run_block", fail_after_three)
     with pytest.raises(KeyboardInterrupt):
         segment(ATLANTA, **options)
-    saved = sorted(p.stem for p in (tmp_path / "b.gpkg.parts").glob("block_*.pkl"))
+    saved = sorted(p.stem for p in (tmp_path / "b.gpkg.parts").glob("block_*.npz"))
     assert not (tmp_path / "mask.tif").exists() and 1 <= len(saved) <= 3
     first, ran = [tuple(int(v) for v in name.split("_")[1:]) for name in saved], []
     monkeypatch.setattr(segmentation, "run_block", lambda job: ran.append((job.block.row, job.block.col)) or real(job))
