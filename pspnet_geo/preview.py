@@ -52,7 +52,7 @@ def write_preview(
     out_path: str | os.PathLike,
     *,
     colours: Sequence[Colour],
-    polygons: geopandas.GeoDataFrame | None = None,
+    polygons: geopandas.GeoDataFrame | Outlines | None = None,
     lines: geopandas.GeoDataFrame | None = None,
     bands: Sequence[int] | None = None,
     max_size: int = 2048,
@@ -65,7 +65,8 @@ def write_preview(
     ``colours[i]`` is the colour of class ``i``; the mask's nodata (255) and ``background`` are
     not tinted. The longer side is at most ``max_size`` pixels, the aspect ratio is kept.
     Pixels where the scene is nodata are transparent. ``polygons`` (column ``class_id``) are
-    outlined in a darker or brighter shade of their class colour, holes included; ``lines``
+    outlined in a darker or brighter shade of their class colour, holes included (or, drawn
+    already as a run streamed them, come as :class:`Outlines` of the same size); ``lines``
     (e.g. road centerlines) are drawn in a colour unlike any class colour.
     """
     if max_size < 1 or not 0.0 <= alpha <= 1.0:
@@ -78,8 +79,10 @@ def write_preview(
     rgb = _blend_classes(_stretch(pixels, valid), classes, colours, alpha, background)
     image = Image.fromarray(np.dstack([rgb, np.where(valid, 255, 0).astype(np.uint8)]), "RGBA")
     to_pixels = _world_to_preview(scene.transform, scene.width, scene.height, shape)
-    width = 2 if max(shape) >= 512 else 1
-    if polygons is not None:
+    width = _line_width(shape)
+    if isinstance(polygons, Outlines):
+        image.alpha_composite(polygons.image)
+    elif polygons is not None:
         _draw_outlines(image, _in_crs(polygons, scene), to_pixels, colours, width)
     if lines is not None:
         _draw_lines(image, _in_crs(lines, scene), to_pixels, _line_colour(colours), width)
@@ -87,6 +90,27 @@ def write_preview(
         image.save(temporary, format="PNG")
     log.info("wrote preview %s (%d x %d)", out_path, shape[1], shape[0])
     return out_path
+
+
+class Outlines:
+    """Polygon outlines for the preview of ``scene``, drawn as tables of polygons arrive onto a
+    transparent picture of the preview's size: a run streaming its polygons hands each table
+    over once and keeps none of them."""
+
+    def __init__(self, scene: Scene, colours: Sequence[Colour], max_size: int = 2048) -> None:
+        self.scene, self.colours = scene, colours
+        shape = preview_shape(scene.width, scene.height, max_size)
+        self.to_pixels = _world_to_preview(scene.transform, scene.width, scene.height, shape)
+        self.width = _line_width(shape)
+        self.image = Image.new("RGBA", (shape[1], shape[0]), (0, 0, 0, 0))
+
+    def add(self, polygons: geopandas.GeoDataFrame) -> None:
+        """Draw the outlines of ``polygons`` (column ``class_id``)."""
+        _draw_outlines(self.image, _in_crs(polygons, self.scene), self.to_pixels, self.colours, self.width)
+
+
+def _line_width(shape: tuple[int, int]) -> int:
+    return 2 if max(shape) >= 512 else 1
 
 
 def preview_shape(width: int, height: int, max_size: int) -> tuple[int, int]:

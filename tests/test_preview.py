@@ -17,7 +17,8 @@ from scipy import ndimage
 
 from helpers import ATLANTA, ATLANTA_LABELS, LANDSAT
 from pspnet_geo.errors import OutputError, RasterError
-from pspnet_geo.preview import preview_path_check, preview_shape, write_preview
+from pspnet_geo.preview import Outlines, preview_path_check, preview_shape, write_preview
+from pspnet_geo.scene import open_scene
 
 COLOURS = [(0, 0, 0), (255, 0, 0)]
 OUTLINE = (255, 0, 0)  # red at full strength, never produced by tinting a grey image
@@ -110,6 +111,18 @@ def test_outlines_follow_polygon_boundaries_including_holes(tmp_path, atlanta_ma
     assert outline.sum() > 0.6 * boundary.sum()
     # the hole's ring is 30 m = 30 preview pixels (0.5 m pixels, halved) above the centre
     assert outline[194:197, 225].any() and not outline[200:250, 225].any()
+
+
+def test_outlines_drawn_as_tables_arrive_give_the_same_picture(tmp_path, atlanta_mask, buildings):
+    whole = write_preview(ATLANTA, atlanta_mask, tmp_path / "whole.png", colours=COLOURS,
+                          polygons=buildings, max_size=450)
+    outlines = Outlines(open_scene(ATLANTA), COLOURS, max_size=450)
+    for chunk in np.array_split(np.arange(len(buildings)), 3):
+        outlines.add(buildings.iloc[chunk])
+    streamed = write_preview(ATLANTA, atlanta_mask, tmp_path / "streamed.png", colours=COLOURS,
+                             polygons=outlines, max_size=450)
+    assert _is(_png(whole), OUTLINE).sum() > 0
+    assert np.array_equal(_png(whole), _png(streamed))
 
 
 def test_lines_drawn_in_a_colour_unlike_the_classes_after_reprojection(tmp_path, atlanta_mask):

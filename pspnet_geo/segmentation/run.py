@@ -20,7 +20,6 @@ from functools import partial
 from itertools import chain
 from pathlib import Path
 
-import pandas as pd
 from tqdm import tqdm
 
 from pspnet_geo.checkpoint import Checkpoint
@@ -35,7 +34,7 @@ from pspnet_geo.errors import InputError
 from pspnet_geo.maskfile import NODATA_CLASS
 from pspnet_geo.models.weights import resolve_weights
 from pspnet_geo.outputs import atomic_output, check_output_path
-from pspnet_geo.preview import preview_path_check, write_preview
+from pspnet_geo.preview import Outlines, preview_path_check, write_preview
 from pspnet_geo.scene import Scene, open_scene, select_bands
 from pspnet_geo.segmentation.blocks import BlockJob, BlockResult, run_block
 from pspnet_geo.segmentation.executors import Executor, open_executor
@@ -134,19 +133,18 @@ def segment_scene(
         cleanup = preset.postprocess if preset and options.postprocess else PostprocessConfig()
         output = stack.enter_context(_vector_output(out, options.layout, source, checkpoint, cleanup,
                                                     overwrite)) if out is not None else None
-        shown: list | None = [] if preview is not None and output is not None else None
-        vectorizer = _vectorizer(source, checkpoint, cleanup, output, shown) if out or preview else None
+        outlines = Outlines(source, classes.colours, options.preview_size) if preview is not None else None
+        vectorizer = _vectorizer(source, checkpoint, cleanup, output, outlines) if out or preview else None
         counts = _run(source, model_path, settings, classes, executor, mask_tmp, proba_tmp,
                       vectorizer, progress, journal_for)
         vectors = vectorizer.finish() if vectorizer else None
-        features = len(vectors.polygons) if vectors else 0
+        features = vectorizer.streamed + len(vectors.polygons) if vectors else 0
         vector_files = []
         if output is not None:
             vector_files, features = output.finish(vectors), output.polygons
         if preview is not None:
-            polygons = vectors.polygons if shown is None else pd.concat([*shown, vectors.polygons])
             write_preview(source.path, mask_tmp, preview, colours=classes.colours,
-                          polygons=polygons, lines=vectors.lines,
+                          polygons=outlines, lines=vectors.lines,
                           bands=settings.bands, background=checkpoint.background, max_size=options.preview_size,
                           overwrite=overwrite)
     _warn_if_empty(source, counts)
@@ -180,17 +178,16 @@ def _vector_output(out, layout: str, scene: Scene, checkpoint: Checkpoint, clean
 
 
 def _vectorizer(scene: Scene, checkpoint: Checkpoint, cleanup: PostprocessConfig, output: VectorOutput | None,
-                shown: list | None) -> MaskVectorizer:
-    """The vectoriser, streaming its polygons into ``output`` (and ``shown``, kept for the preview)."""
+                outlines: Outlines | None) -> MaskVectorizer:
+    """The vectoriser, streaming its polygons into ``output`` and ``outlines`` (the preview's)."""
     def hand_out(frame) -> None:
-        output.add(frame)
-        if shown is not None:
-            shown.append(frame)
+        for taker in (output, outlines):
+            if taker is not None:
+                taker.add(frame)
 
     return MaskVectorizer(scene.height, scene.width, scene.transform, scene.crs,
                           checkpoint.class_names, background=checkpoint.background,
-                          nodata=NODATA_CLASS, postprocess=cleanup,
-                          on_polygons=hand_out if output is not None else None)
+                          nodata=NODATA_CLASS, postprocess=cleanup, on_polygons=hand_out)
 
 
 def resolve_model(model: str | os.PathLike | None, preset: Pipeline | None, download: bool = False) -> str:

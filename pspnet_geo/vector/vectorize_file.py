@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
-import pandas as pd
 import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
@@ -20,7 +19,8 @@ from rasterio.errors import RasterioIOError
 from pspnet_geo.config.pipelines import Pipeline, load_pipeline
 from pspnet_geo.errors import InputError, RasterError
 from pspnet_geo.maskfile import Colour, mask_class_names, mask_colours
-from pspnet_geo.preview import preview_path_check, write_preview
+from pspnet_geo.preview import Outlines, preview_path_check, write_preview
+from pspnet_geo.scene import open_scene
 from pspnet_geo.vector.output import VectorOutput
 from pspnet_geo.vector.vectorize import check_vector_output, vectorize_mask
 
@@ -56,20 +56,20 @@ def vectorize_file(
     cleanup = preset.postprocess if preset and postprocess else None
     crs = _mask_crs(mask)
     has_lines = crs is not None and cleanup is not None and cleanup.has_centerlines
-    shown: list[gpd.GeoDataFrame] = []
+    colours = _colours(preset, mask)
+    outlines = Outlines(open_scene(image), colours, preview_size) if preview is not None else None
     with VectorOutput(out, layout, names, background, crs, has_lines, overwrite) as output:
         def hand_out(frame: gpd.GeoDataFrame) -> None:
             output.add(frame)
-            if preview is not None:
-                shown.append(frame)      # the preview draws every outline: kept only when asked
+            if outlines is not None:
+                outlines.add(frame)
 
         vectors = vectorize_mask(mask, names, background=background, block_size=block_size,
                                  postprocess=cleanup, on_polygons=hand_out)
+        if preview is not None:     # before the layers move into place: a failed preview leaves none
+            write_preview(image, mask, preview, colours=colours, polygons=outlines, lines=vectors.lines,
+                          background=background, max_size=preview_size, overwrite=overwrite)
         files = output.finish(vectors)
-    if preview is not None:
-        write_preview(image, mask, preview, colours=_colours(preset, mask),
-                      polygons=pd.concat([*shown, vectors.polygons]), lines=vectors.lines,
-                      background=background, max_size=preview_size, overwrite=overwrite)
     lines = None if vectors.lines is None else len(vectors.lines)
     return VectorizeResult(files, output.polygons, lines, time.perf_counter() - started)
 
