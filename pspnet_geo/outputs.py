@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pspnet_geo.errors import OutputError
@@ -22,12 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Fail early, with a clear message, if ``path`` cannot be written as a new output."""
+    """Fail early, with a clear message, if ``path`` cannot be written as a new output. An
+    existing directory, device or pipe is never replaced, with or without ``overwrite``."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists; pass --overwrite to replace it")
     if path.is_dir():
         raise OutputError(f"{path} is a directory, not a file")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path} exists and is not a regular file (a device or a pipe); it is never replaced")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"output folder {folder} does not exist")
@@ -37,6 +40,31 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     except OSError as err:
         raise OutputError(f"output folder {folder} is not writable ({err.strerror})") from None
     return path
+
+
+def check_distinct(inputs: Iterable[tuple[str, object]], outputs: Iterable[tuple[str, object]]) -> None:
+    """Refuse a run in which an output would replace one of its inputs, or two outputs would
+    share a file. Paths are compared resolved, through symbolic links; None means not given.
+    ``--overwrite`` replaces earlier outputs, never an input. Each path comes with the name the
+    message gives it (``("--mask-out", path)``, ``("the input scene", path)``)."""
+    taken: dict[Path, str] = {}
+    for name, path in inputs:
+        if path is not None:
+            taken.setdefault(_resolved(path), name)
+    written: dict[Path, str] = {}
+    for name, path in outputs:
+        if path is None:
+            continue
+        key = _resolved(path)
+        if key in taken:
+            raise OutputError(f"{name} {path} is {taken[key]}; an output never replaces an input")
+        if key in written:
+            raise OutputError(f"{written[key]} and {name} are the same file ({path}); give each its own")
+        written[key] = name
+
+
+def _resolved(path: object) -> Path:
+    return Path(os.fspath(path)).expanduser().resolve(strict=False)
 
 
 @contextlib.contextmanager

@@ -89,8 +89,27 @@ def read_window(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndar
     """Pixels (bands, h, w) in the raster's dtype and a validity mask (h, w) for ``window``.
 
     A pixel is valid unless GDAL's dataset mask marks it nodata in every band (its nodata
-    value, an internal mask or an alpha band), the convention rasterio and GDAL share.
+    value, an internal mask or an alpha band), the convention rasterio and GDAL share, or it is
+    NaN or infinite in any band (see :func:`read_finite`).
     """
+    return read_finite(scene, window, bands)[:2]
+
+
+def read_finite(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`read_window`, and where the pixels were NaN or infinite. Such pixels count as
+    nodata whatever the file's nodata value says, and are set to 0, so no model ever sees them
+    (one NaN would spoil every tile it falls in)."""
+    pixels, valid = _read(scene, window, bands)
+    non_finite = np.zeros(valid.shape, bool)
+    if pixels.dtype.kind in "fc":
+        non_finite = ~np.isfinite(pixels).all(axis=0)
+        if non_finite.any():
+            pixels[:, non_finite] = 0
+            valid &= ~non_finite
+    return pixels, valid, non_finite
+
+
+def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, np.ndarray]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)

@@ -67,6 +67,22 @@ def test_a_rerun_merges_every_input_once_in_input_order(tmp_path, model):
     assert second.geometry.geom_equals_exact(expected.geometry, 0).all()
 
 
+def test_a_batch_removes_only_what_it_made_itself(tmp_path, model):
+    write_chips(tmp_path / "chips", corners=((0, 0),))
+    out = tmp_path / "out"
+    assert run(tmp_path / "chips", "-d", out, "-m", model, *FAST).exit_code == 0
+    theirs = [out / ".notes.partial.txt", out / "aoi_0" / "drafts.parts" / "plan.txt", out / "aoi_0" / ".x.partial"]
+    for path in theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("the user's")
+    stale = out / "aoi_0" / ".chip_0.0123abcd.partial.gpkg"          # what a killed run leaves
+    stale.write_text("half written")
+    (out / "aoi_0" / "chip_0_mask.tif").write_bytes(b"damaged")     # so chip_0 runs again
+    again = run(tmp_path / "chips", "-d", out, "-m", model, "--restart", *FAST)
+    assert again.exit_code == 0, again.output
+    assert all(path.read_text() == "the user's" for path in theirs) and not stale.exists()
+
+
 def test_a_rerun_skips_what_is_done_and_redoes_what_changed(tmp_path, model):
     write_chips(tmp_path / "chips")
     out = tmp_path / "out"

@@ -62,11 +62,29 @@ def _find(text: str) -> list[BatchInput]:
 
 
 def _from_glob(pattern: str) -> list[BatchInput]:
-    matches = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    prefix = _fixed_prefix(pattern)
+    matches = _each_file_once(sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()),
+                              prefix)
     if not matches:
         raise InputError(f"the glob {pattern} matches no file")
-    prefix = _fixed_prefix(pattern)
-    return _named([Path(p) for p in matches], prefix)
+    return _named(matches, prefix)
+
+
+def _each_file_once(files: list[Path], root: Path) -> list[Path]:
+    """``files`` without those reached through a symbolic link to a folder below ``root`` (a
+    link may loop back, making one file look like dozens, nested ever deeper), and each real
+    file once, under its own name rather than a link's where it has both."""
+    seen: set[str] = set()
+    kept = []
+    for path in sorted(files, key=lambda path: (path.is_symlink(), str(path))):
+        through_link = any(parent.is_symlink() for parent in path.parents if parent != root
+                           and root in parent.parents)
+        real = os.path.realpath(path)
+        if through_link or real in seen:
+            continue
+        seen.add(real)
+        kept.append(path)
+    return sorted(kept)
 
 
 def _fixed_prefix(pattern: str) -> Path:
@@ -83,7 +101,7 @@ def _from_folder(folder: Path) -> list[BatchInput]:
                        and p.is_file() and not _skipped(p, folder))
     if not files:
         raise InputError(f"folder {folder} holds no raster ({', '.join(RASTER_SUFFIXES)} or {DEEPGLOBE_IMAGE})")
-    return _named(_one_spacenet_product(folder, files), folder)
+    return _named(_each_file_once(_one_spacenet_product(folder, files), folder), folder)
 
 
 def _one_spacenet_product(folder: Path, files: list[Path]) -> list[Path]:

@@ -16,7 +16,6 @@ import concurrent.futures as futures
 import contextlib
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from pspnet_geo.errors import InputError
 from pspnet_geo.segmentation.blocks import BlockJob, run_block, run_blocks
 from pspnet_geo.segmentation.executors import Executor, open_executor
 from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoint
+from pspnet_geo.segmentation.journal import discard as discard_journal
 from pspnet_geo.segmentation.packing import PackingExecutor
 from pspnet_geo.segmentation.run import resolve_model
 from pspnet_geo.stamps import content_hash
@@ -177,10 +177,9 @@ def _run_all(job: BatchJob, items: Sequence[BatchInput], executor: Executor, fil
 
 
 def _remove_leftovers(out_dir: Path, restart: bool) -> None:
-    """Remove temporary outputs a killed run left behind (``.NAME.XXXXXXXX.partial.EXT``), and
-    on ``restart`` the finished blocks kept for resuming inside scenes (``NAME.parts/``)."""
-    for path in out_dir.rglob(".*.partial*"):
-        log.info("removing %s, left by an interrupted run", path)
-        path.unlink()
+    """On ``restart``, the finished blocks kept for resuming inside scenes (``NAME.parts/``
+    folders a journal made; nothing else is removed). Temporary outputs a killed run left
+    (``.NAME.XXXXXXXX.partial.EXT``) need no sweep: each goes when its output is written again."""
     for folder in out_dir.rglob("*.parts") if restart else ():
-        shutil.rmtree(folder)
+        if discard_journal(folder):
+            log.info("removed %s, blocks of an earlier run", folder)

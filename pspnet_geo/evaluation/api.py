@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pspnet_geo.config.pipelines import load_pipeline
-from pspnet_geo.errors import InputError, OutputError
+from pspnet_geo.errors import InputError
 from pspnet_geo.evaluation.features import FeatureTruth, object_section, road_section
 from pspnet_geo.evaluation.pixels import open_truth, pixel_metrics, stream_confusion
 from pspnet_geo.evaluation.report import PixelSection, Section, render, report_dict
@@ -33,6 +33,7 @@ from pspnet_geo.labels.classes import ClassSpec, label_value_map, parse_classes
 from pspnet_geo.labels.classes import class_column as spec_column
 from pspnet_geo.labels.read import RASTER_SUFFIXES
 from pspnet_geo.maskfile import mask_class_names
+from pspnet_geo.outputs import check_distinct, check_output_path
 from pspnet_geo.scene import open_scene
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ def evaluate(
     clean-up, and need vector truth. ``json_out`` also writes the report as JSON.
     """
     started = time.perf_counter()
-    _check_json_out(json_out, overwrite)
+    if json_out is not None:
+        check_output_path(json_out, overwrite)
+    check_distinct([("the prediction", prediction), ("the truth", truth)], [("--json", json_out)])
     chips = match_chips(prediction, truth) if per_tile else [_single_chip(prediction, truth)]
     spec, pipeline_background = _classes(classes, pipeline, chips[0][1])
     class_column = spec_column(spec, class_column)
@@ -173,12 +176,3 @@ def _chip_files(where: str | os.PathLike, suffixes: set[str]) -> dict[str, str]:
     if not chips:
         raise InputError(f"no chips ({', '.join(sorted(suffixes))}) in {text}")
     return chips
-
-
-def _check_json_out(path: str | os.PathLike | None, overwrite: bool) -> None:
-    if path is None:
-        return
-    if Path(path).exists() and not overwrite:
-        raise OutputError(f"{path} exists; use --overwrite to replace it")
-    if not Path(path).parent.is_dir():
-        raise OutputError(f"cannot write {path}: folder {Path(path).parent} does not exist")

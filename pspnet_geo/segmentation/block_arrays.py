@@ -26,7 +26,7 @@ def to_arrays(result: BlockResult) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     meta = {"block": [block.row, block.col, block.tile_rows.start, block.tile_rows.stop,
                       block.tile_cols.start, block.tile_cols.stop],
-            "tiles_run": result.tiles_run, "tiles_skipped": result.tiles_skipped,
+            "tiles_run": result.tiles_run, "tiles_skipped": result.tiles_skipped, "non_finite": result.non_finite,
             "finished": [], "partials": []}
     for i, piece in enumerate(result.finished):
         arrays[f"f{i}_classes"] = piece.classes
@@ -59,7 +59,7 @@ def from_arrays(arrays: dict[str, np.ndarray], key: tuple[int, int]) -> BlockRes
     finished = [_finished(arrays, i, piece) for i, piece in enumerate(meta["finished"])]
     partials = [_partial(arrays, i, partial) for i, partial in enumerate(meta["partials"])]
     return BlockResult(Block(row, col, range(r0, r1), range(c0, c1)), int(meta["tiles_run"]),
-                       int(meta["tiles_skipped"]), finished, partials)
+                       int(meta["tiles_skipped"]), finished, partials, int(meta["non_finite"]))
 
 
 def _finished(arrays: dict[str, np.ndarray], i: int, described: dict) -> FinishedPiece:

@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.errors import PspnetGeoError
-from pspnet_geo.scene import Scene, read_window
+from pspnet_geo.scene import Scene, read_finite
 from pspnet_geo.segmentation.inference import (
     default_batch_size,
     load_model,
@@ -55,6 +55,8 @@ class BlockResult:
     tiles_skipped: int
     finished: list[FinishedPiece]
     partials: list[PartialPiece]
+    non_finite: int = 0
+    """NaN or infinite pixels in the part of the scene this block owns (see :func:`block_inputs`)."""
 
 
 def run_block(job: BlockJob) -> BlockResult:
@@ -93,7 +95,7 @@ def _blend(job: BlockJob, inputs: BlockInputs, checkpoint: Checkpoint, logits: I
     for tile in inputs.tiles:
         blender.add(_weigh(job.plan, tile, next(logits)))
     return BlockResult(job.block, len(inputs.tiles), len(job.block.tiles) - len(inputs.tiles),
-                       blender.finished(job.with_probabilities), blender.partials)
+                       blender.finished(job.with_probabilities), blender.partials, inputs.non_finite)
 
 
 @dataclass
@@ -104,6 +106,7 @@ class BlockInputs:
     valid: np.ndarray
     tiles: list[tuple[int, int]]
     arrays: list[np.ndarray]
+    non_finite: int = 0
 
 
 def block_inputs(scene: Scene, plan: TilePlan, block: Block, checkpoint: Checkpoint,
@@ -113,12 +116,12 @@ def block_inputs(scene: Scene, plan: TilePlan, block: Block, checkpoint: Checkpo
     Nodata pixels are set to 0, the band mean after normalisation. The arrays are views into
     one block-sized array, so nothing is copied per tile.
     """
-    origin, pixels, valid = read_block_pixels(scene, plan, block, bands)
+    origin, pixels, valid, non_finite = read_block_pixels(scene, plan, block, bands)
     pixels = checkpoint.normalise(pixels)
     pixels[:, ~valid] = 0.0
     tiles = [t for t in block.tiles if _tile_has_data(plan, t, valid, origin)]
     arrays = [_crop(pixels, origin, plan.tile_window(*t)) for t in tiles]
-    return BlockInputs(origin, valid, tiles, arrays)
+    return BlockInputs(origin, valid, tiles, arrays, non_finite)
 
 
 class BlockBlender:
@@ -153,21 +156,32 @@ class BlockBlender:
         return [self.accumulator.finish(self.interior_valid, with_probabilities)]
 
 
-def read_block_pixels(scene: Scene, plan: TilePlan, block: Block, bands: list[int]) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
-    """The block's tile extent as (origin, pixels, valid), mirrored past the scene edges.
+def read_block_pixels(scene: Scene, plan: TilePlan, block: Block,
+                      bands: list[int]) -> tuple[tuple[int, int], np.ndarray, np.ndarray, int]:
+    """The block's tile extent as (origin, pixels, valid, non-finite count), mirrored past the
+    scene edges.
 
     One read covers every in-scene pixel the block's tiles need; indices past an edge are
     mapped back by reflection, exactly as if the whole scene had been padded first. ``valid``
-    is mirrored the same way, so it says whether each pixel's source is nodata.
+    is mirrored the same way, so it says whether each pixel's source is nodata. The count is of
+    NaN or infinite pixels in the rectangle the block owns (from its first tile's corner to the
+    next blocks'): those rectangles tile the scene, so the blocks' counts add up to the scene's.
     """
     row_start = plan.rows.span(block.tile_rows[0])[0]
     col_start = plan.cols.span(block.tile_cols[0])[0]
     rows = plan.rows.reflect(np.arange(row_start, plan.rows.span(block.tile_rows[-1])[1]))
     cols = plan.cols.reflect(np.arange(col_start, plan.cols.span(block.tile_cols[-1])[1]))
     window = Window(int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1))
-    pixels, valid = read_window(scene, window, bands)
+    pixels, valid, non_finite = read_finite(scene, window, bands)
     index = np.ix_(rows - rows.min(), cols - cols.min())
-    return (row_start, col_start), pixels[(slice(None), *index)], valid[index]
+    owned = non_finite[row_start - window.row_off:_owned_end(plan.rows, block.tile_rows) - window.row_off,
+                       col_start - window.col_off:_owned_end(plan.cols, block.tile_cols) - window.col_off]
+    return (row_start, col_start), pixels[(slice(None), *index)], valid[index], int(owned.sum())
+
+
+def _owned_end(axis, tiles: range) -> int:
+    """Where the next block's first tile starts along ``axis`` (the scene's end for the last)."""
+    return min(axis.length, axis.span(tiles[-1] + 1)[0]) if tiles[-1] + 1 < axis.count else axis.length
 
 
 def _tile_has_data(plan: TilePlan, tile: tuple[int, int], valid: np.ndarray, origin: tuple[int, int]) -> bool:

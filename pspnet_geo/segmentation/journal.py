@@ -92,18 +92,32 @@ class BlockJournal:
 
     def remove(self) -> None:
         """Delete what this journal wrote, and the folder if nothing else is in it."""
-        self._clear()
-        try:
-            self.folder.rmdir()
-        except OSError:
-            pass
+        discard(self.folder)
 
     def _clear(self) -> None:
-        """Remove the files this module writes (identity, blocks, their temporaries), only those."""
-        for path in self.folder.glob("*"):
-            if path.name in (_IDENTITY, f"{_IDENTITY}.tmp") or (
-                    path.suffix in (".npz", ".tmp", ".pkl") and _key(path) is not None):
-                path.unlink(missing_ok=True)
+        _clear(self.folder)
+
+
+def discard(folder: str | os.PathLike) -> bool:
+    """Remove a journal folder's own files, and the folder if nothing else is left in it; only a
+    folder a journal made (it holds a journal identity) is touched. Whether it was one."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir() or _stored_identity(folder) is None:
+        return False
+    _clear(folder)
+    try:
+        folder.rmdir()
+    except OSError:
+        log.info("%s: kept, it holds files that are not blocks", folder)
+    return True
+
+
+def _clear(folder: Path) -> None:
+    """Remove the files a journal writes (identity, blocks, their temporaries), only those."""
+    for path in folder.glob("*"):
+        if path.name in (_IDENTITY, f"{_IDENTITY}.tmp") or (
+                path.suffix in (".npz", ".tmp", ".pkl") and _key(path) is not None):
+            path.unlink(missing_ok=True)
 
 
 def _stored_identity(folder: Path) -> dict | None:
@@ -112,7 +126,7 @@ def _stored_identity(folder: Path) -> dict | None:
         stored = json.loads((folder / _IDENTITY).read_text())
     except (OSError, ValueError):
         return None
-    return stored if isinstance(stored, dict) else None
+    return stored if isinstance(stored, dict) and "format" in stored else None
 
 
 def _version() -> str:

@@ -33,7 +33,7 @@ from pspnet_geo.config.settings import (
 from pspnet_geo.errors import InputError
 from pspnet_geo.maskfile import NODATA_CLASS
 from pspnet_geo.models.weights import resolve_weights
-from pspnet_geo.outputs import atomic_output, check_output_path
+from pspnet_geo.outputs import atomic_output, check_distinct, check_output_path
 from pspnet_geo.preview import Outlines, preview_path_check, write_preview
 from pspnet_geo.scene import Scene, open_scene, select_bands
 from pspnet_geo.segmentation.blocks import BlockJob, BlockResult, run_block
@@ -118,6 +118,8 @@ def segment_scene(
     _check_outputs(out, mask_out, proba_out, preview, options.layout, overwrite)
     preset = load_pipeline(pipeline) if pipeline else None
     model_path = resolve_model(model, preset, download)
+    check_distinct([("the input scene", scene), ("the model", model_path)],
+                   [("--out", out), ("--mask-out", mask_out), ("--proba-out", proba_out), ("--preview", preview)])
     source = open_scene(scene)
     checkpoint = load_checkpoint(model_path)
     settings = _settings(source, checkpoint, preset, options.inference)
@@ -284,7 +286,7 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
         computed = chain(journal.saved(), _saving(computed, journal))
     stitcher = Stitcher(plan, len(classes.names), proba_path is not None)
     outputs = RasterOutputs(scene, classes, mask_path, proba_path)
-    run = skipped = 0
+    run = skipped = non_finite = 0
     try:
         with tqdm(total=plan.tile_count, unit="tile", disable=not progress, dynamic_ncols=True) as bar:
             for result in computed:
@@ -293,6 +295,7 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
                     if vectorizer is not None:
                         vectorizer.add_piece(piece.window, piece.classes)
                 run, skipped = run + result.tiles_run, skipped + result.tiles_skipped
+                non_finite += result.non_finite
                 bar.update(result.tiles_run + result.tiles_skipped)
     finally:
         outputs.close()
@@ -301,6 +304,8 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
                            "blocks were never completed")
     if journal is not None:
         journal.remove()
+    if non_finite:
+        log.warning("%s: %d pixels are NaN or infinite; they were treated as nodata", scene.path, non_finite)
     return run, skipped
 
 

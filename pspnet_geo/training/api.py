@@ -25,7 +25,7 @@ from pspnet_geo.errors import InputError
 from pspnet_geo.labels.classes import ClassSpec, label_value_map, parse_classes
 from pspnet_geo.labels.classes import class_column as spec_column
 from pspnet_geo.models import PSPNet, cached_weights_path
-from pspnet_geo.outputs import check_output_path
+from pspnet_geo.outputs import check_distinct, check_output_path
 from pspnet_geo.segmentation.inference import resolve_device
 from pspnet_geo.training.augment import augmentation, training_transform
 from pspnet_geo.training.batches import TrainingBatches, WindowChoice
@@ -135,7 +135,12 @@ def train_with(images: PathLike | Sequence[PathLike], labels: PathLike | Sequenc
     out = check_output_path(out, s.overwrite or s.resume)
     if s.plot is not None:
         check_plot_path(s.plot, s.overwrite or s.resume)
-    metrics = MetricsLog(s.metrics_log or Path(out).with_suffix(".metrics.jsonl"), s.overwrite, append=s.resume)
+    metrics_path = s.metrics_log or Path(out).with_suffix(".metrics.jsonl")
+    check_distinct([("an input image", path) for path in _listed(images)]
+                   + [("the labels", path) for path in _listed(labels)],
+                   [("--out", out), ("--metrics-log", metrics_path), ("--plot", s.plot),
+                    ("the training state", state_path(out))])
+    metrics = MetricsLog(metrics_path, s.overwrite, append=s.resume)
     spec = _classes(s.classes, s.background, s.unlabelled)
     class_column = spec_column(spec, s.class_column)
     data = TrainingData.open(images, labels, spec, class_column, s.unlabelled, s.background, s.bands,
@@ -228,6 +233,10 @@ def _classes(classes: str | PathLike | Sequence[str], background: int | None, un
     if unlabelled == "background" and background is None:
         raise InputError("unlabelled pixels cannot be background when there is no background class")
     return spec
+
+
+def _listed(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
 
 
 def _survey_windows(split: Split, rng: np.random.Generator) -> list[tuple[int, object]]:

@@ -48,9 +48,8 @@ class PolygonBuilder:
         self.grid, self.background, self.nodata = grid, background, nodata
         self._done = np.zeros(grid.shape, dtype=bool)
         self._chunks: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
-        self._seams: list[_SeamPiece] = []
+        self._seams = _SeamGroups(grid.shape)
         self._next = 0
-        self._blocked = self._done.size
 
     def add(self, window: Window, data: np.ndarray) -> list[Chunk]:
         """Polygonise one window of the grid; the chunks of polygons that are now final."""
@@ -64,24 +63,26 @@ class PolygonBuilder:
             beyond = _windows_beyond(polygons, window, self.grid)
             inside = np.array([not windows for windows in beyond], dtype=bool)
             self._keep(self._flat(index), classes[inside], polygons[inside])
-            self._seams += [_SeamPiece(int(classes[i]), polygons[i], self._flat(index), beyond[i])
-                            for i in np.flatnonzero(~inside)]
-        self._join_finished_seams()
+            pieces = [_SeamPiece(int(classes[i]), polygons[i], self._flat(index), beyond[i])
+                      for i in np.flatnonzero(~inside)]
+        else:
+            pieces = []
+        for window, class_id, merged in self._seams.add(self._flat(index), pieces, self._done.ravel()):
+            self._keep(window, np.full(len(merged), class_id), merged)
         return self._ready()
 
     def finish(self) -> list[Chunk]:
         """The chunks still held, once every window is done."""
         if not self._done.all():
             raise RuntimeError(f"{int((~self._done).sum())} mask windows were never polygonised")
-        self._join_finished_seams()
-        if self._seams:
-            raise RuntimeError(f"{len(self._seams)} seam pieces were never joined")
+        if self._seams.count:
+            raise RuntimeError(f"{self._seams.count} seam pieces were never joined")
         return self._ready()
 
     @property
     def held(self) -> int:
         """How many polygons (and seam pieces) are held, not yet handed out."""
-        return len(self._seams) + sum(len(p) for parts in self._chunks.values() for _, p in parts)
+        return self._seams.count + sum(len(p) for parts in self._chunks.values() for _, p in parts)
 
     def _index(self, window: Window) -> tuple[int, int]:
         row, col = divmod(window.row_off, self.grid.step_rows)[0], divmod(window.col_off, self.grid.step_cols)[0]
@@ -96,29 +97,10 @@ class PolygonBuilder:
         if len(polygons):
             self._chunks[window].append((classes.astype(np.int64), polygons))
 
-    def _join_finished_seams(self) -> None:
-        """Merge every group of touching seam pieces whose windows beyond are all done."""
-        done = self._done.ravel()
-        waiting: list[_SeamPiece] = []
-        blocked = done.size     # a waiting group will go out with its last window, at this one or later
-        for class_id in sorted({piece.class_id for piece in self._seams}):
-            pieces = [piece for piece in self._seams if piece.class_id == class_id]
-            shapes = np.array([piece.polygon for piece in pieces], dtype=object)
-            left, right = _sharing_an_edge(shapes)
-            for members in _connected_groups(len(pieces), left, right):
-                group = [pieces[m] for m in members]
-                if not all(done[w] for piece in group for w in piece.beyond):
-                    waiting += group
-                    blocked = min(blocked, max(piece.window for piece in group))
-                    continue
-                merged = _merge_touching(shapes[members])
-                self._keep(max(piece.window for piece in group), np.full(len(merged), class_id), merged)
-        self._seams, self._blocked = waiting, blocked
-
     def _ready(self) -> list[Chunk]:
         """The chunks of the next windows in row-major order that can no longer change."""
         done, ready = self._done.ravel(), []
-        while self._next < min(done.size, self._blocked) and done[self._next]:
+        while self._next < min(done.size, self._seams.blocked()) and done[self._next]:
             parts = self._chunks.pop(self._next, [])
             if parts:
                 ready.append(sort_polygons(np.concatenate([c for c, _ in parts]),
@@ -139,6 +121,108 @@ class _SeamPiece:
     polygon: shapely.Polygon
     window: int
     beyond: tuple[int, ...]
+
+
+class _SeamGroups:
+    """The seam pieces waiting, grouped as they will merge, kept from one window to the next.
+
+    A new window's pieces are matched only against the waiting pieces of the windows next to it
+    (pieces of one region in one window never share an edge), and each group counts the windows
+    beyond its pieces' edges that are not done yet, so a finished window costs time in
+    proportion to what it touches, not to everything waiting.
+    """
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self._pieces: dict[int, _SeamPiece] = {}
+        self._ids = itertools.count()
+        self._parent: dict[int, int] = {}
+        self._groups: dict[int, _Group] = {}           # by root id
+        self._by_window: dict[int, list[int]] = defaultdict(list)
+
+    @property
+    def count(self) -> int:
+        return len(self._pieces)
+
+    def blocked(self) -> int:
+        """The first window whose chunk a waiting group may still join (it goes out with its last)."""
+        return min((group.last for group in self._groups.values()), default=self.shape[0] * self.shape[1])
+
+    def add(self, window: int, pieces: list[_SeamPiece], done: np.ndarray
+            ) -> list[tuple[int, int, np.ndarray]]:
+        """Take ``window``'s pieces (the window is done); the (window, class, polygons) of every
+        group now complete, merged."""
+        neighbours = [w for w in self._neighbours(window) if done[w]]
+        for piece in pieces:
+            pid = next(self._ids)
+            self._pieces[pid], self._parent[pid] = piece, pid
+            self._by_window[window].append(pid)
+            self._groups[pid] = _Group([pid], sum(not done[w] for w in piece.beyond), window)
+        for w in neighbours:                     # their pieces reaching this window wait for one less
+            for pid in self._by_window.get(w, ()):
+                if window in self._pieces[pid].beyond:
+                    self._groups[self._root(pid)].pending -= 1
+        self._link(self._by_window.get(window, []), [pid for w in neighbours for pid in self._by_window.get(w, ())])
+        touched = {self._root(pid) for w in [window, *neighbours] for pid in self._by_window.get(w, ())}
+        return [self._merge(root) for root in sorted(touched) if self._groups[root].pending == 0]
+
+    def _neighbours(self, window: int) -> list[int]:
+        rows, cols = self.shape
+        row, col = divmod(window, cols)
+        return [r * cols + c for r, c in ((row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1))
+                if 0 <= r < rows and 0 <= c < cols]
+
+    def _link(self, new: list[int], old: list[int]) -> None:
+        """Join the groups of new and old pieces of one class that share an edge."""
+        if not new or not old:
+            return
+        shapes = np.array([self._pieces[pid].polygon for pid in new + old], dtype=object)
+        classes = np.array([self._pieces[pid].class_id for pid in new + old])
+        left, right = _sharing_an_edge(shapes)
+        same = (classes[left] == classes[right]) & (left < len(new)) & (right >= len(new))
+        ids = np.array(new + old)
+        for a, b in zip(ids[left[same]].tolist(), ids[right[same]].tolist()):
+            self._union(a, b)
+
+    def _root(self, pid: int) -> int:
+        while self._parent[pid] != pid:
+            self._parent[pid] = self._parent[self._parent[pid]]
+            pid = self._parent[pid]
+        return pid
+
+    def _union(self, a: int, b: int) -> None:
+        a, b = self._root(a), self._root(b)
+        if a == b:
+            return
+        if len(self._groups[a].members) > len(self._groups[b].members):
+            a, b = b, a
+        gone = self._groups.pop(a)
+        self._parent[a] = b
+        kept = self._groups[b]
+        kept.members += gone.members
+        kept.pending += gone.pending
+        kept.last = max(kept.last, gone.last)
+
+    def _merge(self, root: int) -> tuple[int, int, np.ndarray]:
+        """The complete group's polygons, merged; it stops waiting."""
+        group = self._groups.pop(root)
+        # By window, then by place in its window: the same whatever order the windows came in.
+        members = sorted(group.members, key=lambda pid: (self._pieces[pid].window, pid))
+        pieces = [self._pieces.pop(pid) for pid in members]
+        for pid, piece in zip(members, pieces):
+            self._by_window[piece.window].remove(pid)
+            del self._parent[pid]
+        shapes = np.array([piece.polygon for piece in pieces], dtype=object)
+        return group.last, pieces[0].class_id, _merge_touching(shapes)
+
+
+@dataclass
+class _Group:
+    """Pieces that will merge: their ids, the windows beyond them not yet done, the last window."""
+
+    members: list[int]
+    pending: int
+    last: int
 
 
 def sort_polygons(classes: np.ndarray, polygons: np.ndarray) -> Chunk:

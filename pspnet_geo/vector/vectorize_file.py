@@ -18,6 +18,7 @@ from rasterio.errors import RasterioIOError
 
 from pspnet_geo.config.pipelines import Pipeline, load_pipeline
 from pspnet_geo.errors import InputError, RasterError
+from pspnet_geo.outputs import check_distinct
 from pspnet_geo.maskfile import Colour, mask_class_names, mask_colours
 from pspnet_geo.preview import Outlines, preview_path_check, write_preview
 from pspnet_geo.scene import open_scene
@@ -49,6 +50,7 @@ def vectorize_file(
     """
     started = time.perf_counter()
     _check_outputs(out, layout, preview, image, overwrite)
+    check_distinct([("the mask", mask), ("--image", image)], [("--out", out), ("--preview", preview)])
     preset = load_pipeline(pipeline) if pipeline else None
     names = list(preset.class_names) if preset else mask_class_names(mask)
     if background == "auto":

@@ -68,3 +68,14 @@ def test_a_list_may_mix_absolute_and_relative_paths(tmp_path):
     listing = tmp_path / "inputs.txt"
     listing.write_text(f"a/x.tif\n{tmp_path / 'b' / 'y.tif'}\n")
     assert names(find_inputs(listing)) == ["a/x", "b/y"]
+
+
+@pytest.mark.parametrize("spec", ["{root}/**/*.tif", "{root}"])
+def test_symbolic_links_never_loop_and_each_file_counts_once(tmp_path, spec):
+    root = tmp_path / "data"
+    (root / "aoi").mkdir(parents=True)
+    (root / "aoi" / "chip.tif").write_bytes(b"II*\x00")
+    (root / "aoi" / "back").symlink_to(root)                 # a loop: data/aoi/back/aoi/back/...
+    (root / "alias.tif").symlink_to(root / "aoi" / "chip.tif")
+    found = find_inputs(spec.format(root=root))
+    assert [(item.source, str(item.name)) for item in found] == [(str(root / "aoi" / "chip.tif"), "aoi/chip")]

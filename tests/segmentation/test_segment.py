@@ -15,6 +15,7 @@ from rasterio.windows import Window
 from helpers import ATLANTA, BAD_INPUTS, LANDSAT
 from pspnet_geo.errors import BandMismatchError, InputError, OutputError, RunError
 from pspnet_geo.config.pipelines import load_pipeline
+from pspnet_geo.maskfile import NODATA_CLASS
 from pspnet_geo.segmentation.run import segment
 from pspnet_geo.segmentation.tiling import TilePlan
 from pspnet_geo.vector.vectorize import vectorize_mask
@@ -254,3 +255,28 @@ def test_cuda_is_checked_by_the_client_only_when_the_blocks_run_here(tmp_path, a
         segment(ATLANTA, device="cuda", executor=remote, **options)
     remote.close()
     assert "cuda" in asked
+
+
+def test_nan_and_infinite_pixels_are_nodata_and_never_reach_the_model(tmp_path, atlanta_model, caplog):
+    with rasterio.open(ATLANTA) as src:
+        window = Window(0, 0, 300, 300)
+        pixels = src.read(window=window).astype("float32")
+        profile = src.profile | {"width": 300, "height": 300, "dtype": "float32", "nodata": None,
+                                 "transform": src.window_transform(window)}
+    broken = pixels.copy()
+    broken[:, 100:105] = np.nan
+    broken[-1, 200, 7] = np.inf
+    declared = np.where(np.isfinite(broken), broken, -9999.0).astype("float32")
+    for name, data, nodata in (("broken.tif", broken, None), ("declared.tif", declared, -9999.0)):
+        with rasterio.open(tmp_path / name, "w", **(profile | {"nodata": nodata})) as dst:
+            dst.write(data)
+    with caplog.at_level(logging.WARNING, logger="pspnet_geo.segmentation.run"):
+        segment(tmp_path / "broken.tif", mask_out=tmp_path / "b.tif", model=atlanta_model, tile_size=128,
+                overlap=32, block_tiles=1, progress=False)
+    assert "1501 pixels are NaN or infinite; they were treated as nodata" in caplog.text
+    segment(tmp_path / "declared.tif", mask_out=tmp_path / "d.tif", model=atlanta_model, tile_size=128,
+            overlap=32, block_tiles=1, progress=False)
+    got, want = read_mask(tmp_path / "b.tif"), read_mask(tmp_path / "d.tif")
+    assert np.array_equal(got, want)
+    assert (got[100:105] == NODATA_CLASS).all() and got[200, 7] == NODATA_CLASS
+    assert (got[:100] != NODATA_CLASS).all()
