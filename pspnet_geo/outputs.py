@@ -20,6 +20,9 @@ from pspnet_geo.errors import OutputError
 
 log = logging.getLogger(__name__)
 
+_SIDECARS = r"(\.aux\.xml|\.msk|\.ovr|-journal|-wal|-shm|\.spool\.gpkg(-journal|-wal|-shm)?)?"
+"""What GDAL and SQLite (and a vector stream's spool) may leave beside a temporary output."""
+
 
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     """Fail early, with a clear message, if ``path`` cannot be written as a new output. An
@@ -85,7 +88,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     names them (``.STEM.XXXXXXXX.partial.EXT``, eight hex digits) and their sidecars. Nothing
     else is touched. A run can leave them only when it is killed outright (SIGKILL, power loss);
     every other ending removes them itself. Returns the files removed."""
-    pattern = re.compile(rf"\.{re.escape(path.stem)}\.[0-9a-f]{{8}}\.partial{re.escape(path.suffix)}(\..+|-\w+)?")
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.[0-9a-f]{{8}}\.partial{re.escape(path.suffix)}{_SIDECARS}")
     removed = []
     for candidate in path.parent.glob(f".{glob.escape(path.stem)}.*.partial*"):
         if pattern.fullmatch(candidate.name) and candidate.is_file():

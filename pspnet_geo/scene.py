@@ -96,17 +96,18 @@ def read_window(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndar
 
 
 def read_finite(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`read_window`, and where the pixels were NaN or infinite. Such pixels count as
-    nodata whatever the file's nodata value says, and are set to 0, so no model ever sees them
-    (one NaN would spoil every tile it falls in)."""
+    """:func:`read_window`, and where pixels the file does not mark nodata were NaN or infinite.
+    Such pixels count as nodata whatever the file's nodata value says, and are set to 0, so no
+    model ever sees them (one NaN would spoil every tile it falls in)."""
     pixels, valid = _read(scene, window, bands)
-    non_finite = np.zeros(valid.shape, bool)
+    unmarked = np.zeros(valid.shape, bool)
     if pixels.dtype.kind in "fc":
         non_finite = ~np.isfinite(pixels).all(axis=0)
         if non_finite.any():
             pixels[:, non_finite] = 0
+            unmarked = non_finite & valid
             valid &= ~non_finite
-    return pixels, valid, non_finite
+    return pixels, valid, unmarked
 
 
 def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -29,3 +29,12 @@ def test_an_atomic_output_clears_its_stale_temporaries_and_leaves_none_of_its_ow
         temporary.write_text("half")
         raise ValueError
     assert [p.name for p in tmp_path.iterdir()] == ["mask.tif"]
+
+
+def test_an_output_without_an_extension_leaves_other_outputs_temporaries_alone(tmp_path):
+    other = tmp_path / ".x.0123abcd.partial.tif"
+    mine = tmp_path / ".x.0123abcd.partial"
+    other.write_text("another output's")
+    mine.write_text("x's")
+    assert remove_stale_temporaries(tmp_path / "x") == [mine]
+    assert other.exists()

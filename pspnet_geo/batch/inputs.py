@@ -71,19 +71,22 @@ def _from_glob(pattern: str) -> list[BatchInput]:
 
 
 def _each_file_once(files: list[Path], root: Path) -> list[Path]:
-    """``files`` without those reached through a symbolic link to a folder below ``root`` (a
-    link may loop back, making one file look like dozens, nested ever deeper), and each real
-    file once, under its own name rather than a link's where it has both."""
+    """Each real file of ``files`` once, under the name with the fewest symbolic links to
+    folders below ``root`` on the way (a link may loop back, making one file look like dozens,
+    nested ever deeper), and its own name rather than a link's where it has both."""
+    def links(path: Path) -> int:
+        return sum(parent.is_symlink() for parent in path.parents if root in parent.parents)
+
     seen: set[str] = set()
     kept = []
-    for path in sorted(files, key=lambda path: (path.is_symlink(), str(path))):
-        through_link = any(parent.is_symlink() for parent in path.parents if parent != root
-                           and root in parent.parents)
+    for path in sorted(files, key=lambda path: (links(path), path.is_symlink(), len(path.parts), str(path))):
         real = os.path.realpath(path)
-        if through_link or real in seen:
-            continue
-        seen.add(real)
-        kept.append(path)
+        if real not in seen:
+            seen.add(real)
+            kept.append(path)
+    if len(kept) < len(files):
+        log.info("%d paths name files already found under another name (symbolic links); each file "
+                 "is one input", len(files) - len(kept))
     return sorted(kept)
 
 

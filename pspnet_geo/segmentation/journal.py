@@ -15,9 +15,11 @@ this module writes, with a warning; a folder this module did not make is refused
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,6 +29,7 @@ import numpy as np
 from pspnet_geo.errors import OutputError
 from pspnet_geo.segmentation.blocks import BlockResult
 from pspnet_geo.segmentation.block_arrays import from_arrays, to_arrays
+from pspnet_geo.segmentation.tiling import TilePlan
 
 log = logging.getLogger(__name__)
 
@@ -39,33 +42,41 @@ folders are cleared rather than misread."""
 
 
 class BlockJournal:
-    """The saved block results of one run, keyed by block (row, col)."""
+    """The saved block results of one run of ``plan`` with ``classes`` classes, keyed by block
+    (row, col)."""
 
-    def __init__(self, folder: str | os.PathLike, identity: dict) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: str | os.PathLike, identity: dict, plan: TilePlan, classes: int) -> None:
+        self.folder, self.plan, self.classes = Path(folder), plan, classes
         identity = json.loads(json.dumps({**identity, "pspnet_geo": _version(), "format": FORMAT}, sort_keys=True))
         if self.folder.is_symlink():
             raise OutputError(f"{self.folder} is a symbolic link; resumable blocks are kept only in a "
                               "folder of their own")
-        if self.folder.exists():
-            stored = _stored_identity(self.folder)
-            if stored is None:
-                raise OutputError(f"{self.folder} exists and was not made by a resumable pspnet-geo run; "
-                                  "move it away to resume")
-            if stored != identity:
-                log.warning("%s holds blocks of another run (scene, model, settings or version differ); "
-                            "starting over", self.folder)
-                self._clear()
+        # An empty folder (or one a run was killed in before its identity was in place) is taken.
+        if self.folder.exists() and any(p.name != f"{_IDENTITY}.tmp" for p in self.folder.iterdir()):
+            self._check_folder(identity)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            temporary = self.folder / f"{_IDENTITY}.tmp"
-            temporary.write_text(json.dumps(identity, sort_keys=True))
-            os.replace(temporary, self.folder / _IDENTITY)
+            _write_new(self.folder / f"{_IDENTITY}.tmp", json.dumps(identity, sort_keys=True).encode())
+            os.replace(self.folder / f"{_IDENTITY}.tmp", self.folder / _IDENTITY)
         except OSError as err:
             raise OutputError(f"cannot keep resumable blocks in {self.folder} ({err.strerror})") from None
         self.done = {key for key in map(_key, self.folder.glob("block_*.npz")) if key is not None}
         if self.done:
             log.info("%s: resuming, %d blocks already done", self.folder, len(self.done))
+
+    def _check_folder(self, identity: dict) -> None:
+        """Refuse a folder that is not this user's or that no journal made; clear another run's."""
+        if hasattr(os, "getuid") and self.folder.stat().st_uid != os.getuid():
+            raise OutputError(f"{self.folder} belongs to another user; resumable blocks are kept only in "
+                              "a folder of one's own")
+        stored = _stored_identity(self.folder)
+        if stored is None:
+            raise OutputError(f"{self.folder} exists and was not made by a resumable pspnet-geo run; "
+                              "move it away to resume")
+        if stored != identity:
+            log.warning("%s holds blocks of another run (scene, model, settings or version differ); "
+                        "starting over", self.folder)
+            _clear_blocks(self.folder)
 
     def saved(self) -> Iterator[BlockResult]:
         """The saved results, one at a time. A damaged one is deleted and leaves :attr:`done`
@@ -73,9 +84,13 @@ class BlockJournal:
         for key in sorted(self.done):
             path = self.folder / f"block_{key[0]}_{key[1]}.npz"
             try:
-                with np.load(path, allow_pickle=False) as stored:
-                    result = from_arrays(dict(stored), key)
-            except (OSError, ValueError, KeyError, EOFError) as err:
+                if path.is_symlink() or not path.is_file():     # a link or a pipe: never followed
+                    raise ValueError("not a plain file")
+                with path.open("rb") as stream, np.load(stream, allow_pickle=False) as stored:
+                    result = from_arrays(dict(stored), key, self.plan, self.classes)
+            # Anything in the folder may have been damaged or planted, and reading it fails in many
+            # ways (zip, JSON, shapes); every one means the same: run the block again.
+            except Exception as err:
                 log.warning("%s is damaged (%s); its block runs again", path, err)
                 path.unlink(missing_ok=True)
                 self.done.discard(key)
@@ -85,39 +100,44 @@ class BlockJournal:
     def save(self, result: BlockResult) -> None:
         """Keep ``result`` (written under a temporary name, then moved into place)."""
         path = self.folder / f"block_{result.block.row}_{result.block.col}.npz"
-        temporary = path.with_suffix(".tmp")
-        with temporary.open("wb") as stream:
-            np.savez(stream, **to_arrays(result))
-        os.replace(temporary, path)
+        buffer = io.BytesIO()
+        np.savez(buffer, **to_arrays(result))
+        _write_new(path.with_suffix(".tmp"), buffer.getbuffer())
+        os.replace(path.with_suffix(".tmp"), path)
 
     def remove(self) -> None:
         """Delete what this journal wrote, and the folder if nothing else is in it."""
         discard(self.folder)
 
-    def _clear(self) -> None:
-        _clear(self.folder)
-
 
 def discard(folder: str | os.PathLike) -> bool:
-    """Remove a journal folder's own files, and the folder if nothing else is left in it; only a
-    folder a journal made (it holds a journal identity) is touched. Whether it was one."""
+    """Remove a journal folder's blocks, and its identity and the folder itself if nothing else
+    is left in it (a folder holding other files keeps its identity, so it stays recognisably a
+    journal's). Only a folder a journal made is touched. Whether it was one."""
     folder = Path(folder)
     if folder.is_symlink() or not folder.is_dir() or _stored_identity(folder) is None:
         return False
-    _clear(folder)
-    try:
+    _clear_blocks(folder)
+    if [path.name for path in folder.iterdir()] == [_IDENTITY]:
+        (folder / _IDENTITY).unlink()
         folder.rmdir()
-    except OSError:
+    else:
         log.info("%s: kept, it holds files that are not blocks", folder)
     return True
 
 
-def _clear(folder: Path) -> None:
-    """Remove the files a journal writes (identity, blocks, their temporaries), only those."""
+def _clear_blocks(folder: Path) -> None:
+    """Remove the blocks a journal writes and their temporaries, only those."""
     for path in folder.glob("*"):
-        if path.name in (_IDENTITY, f"{_IDENTITY}.tmp") or (
-                path.suffix in (".npz", ".tmp", ".pkl") and _key(path) is not None):
+        if path.name == f"{_IDENTITY}.tmp" or (path.suffix in (".npz", ".tmp", ".pkl") and _key(path) is not None):
             path.unlink(missing_ok=True)
+
+
+def _write_new(path: Path, data: bytes | memoryview) -> None:
+    """Write ``path`` as a new file: a link planted under its name is removed, never followed."""
+    path.unlink(missing_ok=True)
+    with path.open("xb") as stream:
+        stream.write(data)
 
 
 def _stored_identity(folder: Path) -> dict | None:
@@ -137,5 +157,5 @@ def _version() -> str:
 
 
 def _key(path: Path) -> tuple[int, int] | None:
-    parts = path.stem.split("_")
-    return (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit() else None
+    found = re.fullmatch(r"block_([0-9]+)_([0-9]+)", path.stem)
+    return (int(found[1]), int(found[2])) if found else None

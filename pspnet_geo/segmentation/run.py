@@ -124,7 +124,8 @@ def segment_scene(
     checkpoint = load_checkpoint(model_path)
     settings = _settings(source, checkpoint, preset, options.inference)
     outputs = (out, mask_out, proba_out, preview)
-    journal_for = partial(_journal, source, model_path, settings, outputs) if resume else _no_journal
+    journal_for = (partial(_journal, source, model_path, settings, outputs, len(checkpoint.class_names))
+                   if resume else _no_journal)
     with contextlib.ExitStack() as stack:
         mask_tmp = _temporary(stack, mask_out, overwrite, ".tif")
         proba_tmp = stack.enter_context(atomic_output(proba_out, overwrite)) if proba_out else None
@@ -228,7 +229,7 @@ def _model_tiling(asked: TilingSettings, checkpoint: Checkpoint) -> TilingSettin
         raise InputError(f"{err} (the model's training tile); give a larger --tile-size") from None
 
 
-def _journal(scene: Scene, model_path: str, settings: InferenceSettings, outputs: tuple,
+def _journal(scene: Scene, model_path: str, settings: InferenceSettings, outputs: tuple, classes: int,
              plan: TilePlan) -> BlockJournal | None:
     """The saved blocks of this run, beside its first output, for this scene, model, settings
     and plan; none for scenes of a few blocks, which are as quick to run again as to save."""
@@ -237,7 +238,7 @@ def _journal(scene: Scene, model_path: str, settings: InferenceSettings, outputs
     anchor = Path(next(path for path in outputs if path is not None))
     identity = {"scene": file_stamp(scene.path), "model": file_stamp(model_path), "settings": asdict(settings),
                 "block_tiles": plan.block_tiles, "probabilities": outputs[2] is not None}
-    return BlockJournal(anchor.with_name(anchor.name + ".parts"), identity)
+    return BlockJournal(anchor.with_name(anchor.name + ".parts"), identity, plan, classes)
 
 
 def _no_journal(plan: TilePlan) -> None:

@@ -3,7 +3,8 @@ the input it came from.
 
 Layers are matched by their role, not their name: an input's polygon layer is named after its
 file (``img1``), its centerline layer ``img1_centerlines``; in the merged file they become
-``NAME`` and ``NAME_centerlines``. Inputs in different CRSs are reprojected to the first one's.
+``NAME`` and ``NAME_centerlines``. Inputs in different CRSs are reprojected to the first one's;
+inputs with and without a CRS (pixel coordinates) cannot be merged.
 Inputs join the merged file as they finish, in the batch's input order (so the same batch gives
 the same file, however many run at once), each read and written in record batches: memory
 holds one batch of features, never an input, never the batch.
@@ -21,6 +22,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from pspnet_geo.errors import OutputError
 from pspnet_geo.vector.stream import LayerStream
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class VectorMerge:
         self._next = 0
         self._stream: LayerStream | None = None
         self._crs = None
+        self.problem: str | None = None
 
     def __enter__(self) -> VectorMerge:
         return self
@@ -61,9 +64,12 @@ class VectorMerge:
             self._next += 1
 
     def close(self) -> Path:
-        """Finish the merged file (every input must have been added) and move it into place."""
+        """Finish the merged file (every input must have been added) and move it into place;
+        OutputError if an input could not join it."""
         if self._next != self.count:
             raise RuntimeError(f"{self.count - self._next} inputs were never added to {self.out}")
+        if self.problem is not None:
+            raise OutputError(f"cannot merge into {self.out}: {self.problem}")
         if self._stream is not None:
             self._stream.close()
             log.info("merged %d files into %s (%s)", self.count, self.out,
@@ -72,10 +78,15 @@ class VectorMerge:
 
     def _append(self, source: str, path: Path) -> None:
         for role, file, layer in _layers(path):
-            name = self.out.stem + role
+            name, crs = self.out.stem + role, pyogrio.read_info(file, layer=layer)["crs"]
             if self._stream is None:
-                self._crs = pyogrio.read_info(file, layer=layer)["crs"]
+                self._crs = crs
                 self._stream = LayerStream(self.out, {name: self._template(file, layer)}, overwrite=True)
+            elif (crs is None) != (self._crs is None):
+                # Pixel coordinates (a scene without a CRS) mixed with map coordinates mean nothing.
+                self.problem = self.problem or (f"{file} has {'no' if crs is None else 'a'} CRS, unlike the "
+                                                "first input")
+                continue
             if name not in self._stream.templates:
                 self._stream.add_layer(name, self._template(file, layer))
             for chunk in _read_chunks(file, layer):

@@ -122,8 +122,8 @@ class MaskVectorizer:
             self._chunks.append((classes[together], polygons[together]))
             self._held += int(together.sum())
             self._hand_out(*self.cleanup.polygons(classes[~together], polygons[~together]))
-        if self._held >= self.coverage_band:
-            self._clean_band()
+            if self._held >= self.coverage_band:    # per chunk: bands end at the same chunks however
+                self._clean_band()                  # many chunks one window released
 
     def _clean_band(self) -> None:
         """Clean and hand out the coverage polygons held, as one band of the mask's coverage."""

@@ -77,5 +77,11 @@ def test_symbolic_links_never_loop_and_each_file_counts_once(tmp_path, spec):
     (root / "aoi" / "chip.tif").write_bytes(b"II*\x00")
     (root / "aoi" / "back").symlink_to(root)                 # a loop: data/aoi/back/aoi/back/...
     (root / "alias.tif").symlink_to(root / "aoi" / "chip.tif")
-    found = find_inputs(spec.format(root=root))
-    assert [(item.source, str(item.name)) for item in found] == [(str(root / "aoi" / "chip.tif"), "aoi/chip")]
+    (tmp_path / "nas").mkdir()
+    (tmp_path / "nas" / "far.tif").write_bytes(b"II*\x00")
+    (root / "mounted").symlink_to(tmp_path / "nas")          # a linked folder that does not loop
+    found = [(item.source, str(item.name)) for item in find_inputs(spec.format(root=root))]
+    expected = [(str(root / "aoi" / "chip.tif"), "aoi/chip")]
+    if "**" in spec:                                         # a glob goes through links; a folder does not
+        expected.append((str(root / "mounted" / "far.tif"), "mounted/far"))
+    assert found == expected

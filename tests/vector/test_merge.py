@@ -9,6 +9,7 @@ import pytest
 import shapely
 from shapely.geometry import LineString, box
 
+from pspnet_geo.errors import OutputError
 from pspnet_geo.vector.merge import VectorMerge, merge_vectors
 from pspnet_geo.vector.stream import LayerStream
 
@@ -129,3 +130,12 @@ def test_a_centerline_layer_first_seen_in_a_later_input_joins_the_merge(tmp_path
     assert sorted(gpd.read_file(tmp_path / "both.fgb")["source"]) == ["a", "b"]   # FlatGeobuf: R-tree order
     centerlines = gpd.read_file(tmp_path / "both_centerlines.fgb")
     assert centerlines["source"].tolist() == ["b"] and centerlines.geometry.iloc[0].length == 5
+
+
+def test_inputs_with_and_without_a_crs_are_not_merged(tmp_path):
+    with_crs = write_input(tmp_path, "utm", UTM, [(0, 0, 1, 1)])
+    without = write_layers({"pixels": polygons(None, [(0, 0, 5, 5)])}, tmp_path / "pixels.gpkg")[0]
+    for order in ([("a", without), ("b", with_crs)], [("b", with_crs), ("a", without)]):
+        with pytest.raises(OutputError, match="CRS, unlike the first input"):
+            merge_vectors(order, tmp_path / "m.gpkg")
+        assert not (tmp_path / "m.gpkg").exists() and not list(tmp_path.glob(".m.*"))

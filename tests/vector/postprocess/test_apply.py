@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,7 +16,8 @@ from scipy import ndimage
 
 from pspnet_geo.config.pipelines import load_pipeline
 from pspnet_geo.config.postprocess import parse_postprocess
-from pspnet_geo.vector.vectorize import vectorize_mask
+from pspnet_geo.vector.mask_windows import file_grid, read_mask_windows
+from pspnet_geo.vector.vectorize import MaskVectorizer, vectorize_mask
 
 SAMPLE = Path(__file__).resolve().parents[3] / "pspnet_geo" / "sample_data"
 ATLANTA = SAMPLE / "spacenet_atlanta_buildings"
@@ -130,3 +132,30 @@ def test_a_streamed_land_cover_cleaned_in_bands_still_tiles_the_ground(tmp_path,
     # Edges between bands keep their pixel steps; with bands this small that is most edges.
     raw = vectorize_mask(path, preset.class_names, block_size=96).polygons.geometry.values
     assert shapely.get_num_coordinates(polygons).sum() < 0.8 * shapely.get_num_coordinates(raw).sum()
+
+
+def test_land_cover_bands_are_the_same_whatever_order_the_windows_arrive_in(tmp_path, monkeypatch):
+    preset = load_pipeline("deepglobe-landcover")
+    transform = rasterio.Affine(0.5, 0, 500000, 0, -0.5, 4000000)
+    profile = dict(driver="GTiff", width=480, height=480, crs="EPSG:32633", transform=transform)
+    path = write(tmp_path / "lc.tif", land_cover((480, 480), 7), profile)
+    monkeypatch.setattr("pspnet_geo.vector.vectorize.COVERAGE_BAND", 40)
+
+    def streamed(order_seed: int | None) -> list[bytes]:
+        with rasterio.open(path) as dataset:
+            grid = file_grid(dataset, 96)
+            tables = []
+            vectorizer = MaskVectorizer(dataset.height, dataset.width, dataset.transform, dataset.crs,
+                                        preset.class_names, background=None, nodata=dataset.nodata,
+                                        postprocess=preset.postprocess, grid=grid, on_polygons=tables.append)
+            windows = list(read_mask_windows(dataset, grid, vectorizer.cleanup.halo))
+        if order_seed is not None:
+            random.Random(order_seed).shuffle(windows)
+        for window in windows:
+            vectorizer.add_window(window)
+        vectorizer.finish()
+        return [shapely.to_wkb(shapely.normalize(g)) for t in tables for g in t.geometry.values]
+
+    in_order = streamed(None)
+    assert len(in_order) > 3 * 40
+    assert streamed(1) == in_order and streamed(2) == in_order
