@@ -154,3 +154,17 @@ def test_a_missing_mask_and_the_background_option(tmp_path):
     assert "background" in set(gpd.read_file(tmp_path / "all.gpkg")["class_name"])
     wrong = run("vectorize", path, "-o", tmp_path / "w.gpkg", "--background", "sea")
     assert wrong.exit_code == 2 and "must be a class id or 'none', not 'sea'" in wrong.output
+
+
+@pytest.mark.parametrize("make, args, message", [
+    (lambda folder: SAMPLE / "aerial_rgb_cog" / "cogeo.tif", (), "it has 3 bands, a mask has one"),
+    (lambda folder: write_mask(folder / "m.tif", three_class_mask()), ("--background", "999"),
+     "--background 999 cannot occur in a uint8 mask"),
+    (lambda folder: write_mask(folder / "m.tif", three_class_mask(), names=["background", "building", "road"]),
+     ("--background", "5"), "--background 5 is not a class: the classes are 0 to 2"),
+])
+def test_an_image_given_as_the_mask_or_a_background_outside_the_classes_is_refused(tmp_path, make, args, message):
+    result = run("vectorize", make(tmp_path), "-o", tmp_path / "p.gpkg", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "p.gpkg").exists()

@@ -185,7 +185,7 @@ def vectorize_mask(
     except RasterioIOError as err:
         raise RasterError(f"cannot open class mask {mask_path}: {err}") from None
     with dataset:
-        _check_mask_dtype(dataset, mask_path)
+        check_mask(dataset, mask_path)
         grid = file_grid(dataset, block_size)
         vectorizer = MaskVectorizer(
             dataset.height, dataset.width, dataset.transform, dataset.crs, class_names,
@@ -204,8 +204,12 @@ def _concatenate(chunks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarra
     return np.concatenate([c for c, _ in chunks]), np.concatenate([p for _, p in chunks])
 
 
-def _check_mask_dtype(dataset: rasterio.DatasetReader, mask_path: str | os.PathLike) -> None:
-    """A class mask holds integer class ids; anything else is a user mix-up, not a mask."""
+def check_mask(dataset: rasterio.DatasetReader, mask_path: str | os.PathLike) -> None:
+    """A class mask is one band of integer class ids; anything else (an image given by mistake)
+    would make a polygon of every run of equal pixel values."""
+    if dataset.count != 1:
+        raise RasterError(f"{mask_path} is not a class mask: it has {dataset.count} bands, a mask has one "
+                          "(the --mask-out of segment)")
     if not np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer):
         raise RasterError(f"{mask_path} is not a class mask: band 1 is {dataset.dtypes[0]}")
 

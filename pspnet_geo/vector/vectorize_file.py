@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
@@ -23,7 +24,7 @@ from pspnet_geo.maskfile import Colour, mask_class_names, mask_colours
 from pspnet_geo.preview import Outlines, preview_path_check, write_preview
 from pspnet_geo.scene import open_scene
 from pspnet_geo.vector.output import VectorOutput
-from pspnet_geo.vector.vectorize import check_vector_output, vectorize_mask
+from pspnet_geo.vector.vectorize import check_mask, check_vector_output, vectorize_mask
 
 
 @dataclass
@@ -56,7 +57,8 @@ def vectorize_file(
     if background == "auto":
         background = preset.background if preset else 0
     cleanup = preset.postprocess if preset and postprocess else None
-    crs = _mask_crs(mask)
+    crs, dtype = _mask_crs(mask)
+    _check_background(background, names, dtype)
     has_lines = crs is not None and cleanup is not None and cleanup.has_centerlines
     colours = _colours(preset, mask)
     outlines = Outlines(open_scene(image), colours, preview_size) if preview is not None else None
@@ -76,13 +78,27 @@ def vectorize_file(
     return VectorizeResult(files, output.polygons, lines, time.perf_counter() - started)
 
 
-def _mask_crs(mask: str | os.PathLike) -> CRS | None:
-    """The mask's CRS (None if it has none)."""
+def _mask_crs(mask: str | os.PathLike) -> tuple[CRS | None, np.dtype]:
+    """The mask's CRS (None if it has none) and type, once it is known to be a class mask."""
     try:
         with rasterio.open(mask) as dataset:
-            return dataset.crs
+            check_mask(dataset, mask)
+            return dataset.crs, np.dtype(dataset.dtypes[0])
     except RasterioIOError as err:
         raise RasterError(f"cannot open class mask {mask}: {err}") from None
+
+
+def _check_background(background: int | None, names: list[str], dtype: np.dtype) -> None:
+    """The background must be one of the classes (of the pipeline or the mask), or at least a
+    value the mask can hold: another one would quietly polygonise everything."""
+    if background is None:
+        return
+    if names and not 0 <= background < len(names):
+        raise InputError(f"--background {background} is not a class: the classes are 0 to {len(names) - 1} "
+                         f"({', '.join(names)})")
+    limits = np.iinfo(dtype)
+    if not limits.min <= background <= limits.max:
+        raise InputError(f"--background {background} cannot occur in a {dtype} mask")
 
 
 def _check_outputs(out, layout: str, preview, image, overwrite: bool) -> None:
