@@ -23,6 +23,7 @@ from typing import Protocol, TypeVar
 import dask
 import torch
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
+from distributed.comm.addressing import parse_address, parse_host_port
 
 from pspnet_geo.errors import InputError, RunError
 
@@ -110,6 +111,8 @@ def open_executor(workers: int = 1, threads: int | None = None, scheduler: str |
     """An executor for the run; torch uses one intra-op thread per call while it is open."""
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads} (leave it out for one per CPU core)")
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -137,6 +140,12 @@ def _make_executor(workers: int, threads: int, scheduler: str | None) -> Executo
 
 
 def _connect(address: str):
+    try:
+        parse_address(address)
+        host, port = parse_host_port(address.split("://", 1)[-1])
+    except (ValueError, TypeError) as err:
+        raise InputError(f"{address!r} is not a Dask scheduler address such as tcp://host:8786 "
+                         f"(from --scheduler or DASK_SCHEDULER_ADDRESS): {err}") from None
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError) as err:

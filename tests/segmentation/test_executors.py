@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from distributed import Client, LocalCluster, WorkerPlugin
 
 from helpers import ATLANTA
 from pspnet_geo.segmentation.executors import LocalExecutor, open_executor
-from pspnet_geo.errors import RunError
+from pspnet_geo.errors import InputError, RunError
 from pspnet_geo.segmentation.run import segment
 from reference import blend_whole_scene
 
@@ -65,3 +66,14 @@ def test_the_local_executor_bounds_what_is_in_flight():
     assert first in range(3) and len(started) <= 4
     assert sorted([first, *results]) == list(range(100))
     executor.close()
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(threads=0), "--threads must be at least 1, got 0"),
+    (dict(threads=-2), "--threads must be at least 1, got -2"),
+    (dict(scheduler="notanaddress"), "'notanaddress' is not a Dask scheduler address"),
+    (dict(scheduler="tcp://host:port"), "'tcp://host:port' is not a Dask scheduler address"),
+])
+def test_executor_options_that_cannot_work_are_one_clear_error(options, message):
+    with pytest.raises(InputError, match=re.escape(message)), open_executor(**options):
+        pass
