@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import pytest
 import rasterio
 from click.testing import CliRunner
 from rasterio.windows import Window
@@ -87,7 +88,7 @@ def test_a_config_file_with_command_line_overrides_and_its_errors(tmp_path):
     assert typo.exit_code == 2 and f"{config}: unknown key 'iteratons'" in typo.output
     config.write_text("iterations: many\n")
     wrong = CliRunner().invoke(cli, ["train", "--config", str(config)])
-    assert wrong.exit_code == 2 and "iterations must be an integer, not str" in wrong.output
+    assert wrong.exit_code == 2 and "iterations must be an integer, not 'many'" in wrong.output
     config.write_text("tile_size: 64\n")
     missing = CliRunner().invoke(cli, ["train", "--config", str(config)])
     assert missing.exit_code == 2 and "missing images, labels, out, classes" in missing.output
@@ -111,3 +112,24 @@ def test_a_benchmark_dataset_with_its_pipeline(tmp_path):
     assert len(set(groups)) == 2 and checkpoint.training["spatial_validation"] is True
     alone = CliRunner().invoke(cli, ["train", "--pipeline", "spacenet-buildings", "-o", "x.pt"])
     assert alone.exit_code == 2 and "--pipeline and --data go together" in alone.output
+
+
+@pytest.mark.parametrize("line, message", [
+    ("bands: abc", "bands must be a list of integers, not 'abc'"),
+    ("patience: x", "patience must be an integer, not 'x'"),
+    ("out: 5", "out must be a string, not 5"),
+    ("holdout_bounds: [1, 2]", "holdout_bounds must be four numbers"),
+    ("label_values: [1, 2]", "label_values must be a string or a mapping of integers to integers"),
+    ("groups: 7", "groups must be a list of strings, not 7"),
+    ("images: 7", "images must be a string or a list of strings, not 7"),
+    ("metrics_log: [1]", "metrics_log must be a string, not [1]"),
+    ("lr: fast", "lr must be a number, not 'fast'"),
+])
+def test_a_config_value_of_the_wrong_type_is_one_line_and_writes_nothing(tmp_path, line, message):
+    config = tmp_path / "train.yaml"
+    config.write_text(f"images: [{IMAGE}]\nlabels: [{BUILDINGS}]\nclasses: background,building\n"
+                      f"out: {tmp_path / 'm.pt'}\n{line}\n")
+    result = CliRunner().invoke(cli, ["train", "--config", str(config)])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.yaml"]

@@ -8,15 +8,17 @@ value of the wrong type is a one-line error naming the file, never silently igno
 from __future__ import annotations
 
 import os
+import types
+import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pspnet_geo.config.schema import check_keys, parse_yaml, typed
+from pspnet_geo.config.schema import check_keys, parse_yaml
 from pspnet_geo.errors import PipelineError
 from pspnet_geo.training.settings import TrainSettings
 
 _DATA_KEYS = ("images", "labels", "out")
-_DEFAULTS = TrainSettings.defaults()
 
 
 def load_train_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -32,15 +34,60 @@ def load_train_config(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _checked(key: str, value: Any, where: str) -> Any:
-    """``value`` if it has the type of ``key``'s default (None is always allowed)."""
-    default = _DEFAULTS.get(key)
-    if value is None or default is None:
+    """``value`` if it has the type the setting ``key`` is declared with (None is always
+    allowed: it means the default)."""
+    if value is None:
         return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise PipelineError(f"{where}: {key} must be true or false, not {value!r}")
-        return value
-    kind = float if isinstance(default, float) else type(default)
-    if kind in (int, float, str):
-        return typed(value, kind, f"{where}: {key}")
-    return value
+    hint = _DATA_HINTS.get(key) or _HINTS[key]
+    if not _matches(value, hint):
+        raise PipelineError(f"{where}: {key} must be {_describe(hint)}, not {value!r}")
+    if key == "holdout_bounds" and len(value) != 4:
+        raise PipelineError(f"{where}: holdout_bounds must be four numbers (left, bottom, right, top), "
+                            f"not {len(value)}")
+    return float(value) if _plain(hint) is float else value
+
+
+_HINTS = typing.get_type_hints(TrainSettings)
+_DATA_HINTS = {"images": str | Sequence[str], "labels": str | Sequence[str], "out": str}
+
+
+def _plain(hint: Any) -> Any:
+    """``hint`` without None (``float | None`` -> ``float``)."""
+    args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return args[0] if _is_union(hint) and len(args) == 1 else hint
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits a settings type (bool is not a number; an int is a float)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if _is_union(hint):
+        return any(_matches(value, arg) for arg in args)
+    if origin in (list, tuple, Sequence):
+        return isinstance(value, list) and all(_matches(item, args[0]) for item in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(hint, type) and hint is not os.PathLike and isinstance(value, hint)
+
+
+_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+
+
+def _describe(hint: Any) -> str:
+    """A reader's name for a settings type: "a list of integers", "a string or a list of strings"."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if _is_union(hint):
+        names = [_describe(arg) for arg in args if arg not in (type(None), os.PathLike)]
+        return " or ".join(dict.fromkeys(names))
+    if origin in (list, tuple, Sequence):
+        return f"a list of {_describe(args[0]).split(' ', 1)[-1]}s"
+    if origin is dict:
+        return f"a mapping of {_describe(args[0]).split(' ', 1)[-1]}s to {_describe(args[1]).split(' ', 1)[-1]}s"
+    return _NAMES.get(hint, getattr(hint, "__name__", str(hint)))
