@@ -133,3 +133,10 @@ def test_a_config_value_of_the_wrong_type_is_one_line_and_writes_nothing(tmp_pat
     assert result.exit_code == 2 and message in result.output, result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.yaml"]
+
+
+def test_a_run_that_fails_before_its_first_validation_leaves_nothing_behind(tmp_path):
+    result = CliRunner().invoke(cli, ["train", str(IMAGE), "-l", str(tmp_path / "missing.geojson"),
+                                      "-o", str(tmp_path / "m.pt"), "--classes", "background,building"])
+    assert result.exit_code == 2 and "missing.geojson" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []

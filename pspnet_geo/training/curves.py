@@ -21,14 +21,15 @@ class MetricsLog:
     """A JSON-lines file that gains one line per validation record."""
 
     def __init__(self, path: str | os.PathLike, overwrite: bool, append: bool = False) -> None:
-        """Start the log empty, or (``append``, for a resumed run) go on after its lines."""
+        """A new log, started by the first record (so a run that fails before its first
+        validation leaves none behind), or (``append``, for a resumed run) the old one going on."""
         self.path = check_output_path(path, overwrite or append)
-        if not append:
-            self.path.write_text("")
+        self._started = append
 
     def __call__(self, record: dict) -> None:
-        with self.path.open("a") as log_file:
+        with self.path.open("a" if self._started else "w") as log_file:
             log_file.write(json.dumps(record) + "\n")
+        self._started = True
 
 
 def check_plot_path(path: str | os.PathLike, overwrite: bool) -> Path:
