@@ -8,7 +8,9 @@ tensors, readable with ``torch.load(..., weights_only=True)``, which runs no pic
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,7 @@ class Checkpoint:
         """Read a checkpoint written by :meth:`save`; CheckpointError if it is not one."""
         path = Path(path)
         payload = _read_payload(path)
+        _check_fields(payload, path)
         try:
             checkpoint = cls(**{k: payload[k] for k in _REQUIRED if k != "model"},
                              model=ModelConfig(**payload["model"]))
@@ -173,6 +176,43 @@ def _read_payload(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} has checkpoint format {payload['format_version']}; this "
                               f"pspnet-geo reads up to {FORMAT_VERSION}, upgrade it")
     return payload
+
+
+def _check_fields(payload: dict[str, Any], path: Path) -> None:
+    """Every stored field has its type and range: a hand-edited or forged checkpoint is refused
+    in one line here, not as a TypeError deep in a run."""
+    model = payload["model"]
+    fields = [("tile_size", payload["tile_size"], _count),
+              ("background", payload["background"], lambda v: v is None or _index(v)),
+              ("class_names", payload["class_names"], lambda v: _list_of(v, lambda n: isinstance(n, str))),
+              ("class_colours", payload["class_colours"],
+               lambda v: _list_of(v, lambda c: _list_of(c, lambda x: _index(x) and x <= 255) and len(c) == 3)),
+              ("bands", payload["bands"], lambda v: _list_of(v, _count)),
+              ("band_mean", payload["band_mean"], lambda v: _list_of(v, _number)),
+              ("band_std", payload["band_std"], lambda v: _list_of(v, _number)),
+              ("model", model, lambda v: isinstance(v, dict) and isinstance(v.get("backbone"), str)
+               and all(_count(v.get(key)) for key in ("output_stride", "in_channels", "num_classes")))]
+    for name, value, valid in fields:
+        if not valid(value):
+            raise CheckpointError(f"{path}: {name} holds {str(value)[:60]!r}, not what a checkpoint stores there")
+
+
+def _count(value: Any) -> bool:
+    """A positive integer (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _index(value: Any) -> bool:
+    """An integer of at least 0 (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _list_of(value: Any, valid: Callable[[Any], bool]) -> bool:
+    return isinstance(value, (list, tuple)) and all(valid(item) for item in value)
 
 
 def _check_consistent(checkpoint: Checkpoint, path: Path) -> None:

@@ -137,6 +137,19 @@ def test_newer_format_and_inconsistent_lists_are_refused(trained, tmp_path) -> N
         Checkpoint.load(tmp_path / "vgg.pt")
 
 
+@pytest.mark.parametrize("field, value", [
+    ("tile_size", 0), ("tile_size", "128"), ("tile_size", True), ("background", "0"), ("background", -1),
+    ("class_names", "background"), ("class_colours", [[0, 0, 300], [1, 2, 3]]), ("bands", [0, 1, 2]),
+    ("band_mean", [0.0, float("nan"), 1.0]), ("model", {"backbone": "resnet18"}),
+])
+def test_forged_fields_are_refused_in_one_line(trained, tmp_path, field, value) -> None:
+    payload = make_checkpoint(trained)._payload()
+    torch.save({**payload, field: value}, tmp_path / "forged.pt")
+    with pytest.raises(CheckpointError, match=f"{field} holds") as caught:
+        Checkpoint.load(tmp_path / "forged.pt")
+    assert "\n" not in str(caught.value)
+
+
 def test_error_messages_are_one_line(tmp_path) -> None:
     (tmp_path / "text.pt").write_text("hello")
     with pytest.raises(CheckpointError) as caught:
