@@ -208,3 +208,28 @@ def test_truth_outside_the_scored_area_is_not_counted_as_missed(tmp_path, run):
     objects = json.loads((tmp_path / "r.json").read_text())["objects"]
     inside = truth[truth.intersects(shapely.box(*rasterio.open(right).bounds))]
     assert objects["true_positives"] + objects["false_negatives"] == len(inside) < len(truth)
+
+
+def test_a_float_raster_as_the_prediction_is_refused_in_one_line(tmp_path, run):
+    path = tmp_path / "p.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=30, height=20, count=1, dtype="float32",
+                       crs="EPSG:32616", transform=ATLANTA_GRID) as dst:
+        dst.write(np.random.default_rng(0).random((1, 20, 30)).astype("float32"))
+    result = run("evaluate", path, BUILDINGS, "--classes", "background,building", "--class-column", "none")
+    assert result.exit_code == 2 and "is not a class mask: it has 1 band(s) of float32" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_self_intersecting_truth_is_repaired_for_object_scores(tmp_path, run):
+    truth = gpd.read_file(BUILDINGS)
+    mask = rasterize(truth.geometry, out_shape=(900, 900), transform=ATLANTA_GRID, dtype="uint8")
+    x, y = 733700, 3725000
+    bowtie = shapely.Polygon([(x, y), (x + 20, y + 20), (x + 20, y), (x, y + 20)])
+    gpd.GeoDataFrame(geometry=[*truth.geometry, bowtie], crs=truth.crs).to_file(tmp_path / "t.geojson")
+    path = write_mask(tmp_path / "m.tif", mask, names=["background", "building"])
+    result = run("evaluate", path, tmp_path / "t.geojson", "--class-column", "none", "--buildings", "building",
+                 "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    assert "1 features are not valid geometries" in result.output
+    objects = json.loads((tmp_path / "r.json").read_text())["objects"]
+    assert objects["true_positives"] + objects["false_negatives"] == 44

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pspnet_geo.config.pipelines import load_pipeline
-from pspnet_geo.errors import InputError
+from pspnet_geo.errors import InputError, RasterError
 from pspnet_geo.evaluation.features import FeatureTruth, object_section, road_section
 from pspnet_geo.evaluation.pixels import open_truth, pixel_metrics, stream_confusion
 from pspnet_geo.evaluation.report import PixelSection, Section, render, report_dict
@@ -34,7 +34,7 @@ from pspnet_geo.labels.classes import class_column as spec_column
 from pspnet_geo.labels.read import RASTER_SUFFIXES
 from pspnet_geo.maskfile import mask_class_names
 from pspnet_geo.outputs import check_distinct, check_output_path
-from pspnet_geo.scene import open_scene
+from pspnet_geo.scene import Scene, open_scene
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def _pixel_section(chips: list[tuple[str, str, str]], spec: ClassSpec, options: 
     total = np.zeros((len(spec.names), len(spec.names)), dtype=np.int64)
     unpredicted, tiles = 0, []
     for name, prediction, truth in chips:
-        scene = open_scene(prediction)
+        scene = _prediction(prediction)
         source = open_truth(truth, scene, spec, **options)
         confusion, missing = stream_confusion(
             scene, source, spec.names, ignore_index=options["ignore_index"], block_size=block_size)
@@ -120,6 +120,15 @@ def _pixel_section(chips: list[tuple[str, str, str]], spec: ClassSpec, options: 
         unpredicted += missing
         tiles.append((name, pixel_metrics(confusion)))
     return PixelSection(spec.names, pixel_metrics(total), unpredicted, tiles if per_tile else [])
+
+
+def _prediction(path: str) -> Scene:
+    """The prediction's raster, once it is known to be a class mask: one band of integers."""
+    scene = open_scene(path)
+    if scene.count != 1 or not np.issubdtype(np.dtype(scene.dtype), np.integer):
+        raise RasterError(f"{path} is not a class mask: it has {scene.count} band(s) of {scene.dtype}; "
+                          "a prediction is one band of class ids (the --mask-out of segment)")
+    return scene
 
 
 def _classes(classes: str | os.PathLike | Sequence[str] | None, pipeline: str | None,

@@ -8,12 +8,14 @@ the vector label file, reprojected as needed by the scorers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
 import rasterio
+import shapely
 from shapely.geometry import box
 
 from pspnet_geo.config.pipelines import Pipeline
@@ -24,6 +26,8 @@ from pspnet_geo.evaluation.roads import RoadScores, road_scores
 from pspnet_geo.labels.classes import ClassSpec
 from pspnet_geo.labels.read import is_raster_path, read_vector_labels
 from pspnet_geo.vector.vectorize import vectorize_mask
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class FeatureTruth:
         if is_raster_path(path):
             raise InputError(f"{path} is a raster; object and road metrics need vector truth")
         frame = read_vector_labels(path, self.spec, self.class_column, self.background)
-        frame = frame[frame["class_id"] == self.class_id]
+        frame = _repaired(frame[frame["class_id"] == self.class_id], path)
         with rasterio.open(mask) as dataset:
             extent = gpd.GeoSeries([box(*dataset.bounds)], crs=dataset.crs)
         if frame.crs is None or extent.crs is None:
@@ -94,6 +98,26 @@ class ScoreSection:
         if self.tiles:
             result["tiles"] = {name: scores.as_dict() for name, scores in self.tiles}
         return result
+
+
+def _repaired(frame: gpd.GeoDataFrame, path: str) -> gpd.GeoDataFrame:
+    """``frame`` with invalid geometries (a self-intersecting outline, common in hand-drawn
+    labels) made valid, keeping their area: GEOS cannot overlay them as they are."""
+    invalid = ~frame.geometry.is_valid.to_numpy()
+    if not invalid.any():
+        return frame
+    log.warning("%s: %d features are not valid geometries (self-intersections); scored as repaired "
+                "with make_valid", path, invalid.sum())
+    geometries = frame.geometry.to_numpy().copy()
+    geometries[invalid] = [_polygonal(shapely.make_valid(g)) for g in geometries[invalid]]
+    return frame.set_geometry(gpd.GeoSeries(geometries, index=frame.index, crs=frame.crs))
+
+
+def _polygonal(geometry: shapely.Geometry) -> shapely.Geometry:
+    """The polygons of a repaired geometry (make_valid may add the lines an outline collapsed to)."""
+    if geometry.geom_type != "GeometryCollection":
+        return geometry
+    return shapely.union_all([part for part in geometry.geoms if part.geom_type in ("Polygon", "MultiPolygon")])
 
 
 def object_section(chips: list[tuple[str, str, str]], truth: FeatureTruth, per_tile: bool) -> ScoreSection:
