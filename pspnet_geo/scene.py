@@ -10,6 +10,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
+from xml.etree import ElementTree
 
 import numpy as np
 import rasterio
@@ -118,6 +119,9 @@ def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, n
                 return src.read(bands, window=window), src.dataset_mask(window=window) > 0
     except RasterioIOError as err:
         failure = _first_line(err)
+        missing = missing_vrt_sources(scene.path)
+        if missing:
+            failure = f"its source {missing[0]} is missing" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
     # Raised outside the except block, so the error carries no rasterio error as its context:
     # rasterio's errors do not unpickle, and a Dask worker's error must reach the client whole.
     raise RunError(f"reading {scene.path} failed at rows {window.row_off}-{window.row_off + window.height}, "
@@ -127,3 +131,21 @@ def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, n
 def _first_line(err: Exception) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def missing_vrt_sources(path: str) -> list[str]:
+    """The source files a local VRT names that do not exist (GDAL only says "Read failed"),
+    in the order it names them; none for other files or a VRT that cannot be parsed."""
+    if not path.lower().endswith(".vrt") or not os.path.isfile(path):
+        return []
+    try:
+        root = ElementTree.parse(path).getroot()
+    except (ElementTree.ParseError, OSError):
+        return []
+    folder, missing = os.path.dirname(path), []
+    for element in root.iter("SourceFilename"):
+        name = (element.text or "").strip()
+        source = os.path.join(folder, name) if element.get("relativeToVRT") == "1" else name
+        if name and not name.startswith("/vsi") and not os.path.exists(source) and source not in missing:
+            missing.append(source)
+    return missing

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from xml.sax.saxutils import escape
+
 import geopandas as gpd
 import pyogrio
 import pytest
@@ -129,3 +132,23 @@ def test_bad_preview_and_layout_paths_fail_before_the_run(tmp_path, atlanta_mode
                           ".png")
     assert_one_line_error(run("segment", ATLANTA, "--out", tmp_path / "b.fgb", "--layout", "per-class",
                               "--model", atlanta_model), "needs a GeoPackage")
+
+
+def test_a_vrt_whose_source_file_is_missing_names_it(tmp_path, atlanta_model):
+    with rasterio.open(ATLANTA) as src:
+        width, height, band = src.width, src.height, src.count
+        crs, transform = src.crs.to_wkt(), src.transform
+    shutil.copy(ATLANTA, tmp_path / "west.tif")
+    sources = "".join(
+        f'<SimpleSource><SourceFilename relativeToVRT="1">{name}</SourceFilename><SourceBand>1</SourceBand>'
+        f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
+        f'<DstRect xOff="{offset}" yOff="0" xSize="{width}" ySize="{height}"/></SimpleSource>'
+        for name, offset in (("west.tif", 0), ("east.tif", width)))
+    (tmp_path / "both.vrt").write_text(
+        f'<VRTDataset rasterXSize="{2 * width}" rasterYSize="{height}"><SRS>{escape(crs)}</SRS>'
+        f"<GeoTransform>{transform.c}, {transform.a}, 0, {transform.f}, 0, {transform.e}</GeoTransform>"
+        f'<VRTRasterBand dataType="Byte" band="{band}">{sources}</VRTRasterBand></VRTDataset>')
+    result = run("segment", tmp_path / "both.vrt", "--mask-out", tmp_path / "m.tif", "--model", atlanta_model,
+                 "--tile-size", "256", "--no-progress")
+    assert_one_line_error(result, f"its source {tmp_path / 'east.tif'} is missing", code=1)
+    assert not (tmp_path / "m.tif").exists()
