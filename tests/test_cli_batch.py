@@ -83,6 +83,20 @@ def test_a_batch_removes_only_what_it_made_itself(tmp_path, model):
     assert all(path.read_text() == "the user's" for path in theirs) and not stale.exists()
 
 
+def test_a_merge_onto_a_file_the_batch_did_not_write_needs_overwrite(tmp_path, model):
+    write_chips(tmp_path / "chips", corners=((0, 0),))
+    merged = tmp_path / "all.gpkg"
+    merged.write_text("the user's")
+    refused = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--merge", merged, *FAST)
+    assert refused.exit_code == 2 and "did not write it; pass --overwrite" in refused.output
+    assert merged.read_text() == "the user's" and not (tmp_path / "out" / "manifest.json").exists()
+    assert run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--merge", merged, "--overwrite",
+               *FAST).exit_code == 0
+    again = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--merge", merged, *FAST)
+    assert again.exit_code == 0, again.output            # its own merged file: replaced on a rerun
+    assert len(gpd.read_file(merged)) > 0
+
+
 def test_a_rerun_skips_what_is_done_and_redoes_what_changed(tmp_path, model):
     write_chips(tmp_path / "chips")
     out = tmp_path / "out"

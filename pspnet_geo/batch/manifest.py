@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pspnet_geo.errors import InputError, OutputError
-from pspnet_geo.stamps import content_hash, file_stamp
+from pspnet_geo.stamps import content_hash, file_stamp, fingerprint
 
 MANIFEST_VERSION = 2
 SAVE_EVERY_S = 1.0
@@ -47,6 +47,8 @@ class Manifest:
     path: Path
     identity: dict
     entries: dict[str, Entry] = field(default_factory=dict)
+    merged: dict | None = None
+    """The merged file this batch wrote (``path`` and its fingerprint), so a rerun may replace it."""
     _saved: float = field(default=float("-inf"), init=False, repr=False)
 
     @classmethod
@@ -62,7 +64,19 @@ class Manifest:
             raise InputError(f"{path} records a run with another {', '.join(differing)}; "
                              "pass --restart to start over")
         entries = {name: Entry(**entry) for name, entry in stored["entries"].items()}
-        return cls(path, identity, entries)
+        merged = stored.get("merged")
+        return cls(path, identity, entries, merged if isinstance(merged, dict) else None)
+
+    def wrote(self, merged: Path) -> bool:
+        """Whether ``merged`` is the merged file this batch wrote, unchanged since."""
+        recorded = self.merged
+        return (recorded is not None and recorded.get("path") == str(merged.resolve())
+                and _unchanged(merged, recorded))
+
+    def record_merged(self, merged: Path) -> None:
+        """Remember the merged file just written (saved with the manifest)."""
+        self.merged = {"path": str(merged.resolve()), **fingerprint(merged)}
+        self.save()
 
     def is_done(self, name: str, source_stamp: dict | None) -> bool:
         """True when ``name`` finished from an input stamped ``source_stamp`` and every output
@@ -84,6 +98,7 @@ class Manifest:
             "version": MANIFEST_VERSION, "identity": self.identity,
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "entries": {name: asdict(entry) for name, entry in sorted(self.entries.items())},
+            **({"merged": self.merged} if self.merged else {}),
         }
         temporary = self.path.with_name(f".{self.path.name}.partial")
         try:

@@ -34,7 +34,7 @@ from pspnet_geo.config.settings import (
     SegmentSettings,
     TilingSettings,
 )
-from pspnet_geo.errors import InputError
+from pspnet_geo.errors import InputError, OutputError
 from pspnet_geo.segmentation.blocks import BlockJob, run_block, run_blocks
 from pspnet_geo.segmentation.executors import Executor, open_executor
 from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoint
@@ -73,7 +73,8 @@ class BatchResult:
 def run_batch(
     inputs: str | os.PathLike, out_dir: str | os.PathLike, *,
     model: str | os.PathLike | None = None, pipeline: str | None = None,
-    merge: str | os.PathLike | None = None, vector_format: str = "gpkg", postprocess: bool = True,
+    merge: str | os.PathLike | None = None, overwrite: bool = False, vector_format: str = "gpkg",
+    postprocess: bool = True,
     fail_fast: bool = False, restart: bool = False, files_in_flight: int | None = None, mosaic: bool = False,
     workers: int = 1, threads: int | None = None, scheduler: str | None = None,
     device: str = "auto", batch_size: int | None = None, tile_size: int | None = None,
@@ -81,7 +82,8 @@ def run_batch(
     report: Callable[[str], None] = log.info,
 ) -> BatchResult:
     """Segment every input named by ``inputs`` (a glob, folder, list file or dataset split)
-    into ``out_dir``; optionally merge all polygons into ``merge`` with a ``source`` column.
+    into ``out_dir``; optionally merge all polygons into ``merge`` with a ``source`` column
+    (an existing file there is replaced only with ``overwrite``, or when this batch wrote it).
     ``files_in_flight`` scenes run at once (default: the executor's slots, at least 2).
     ``mosaic`` segments the inputs, pieces of one mosaic, as one scene (see :mod:`~pspnet_geo.batch.mosaic`).
     ``report`` receives the Dask dashboard address when a cluster runs the batch."""
@@ -92,6 +94,8 @@ def run_batch(
     items = find_inputs(inputs, exclude=job.out_dir)
     _remove_leftovers(job.out_dir, restart)
     manifest = Manifest.open(job.out_dir / MANIFEST_NAME, {**_identity(job), "mosaic": mosaic}, restart)
+    if merge is not None and Path(merge).exists() and not (overwrite or manifest.wrote(Path(merge))):
+        raise OutputError(f"{merge} exists and this batch did not write it; pass --overwrite to replace it")
     result = BatchResult(manifest.path)
     already = {item for item in items if job.is_done(manifest, item)}
     todo = [item for item in items if item not in already]
@@ -118,6 +122,7 @@ def run_batch(
             manifest.save()
         if merged is not None and not result.failed:
             result.merged = merged.close()
+            manifest.record_merged(result.merged)
         elif merged is not None:
             log.warning("not merging into %s: %d inputs failed", merge, len(result.failed))
     result.seconds = time.perf_counter() - started
