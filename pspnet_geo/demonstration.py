@@ -24,6 +24,7 @@ import rasterio
 from rasterio.features import rasterize
 from rasterio.windows import Window, bounds
 
+from pspnet_geo.outputs import check_output_path
 from pspnet_geo.segmentation.run import SegmentResult, segment
 from pspnet_geo.training import TrainResult, train
 
@@ -33,6 +34,7 @@ CHIP = files("pspnet_geo") / "sample_data" / "spacenet_atlanta_buildings"
 HELD_BACK_FROM_COLUMN = 600
 DEMO_ITERATIONS = 360
 DEMO_TILE = 128
+OUTPUTS = ("model.pt", "model.metrics.jsonl", "buildings.gpkg", "buildings_mask.tif")
 
 
 @dataclass
@@ -46,10 +48,13 @@ class DemoResult:
 
 
 def demo(out_dir: str | os.PathLike = "demo-output", *, iterations: int = DEMO_ITERATIONS,
-         progress: bool = True) -> DemoResult:
-    """Fine-tune PSPNet-ResNet18 on the chip's left two thirds, segment it all, score the rest."""
+         progress: bool = True, overwrite: bool = False) -> DemoResult:
+    """Fine-tune PSPNet-ResNet18 on the chip's left two thirds, segment it all, score the rest.
+    Files already in ``out_dir`` under the demo's names are replaced only with ``overwrite``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:
+        check_output_path(out_dir / name, overwrite)
     image, labels = Path(str(CHIP / "image.tif")), Path(str(CHIP / "buildings.geojson"))
     with rasterio.open(image) as src:
         held_back = Window(HELD_BACK_FROM_COLUMN, 0, src.width - HELD_BACK_FROM_COLUMN, src.height)
@@ -62,11 +67,11 @@ def demo(out_dir: str | os.PathLike = "demo-output", *, iterations: int = DEMO_I
     trained = train(image, labels, out_dir / "model.pt", classes=["background", "building"],
                     class_column=None, holdout_bounds=held_back_bounds, backbone="resnet18",
                     tile_size=DEMO_TILE, batch_size=8, iterations=iterations,
-                    class_weights="balanced", augment="flips", sampling="uniform", overwrite=True)
+                    class_weights="balanced", augment="flips", sampling="uniform", overwrite=overwrite)
     log.info("equivalent to: pspnet-geo segment %s --model %s --out %s --mask-out %s", image,
              trained.checkpoint, out_dir / "buildings.gpkg", out_dir / "buildings_mask.tif")
     segmented = segment(image, out_dir / "buildings.gpkg", model=trained.checkpoint,
-                        mask_out=out_dir / "buildings_mask.tif", overwrite=True, progress=progress)
+                        mask_out=out_dir / "buildings_mask.tif", overwrite=overwrite, progress=progress)
     return DemoResult(trained, segmented, building_iou(segmented.mask_out, labels, held_back),
                       building_iou(segmented.mask_out, labels, training_part))
 

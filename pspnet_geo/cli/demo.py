@@ -12,10 +12,11 @@ from pspnet_geo.demonstration import DEMO_ITERATIONS, demo
               help="Folder for the model, buildings.gpkg and buildings_mask.tif.")
 @click.option("--iterations", default=DEMO_ITERATIONS, show_default=True, help="Training iterations.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
-def demo_command(out_dir: str, iterations: int, progress: bool) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace the files of an earlier demo in --out-dir.  [default: off]")
+def demo_command(out_dir: str, iterations: int, progress: bool, overwrite: bool) -> None:
     """Fine-tune on two thirds of the bundled SpaceNet Atlanta chip, segment the whole chip and
     print the building IoU on the third held back from training."""
-    result = demo(out_dir, iterations=iterations, progress=progress)
+    result = demo(out_dir, iterations=iterations, progress=progress, overwrite=overwrite)
     click.echo(f"model:     {result.train.checkpoint} (best validation mIoU "
                f"{_score(result.train.best_miou)} at iteration {result.train.best_iteration})")
     click.echo(f"polygons:  {result.segment.out} ({result.segment.features} buildings)")
