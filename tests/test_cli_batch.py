@@ -225,3 +225,10 @@ def test_outputs_inside_the_input_folder_are_not_inputs_next_time(tmp_path, mode
     again = run(tmp_path / "chips", "-d", out, "-m", model, *FAST)
     assert again.exit_code == 0 and "0 done, 1 already done, 0 failed" in again.output
     assert list(manifest(out)["entries"]) == ["aoi_0/chip_0"]
+
+
+def test_an_input_over_max_tiles_fails_before_any_work_and_the_batch_goes_on(tmp_path, model):
+    write_chips(tmp_path / "chips", corners=((0, 0),))
+    result = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--max-tiles", "1", *FAST)
+    assert result.exit_code == 1 and "more than --max-tiles 1" in result.output
+    assert manifest(tmp_path / "out")["entries"]["aoi_0/chip_0"]["status"] == "failed"

@@ -78,7 +78,7 @@ def run_batch(
     fail_fast: bool = False, restart: bool = False, files_in_flight: int | None = None, mosaic: bool = False,
     workers: int = 1, threads: int | None = None, scheduler: str | None = None,
     device: str = "auto", batch_size: int | None = None, tile_size: int | None = None,
-    overlap: int | None = None, download: bool = False, progress: bool = True,
+    overlap: int | None = None, download: bool = False, progress: bool = True, max_tiles: int | None = None,
     report: Callable[[str], None] = log.info,
 ) -> BatchResult:
     """Segment every input named by ``inputs`` (a glob, folder, list file or dataset split)
@@ -86,10 +86,12 @@ def run_batch(
     (an existing file there is replaced only with ``overwrite``, or when this batch wrote it).
     ``files_in_flight`` scenes run at once (default: the executor's slots, at least 2).
     ``mosaic`` segments the inputs, pieces of one mosaic, as one scene (see :mod:`~pspnet_geo.batch.mosaic`).
-    ``report`` receives the Dask dashboard address when a cluster runs the batch."""
+    ``report`` receives the Dask dashboard address when a cluster runs the batch; an input
+    needing more than ``max_tiles`` tiles fails before any work."""
     started = time.perf_counter()
     settings = SegmentSettings(InferenceSettings(TilingSettings(tile_size, overlap), device=device,
-                                                 batch_size=batch_size), postprocess=postprocess)
+                                                 batch_size=batch_size), postprocess=postprocess,
+                               max_tiles=max_tiles)
     job = _job(out_dir, model, pipeline, vector_format, settings, download, merge)
     items = find_inputs(inputs, exclude=job.out_dir)
     _remove_leftovers(job.out_dir, restart)

@@ -36,6 +36,7 @@ _path = click.Path(dir_okay=False)
 @click.option("--preview-size", type=click.IntRange(min=16), default=2048, show_default=True, help="Longest side of the preview in pixels (the scene is read downsampled).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.  [default: off]")
 @click.option("--download", is_flag=True, help="Allow downloading the pipeline's weights from its URL.  [default: off]")
+@click.option("--max-tiles", type=click.IntRange(min=1), help="Refuse a scene that needs more tiles than this, before any work.  [default: no limit]")
 @click.option("--resume", is_flag=True, help="Keep finished blocks beside the outputs (OUT.parts/) and, when rerun after an interruption, do not run them again.  [default: off]")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def segment_command(scene, **options) -> None:

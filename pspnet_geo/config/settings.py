@@ -101,6 +101,10 @@ class SegmentSettings:
     postprocess: bool = True
     layout: str = "single"
     preview_size: int = 2048
+    max_tiles: int | None = None
+    """A scene needing more tiles than this is refused before any work (a guard for batches)."""
 
     def __post_init__(self) -> None:
         check_layout(self.layout)
+        if self.max_tiles is not None and self.max_tiles < 1:
+            raise InputError(f"--max-tiles must be at least 1, got {self.max_tiles}")

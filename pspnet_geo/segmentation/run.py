@@ -33,10 +33,11 @@ from pspnet_geo.config.settings import (
 from pspnet_geo.errors import InputError
 from pspnet_geo.maskfile import NODATA_CLASS
 from pspnet_geo.models.weights import resolve_weights
-from pspnet_geo.outputs import atomic_output, check_distinct, check_output_path
-from pspnet_geo.preview import Outlines, preview_path_check, write_preview
+from pspnet_geo.outputs import atomic_output, check_distinct
+from pspnet_geo.preview import Outlines, write_preview
 from pspnet_geo.scene import Scene, open_scene, select_bands
 from pspnet_geo.segmentation.blocks import BlockJob, BlockResult, run_block
+from pspnet_geo.segmentation.checks import check_outputs, check_size, report_pace
 from pspnet_geo.segmentation.executors import Executor, open_executor
 from pspnet_geo.segmentation.inference import (
     expected_batch_size,
@@ -49,7 +50,7 @@ from pspnet_geo.segmentation.stitch import Stitcher
 from pspnet_geo.segmentation.tiling import TilePlan, aligned_block_tiles
 from pspnet_geo.stamps import file_stamp
 from pspnet_geo.vector.output import VectorOutput
-from pspnet_geo.vector.vectorize import MaskVectorizer, check_vector_output
+from pspnet_geo.vector.vectorize import MaskVectorizer
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def segment(
     layout: str = "single", postprocess: bool = True, preview: str | os.PathLike | None = None,
     preview_size: int = 2048,
     overwrite: bool = False, download: bool = False, progress: bool = True,
-    executor: Executor | None = None, resume: bool = False,
+    executor: Executor | None = None, resume: bool = False, max_tiles: int | None = None,
 ) -> SegmentResult:
     """Segment ``scene`` with a PSPNet checkpoint (``model``) or a named ``pipeline``.
 
@@ -92,13 +93,14 @@ def segment(
     An open ``executor`` (a batch shares one over many scenes) replaces ``workers``,
     ``threads`` and ``scheduler``. ``resume`` keeps each finished block beside the outputs
     (``OUT.parts/``) and, in a rerun, does not run those blocks again (see
-    :mod:`~pspnet_geo.segmentation.journal`).
+    :mod:`~pspnet_geo.segmentation.journal`). A scene needing more than ``max_tiles`` tiles is
+    refused before any work.
     """
-    _check_outputs(out, mask_out, proba_out, preview, layout, overwrite)   # before the settings, as ever
+    check_outputs(out, mask_out, proba_out, preview, layout, overwrite)   # before the settings, as ever
     inference = InferenceSettings(TilingSettings(tile_size, overlap, block_tiles),
                                   None if bands is None else tuple(bands), device, batch_size)
     engine = (workers, threads, scheduler) if executor is None else executor
-    return segment_scene(scene, SegmentSettings(inference, postprocess, layout, preview_size),
+    return segment_scene(scene, SegmentSettings(inference, postprocess, layout, preview_size, max_tiles),
                          out=out, mask_out=mask_out, proba_out=proba_out, preview=preview, model=model,
                          pipeline=pipeline, download=download, engine=engine, overwrite=overwrite,
                          progress=progress, resume=resume)
@@ -115,7 +117,7 @@ def segment_scene(
     """:func:`segment` with its settings already built and checked (as a batch job holds them).
     ``engine`` is an open executor, or the (workers, threads, scheduler) to open one with."""
     started = time.perf_counter()
-    _check_outputs(out, mask_out, proba_out, preview, options.layout, overwrite)
+    check_outputs(out, mask_out, proba_out, preview, options.layout, overwrite)
     preset = load_pipeline(pipeline) if pipeline else None
     model_path = resolve_model(model, preset, download)
     check_distinct([("the input scene", scene), ("the model", model_path)],
@@ -123,6 +125,7 @@ def segment_scene(
     source = open_scene(scene)
     checkpoint = load_checkpoint(model_path)
     settings = _settings(source, checkpoint, preset, options.inference)
+    check_size(source, settings.tiling, options.max_tiles)
     outputs = (out, mask_out, proba_out, preview)
     journal_for = (partial(_journal, source, model_path, settings, outputs, len(checkpoint.class_names))
                    if resume else _no_journal)
@@ -156,20 +159,6 @@ def segment_scene(
         Path(proba_out) if proba_out else None, features, *counts, time.perf_counter() - started,
         vector_files,
     )
-
-
-def _check_outputs(out, mask_out, proba_out, preview, layout: str, overwrite: bool) -> None:
-    """Fail before a long run on anything wrong with the output paths."""
-    if out is None and mask_out is None and proba_out is None and preview is None:
-        raise InputError("nothing to write: give an output path "
-                         "(--out, --mask-out, --proba-out or --preview)")
-    if out is not None:
-        check_vector_output(out, layout, overwrite)
-    for path in (mask_out, proba_out):
-        if path is not None:
-            check_output_path(path, overwrite)
-    if preview is not None:
-        preview_path_check(preview, overwrite)
 
 
 def _vector_output(out, layout: str, scene: Scene, checkpoint: Checkpoint, cleanup: PostprocessConfig,
@@ -288,6 +277,7 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
     stitcher = Stitcher(plan, len(classes.names), proba_path is not None)
     outputs = RasterOutputs(scene, classes, mask_path, proba_path)
     run = skipped = non_finite = 0
+    started = time.perf_counter()
     try:
         with tqdm(total=plan.tile_count, unit="tile", disable=not progress, dynamic_ncols=True) as bar:
             for result in computed:
@@ -295,6 +285,8 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
                     outputs.write(piece)
                     if vectorizer is not None:
                         vectorizer.add_piece(piece.window, piece.classes)
+                if run + skipped == 0:
+                    report_pace(scene, plan, time.perf_counter() - started, executor.slots)
                 run, skipped = run + result.tiles_run, skipped + result.tiles_skipped
                 non_finite += result.non_finite
                 bar.update(result.tiles_run + result.tiles_skipped)

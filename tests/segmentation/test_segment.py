@@ -280,3 +280,16 @@ def test_nan_and_infinite_pixels_are_nodata_and_never_reach_the_model(tmp_path, 
     assert np.array_equal(got, want)
     assert (got[100:105] == NODATA_CLASS).all() and got[200, 7] == NODATA_CLASS
     assert (got[:100] != NODATA_CLASS).all()
+
+
+def test_a_scene_over_max_tiles_is_refused_and_a_long_run_says_so_up_front(tmp_path, atlanta_model, caplog,
+                                                                             monkeypatch):
+    with pytest.raises(InputError, match="needs 100 tiles of 128 px, more than --max-tiles 99"):
+        segment(ATLANTA, mask_out=tmp_path / "m.tif", model=atlanta_model, tile_size=128, overlap=32,
+                max_tiles=99, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr("pspnet_geo.segmentation.checks.LONG_RUN_S", 0)
+    with caplog.at_level(logging.WARNING, logger="pspnet_geo.segmentation.checks"):
+        segment(ATLANTA, mask_out=tmp_path / "m.tif", model=atlanta_model, tile_size=128, overlap=32,
+                max_tiles=100, block_tiles=2, progress=False)
+    assert "100 tiles in 25 blocks; at the pace of the first block, about" in caplog.text
