@@ -34,7 +34,7 @@ CHIP = files("pspnet_geo") / "sample_data" / "spacenet_atlanta_buildings"
 HELD_BACK_FROM_COLUMN = 600
 DEMO_ITERATIONS = 360
 DEMO_TILE = 128
-OUTPUTS = ("model.pt", "model.metrics.jsonl", "buildings.gpkg", "buildings_mask.tif")
+OUTPUTS = ("model.pt", "model.metrics.jsonl", "model.state.pt", "buildings.gpkg", "buildings_mask.tif")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from xml.etree import ElementTree
@@ -121,7 +122,8 @@ def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, n
         failure = _first_line(err)
         missing = missing_vrt_sources(scene.path)
         if missing:
-            failure = f"its source {missing[0]} is missing" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            failure = f"{failure} (its source {missing[0]}{more} is missing)"
     # Raised outside the except block, so the error carries no rasterio error as its context:
     # rasterio's errors do not unpickle, and a Dask worker's error must reach the client whole.
     raise RunError(f"reading {scene.path} failed at rows {window.row_off}-{window.row_off + window.height}, "
@@ -146,6 +148,7 @@ def missing_vrt_sources(path: str) -> list[str]:
     for element in root.iter("SourceFilename"):
         name = (element.text or "").strip()
         source = os.path.join(folder, name) if element.get("relativeToVRT") == "1" else name
-        if name and not name.startswith("/vsi") and not os.path.exists(source) and source not in missing:
+        remote_or_driver = name.startswith("/vsi") or "://" in name or re.match(r"[A-Za-z0-9_]{2,}:", name)
+        if name and not remote_or_driver and not os.path.exists(source) and source not in missing:
             missing.append(source)
     return missing

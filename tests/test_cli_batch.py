@@ -88,12 +88,14 @@ def test_a_merge_onto_a_file_the_batch_did_not_write_needs_overwrite(tmp_path, m
     merged = tmp_path / "all.gpkg"
     merged.write_text("the user's")
     refused = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--merge", merged, *FAST)
-    assert refused.exit_code == 2 and "did not write it; pass --overwrite" in refused.output
+    assert refused.exit_code == 2 and "does not record writing it" in refused.output
     assert merged.read_text() == "the user's" and not (tmp_path / "out" / "manifest.json").exists()
     assert run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--merge", merged, "--overwrite",
                *FAST).exit_code == 0
     again = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--merge", merged, *FAST)
     assert again.exit_code == 0, again.output            # its own merged file: replaced on a rerun
+    restarted = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--merge", merged, "--restart", *FAST)
+    assert restarted.exit_code == 0, restarted.output    # and when the inputs start over
     assert len(gpd.read_file(merged)) > 0
 
 

@@ -216,7 +216,7 @@ def test_a_float_raster_as_the_prediction_is_refused_in_one_line(tmp_path, run):
                        crs="EPSG:32616", transform=ATLANTA_GRID) as dst:
         dst.write(np.random.default_rng(0).random((1, 20, 30)).astype("float32"))
     result = run("evaluate", path, BUILDINGS, "--classes", "background,building", "--class-column", "none")
-    assert result.exit_code == 2 and "is not a class mask: it has 1 band(s) of float32" in result.output
+    assert result.exit_code == 2 and "is not a class mask: band 1 is float32" in result.output
     assert "Traceback" not in result.output
 
 

@@ -150,5 +150,5 @@ def test_a_vrt_whose_source_file_is_missing_names_it(tmp_path, atlanta_model):
         f'<VRTRasterBand dataType="Byte" band="{band}">{sources}</VRTRasterBand></VRTDataset>')
     result = run("segment", tmp_path / "both.vrt", "--mask-out", tmp_path / "m.tif", "--model", atlanta_model,
                  "--tile-size", "256", "--no-progress")
-    assert_one_line_error(result, f"its source {tmp_path / 'east.tif'} is missing", code=1)
+    assert_one_line_error(result, f"(its source {tmp_path / 'east.tif'} is missing)", code=1)
     assert not (tmp_path / "m.tif").exists()

@@ -119,7 +119,7 @@ def test_a_benchmark_dataset_with_its_pipeline(tmp_path):
     ("patience: x", "patience must be an integer, not 'x'"),
     ("out: 5", "out must be a string, not 5"),
     ("holdout_bounds: [1, 2]", "holdout_bounds must be four numbers"),
-    ("label_values: [1, 2]", "label_values must be a string or a mapping of integers to integers"),
+    ("label_values: [1, 2]", "label_values must be a string or a mapping, not [1, 2]"),
     ("groups: 7", "groups must be a list of strings, not 7"),
     ("images: 7", "images must be a string or a list of strings, not 7"),
     ("metrics_log: [1]", "metrics_log must be a string, not [1]"),
@@ -140,3 +140,17 @@ def test_a_run_that_fails_before_its_first_validation_leaves_nothing_behind(tmp_
                                       "-o", str(tmp_path / "m.pt"), "--classes", "background,building"])
     assert result.exit_code == 2 and "missing.geojson" in result.output, result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_config_values_that_are_fine_pass_and_a_null_where_none_is_allowed_is_refused(tmp_path):
+    from pspnet_geo.errors import PipelineError
+    from pspnet_geo.training.config import load_train_config
+
+    config = tmp_path / "train.yaml"
+    config.write_text("classes:\n  - {name: background}\n  - {name: building, colour: [255, 0, 0], values: [1]}\n"
+                      "label_values: {'0': 0, '1': 1}\nlr: 1e-4\npatience: null\n")
+    loaded = load_train_config(config)
+    assert loaded["lr"] == 1e-4 and loaded["patience"] is None and loaded["classes"][1]["name"] == "building"
+    config.write_text("batch_size: null\n")
+    with pytest.raises(PipelineError, match="batch_size must be an integer, not null"):
+        load_train_config(config)

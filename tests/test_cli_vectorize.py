@@ -10,6 +10,7 @@ import pyogrio
 import pytest
 import rasterio
 from click.testing import CliRunner
+from rasterio.enums import ColorInterp
 
 from pspnet_geo.cli.main import cli
 
@@ -168,3 +169,16 @@ def test_an_image_given_as_the_mask_or_a_background_outside_the_classes_is_refus
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "p.gpkg").exists()
+
+
+def test_a_mask_with_an_alpha_band_beside_it_is_a_mask(tmp_path):
+    path = tmp_path / "alpha.tif"
+    mask = three_class_mask()
+    with rasterio.open(path, "w", driver="GTiff", width=80, height=60, count=2, dtype="uint8",
+                       crs="EPSG:32616", transform=TRANSFORM, photometric="MINISBLACK", alpha="YES") as dst:
+        dst.write(np.stack([mask, np.full_like(mask, 255)]))
+    with rasterio.open(path) as written:
+        assert written.colorinterp[1] == ColorInterp.alpha
+    result = run("vectorize", path, "-o", tmp_path / "p.gpkg")
+    assert result.exit_code == 0, result.output
+    assert set(gpd.read_file(tmp_path / "p.gpkg")["class_id"]) == {1, 2, 7}

@@ -55,8 +55,10 @@ class Manifest:
     def open(cls, path: str | os.PathLike, identity: dict, restart: bool) -> Manifest:
         """The manifest at ``path`` to resume, or a new one; refuses another run's manifest."""
         path = Path(path)
-        if restart or not path.is_file():
+        if not path.is_file():
             return cls(path, identity)
+        if restart:   # the inputs start over, but the merged file it wrote is still its own
+            return cls(path, identity, merged=_merged_of(path))
         stored = _read(path)
         differing = sorted(k for k in identity.keys() | stored["identity"].keys()
                            if identity.get(k) != stored["identity"].get(k))
@@ -115,6 +117,15 @@ def _unchanged(path: Path, recorded: dict) -> bool:
     if stamp is None or stamp["size"] != recorded["size"]:
         return False
     return stamp["mtime_ns"] == recorded["mtime_ns"] or content_hash(path) == recorded["sha256"]
+
+
+def _merged_of(path: Path) -> dict | None:
+    """The merged file an earlier manifest records, if it can be read."""
+    try:
+        merged = _read(path).get("merged")
+    except InputError:
+        return None
+    return merged if isinstance(merged, dict) else None
 
 
 def _read(path: Path) -> dict:

@@ -36,7 +36,7 @@ from pspnet_geo.config.settings import (
 )
 from pspnet_geo.errors import InputError, OutputError
 from pspnet_geo.segmentation.blocks import BlockJob, run_block, run_blocks
-from pspnet_geo.segmentation.executors import Executor, open_executor
+from pspnet_geo.segmentation.executors import Executor, check_executor_options, open_executor
 from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoint
 from pspnet_geo.segmentation.journal import discard as discard_journal
 from pspnet_geo.segmentation.packing import PackingExecutor
@@ -89,15 +89,17 @@ def run_batch(
     ``report`` receives the Dask dashboard address when a cluster runs the batch; an input
     needing more than ``max_tiles`` tiles fails before any work."""
     started = time.perf_counter()
+    check_executor_options(workers, threads, scheduler)
     settings = SegmentSettings(InferenceSettings(TilingSettings(tile_size, overlap), device=device,
                                                  batch_size=batch_size), postprocess=postprocess,
                                max_tiles=max_tiles)
     job = _job(out_dir, model, pipeline, vector_format, settings, download, merge)
     items = find_inputs(inputs, exclude=job.out_dir)
-    _remove_leftovers(job.out_dir, restart)
     manifest = Manifest.open(job.out_dir / MANIFEST_NAME, {**_identity(job), "mosaic": mosaic}, restart)
     if merge is not None and Path(merge).exists() and not (overwrite or manifest.wrote(Path(merge))):
-        raise OutputError(f"{merge} exists and this batch did not write it; pass --overwrite to replace it")
+        raise OutputError(f"{merge} exists and this batch's manifest does not record writing it (older "
+                          "manifests never do); pass --overwrite to replace it")
+    _remove_leftovers(job.out_dir, restart)
     result = BatchResult(manifest.path)
     already = {item for item in items if job.is_done(manifest, item)}
     todo = [item for item in items if item not in already]

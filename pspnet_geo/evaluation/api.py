@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rasterio
 
 from pspnet_geo.config.pipelines import load_pipeline
-from pspnet_geo.errors import InputError, RasterError
+from pspnet_geo.errors import InputError
 from pspnet_geo.evaluation.features import FeatureTruth, object_section, road_section
 from pspnet_geo.evaluation.pixels import open_truth, pixel_metrics, stream_confusion
 from pspnet_geo.evaluation.report import PixelSection, Section, render, report_dict
@@ -35,6 +36,7 @@ from pspnet_geo.labels.read import RASTER_SUFFIXES
 from pspnet_geo.maskfile import mask_class_names
 from pspnet_geo.outputs import check_distinct, check_output_path
 from pspnet_geo.scene import Scene, open_scene
+from pspnet_geo.vector.vectorize import check_mask
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +127,8 @@ def _pixel_section(chips: list[tuple[str, str, str]], spec: ClassSpec, options: 
 def _prediction(path: str) -> Scene:
     """The prediction's raster, once it is known to be a class mask: one band of integers."""
     scene = open_scene(path)
-    if scene.count != 1 or not np.issubdtype(np.dtype(scene.dtype), np.integer):
-        raise RasterError(f"{path} is not a class mask: it has {scene.count} band(s) of {scene.dtype}; "
-                          "a prediction is one band of class ids (the --mask-out of segment)")
+    with rasterio.open(path) as dataset:
+        check_mask(dataset, path)
     return scene
 
 

@@ -103,7 +103,8 @@ class ScoreSection:
 def _repaired(frame: gpd.GeoDataFrame, path: str) -> gpd.GeoDataFrame:
     """``frame`` with invalid geometries (a self-intersecting outline, common in hand-drawn
     labels) made valid, keeping their area: GEOS cannot overlay them as they are."""
-    invalid = ~frame.geometry.is_valid.to_numpy()
+    polygonal = frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    invalid = polygonal & ~frame.geometry.is_valid.to_numpy()
     if not invalid.any():
         return frame
     log.warning("%s: %d features are not valid geometries (self-intersections); scored as repaired "

@@ -45,11 +45,12 @@ LONG_RUN_S = 3600
 """A run projected to take longer than this (from its first block) says so up front."""
 
 
-def report_pace(scene: Scene, plan: TilePlan, first_block_s: float, slots: int) -> None:
-    """How long the whole run takes at the pace of its first block (which also loaded the
-    model, so this errs long): a warning when that is over an hour, so a scene far larger than
-    meant is noticed before the hours pass, not after."""
-    projected = first_block_s * len(plan.blocks) / max(1, slots)
+def report_pace(scene: Scene, plan: TilePlan, first_block_s: float, slots: int, blocks_left: int) -> None:
+    """How long the ``blocks_left`` blocks take at the pace of the first one run (which also
+    loaded the model, so this errs long): a warning when that is over an hour, so a scene far
+    larger than meant is noticed before the hours pass, not after."""
+    projected = first_block_s * blocks_left / max(1, slots)
     level = logging.WARNING if projected > LONG_RUN_S else logging.INFO
-    log.log(level, "%s: %d tiles in %d blocks; at the pace of the first block, about %.1f h (--max-tiles "
-            "refuses runs above a size)", scene.path, plan.tile_count, len(plan.blocks), projected / 3600)
+    log.log(level, "%s: %d tiles in %d blocks (%d to run); at the pace of the first, about %.1f h "
+            "(--max-tiles refuses runs above a size)", scene.path, plan.tile_count, len(plan.blocks),
+            blocks_left, projected / 3600)

@@ -109,10 +109,7 @@ class DaskExecutor:
 @contextlib.contextmanager
 def open_executor(workers: int = 1, threads: int | None = None, scheduler: str | None = None) -> Iterator[Executor]:
     """An executor for the run; torch uses one intra-op thread per call while it is open."""
-    if workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers}")
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads must be at least 1, got {threads} (leave it out for one per CPU core)")
+    check_executor_options(workers, threads, scheduler)
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -122,6 +119,26 @@ def open_executor(workers: int = 1, threads: int | None = None, scheduler: str |
     finally:
         executor.close()
         torch.set_num_threads(previous)
+
+
+def check_executor_options(workers: int, threads: int | None, scheduler: str | None) -> None:
+    """Refuse, in one line and before any work, executor options that cannot work."""
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads} (leave it out for one per CPU core)")
+    address = scheduler or dask.config.get("scheduler-address", None)
+    if address:
+        _check_address(address)
+
+
+def _check_address(address: str) -> None:
+    try:
+        parse_address(address)
+        parse_host_port(address.split("://", 1)[-1])
+    except (ValueError, TypeError) as err:
+        raise InputError(f"{address!r} is not a Dask scheduler address such as tcp://host:8786 "
+                         f"(from --scheduler or DASK_SCHEDULER_ADDRESS): {err}") from None
 
 
 def _make_executor(workers: int, threads: int, scheduler: str | None) -> Executor:
@@ -140,12 +157,6 @@ def _make_executor(workers: int, threads: int, scheduler: str | None) -> Executo
 
 
 def _connect(address: str):
-    try:
-        parse_address(address)
-        host, port = parse_host_port(address.split("://", 1)[-1])
-    except (ValueError, TypeError) as err:
-        raise InputError(f"{address!r} is not a Dask scheduler address such as tcp://host:8786 "
-                         f"(from --scheduler or DASK_SCHEDULER_ADDRESS): {err}") from None
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError) as err:

@@ -271,13 +271,13 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
     jobs = (BlockJob(scene, plan, block, settings.bands, model_path, settings.device,
                      settings.batch_size, proba_path is not None)
             for block in plan.blocks if (block.row, block.col) not in done)
-    computed = executor.map_unordered(run_block, jobs, in_flight=2 * executor.slots)
+    computed = _paced(executor.map_unordered(run_block, jobs, in_flight=2 * executor.slots), scene, plan,
+                      executor.slots, done)
     if journal is not None:
         computed = chain(journal.saved(), _saving(computed, journal))
     stitcher = Stitcher(plan, len(classes.names), proba_path is not None)
     outputs = RasterOutputs(scene, classes, mask_path, proba_path)
     run = skipped = non_finite = 0
-    started = time.perf_counter()
     try:
         with tqdm(total=plan.tile_count, unit="tile", disable=not progress, dynamic_ncols=True) as bar:
             for result in computed:
@@ -285,8 +285,6 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
                     outputs.write(piece)
                     if vectorizer is not None:
                         vectorizer.add_piece(piece.window, piece.classes)
-                if run + skipped == 0:
-                    report_pace(scene, plan, time.perf_counter() - started, executor.slots)
                 run, skipped = run + result.tiles_run, skipped + result.tiles_skipped
                 non_finite += result.non_finite
                 bar.update(result.tiles_run + result.tiles_skipped)
@@ -300,6 +298,17 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
     if non_finite:
         log.warning("%s: %d pixels are NaN or infinite; they were treated as nodata", scene.path, non_finite)
     return run, skipped
+
+
+def _paced(results: Iterator[BlockResult], scene: Scene, plan: TilePlan, slots: int,
+           done: set) -> Iterator[BlockResult]:
+    """``results``, reporting after the first how long the blocks left take at its pace. The
+    clock starts when the first is asked for: after any saved blocks of a resumed run."""
+    started = time.perf_counter()
+    for count, result in enumerate(results):
+        if count == 0:
+            report_pace(scene, plan, time.perf_counter() - started, slots, len(plan.blocks) - len(done))
+        yield result
 
 
 def _saving(results: Iterator[BlockResult], journal: BlockJournal) -> Iterator[BlockResult]:

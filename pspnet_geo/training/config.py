@@ -7,6 +7,7 @@ value of the wrong type is a one-line error naming the file, never silently igno
 
 from __future__ import annotations
 
+import math
 import os
 import types
 import typing
@@ -36,11 +37,14 @@ def load_train_config(path: str | os.PathLike) -> dict[str, Any]:
 def _checked(key: str, value: Any, where: str) -> Any:
     """``value`` if it has the type the setting ``key`` is declared with (None is always
     allowed: it means the default)."""
+    hint = _DATA_HINTS.get(key) or _HINTS[key]
+    if _plain(hint) is float and isinstance(value, str):
+        value = _number_text(value)          # YAML 1.1 reads 1e-4 (no dot) as a string
+    if not _matches(value, hint):
+        shown = "null" if value is None else repr(value)
+        raise PipelineError(f"{where}: {key} must be {_describe(hint)}, not {shown}")
     if value is None:
         return value
-    hint = _DATA_HINTS.get(key) or _HINTS[key]
-    if not _matches(value, hint):
-        raise PipelineError(f"{where}: {key} must be {_describe(hint)}, not {value!r}")
     if key == "holdout_bounds" and len(value) != 4:
         raise PipelineError(f"{where}: holdout_bounds must be four numbers (left, bottom, right, top), "
                             f"not {len(value)}")
@@ -48,7 +52,20 @@ def _checked(key: str, value: Any, where: str) -> Any:
 
 
 _HINTS = typing.get_type_hints(TrainSettings)
-_DATA_HINTS = {"images": str | Sequence[str], "labels": str | Sequence[str], "out": str}
+# Keys whose values are checked further where they are used: images, labels and out are not
+# settings; classes may be written out in full (names with colours and values, see
+# labels.classes.parse_classes), and label_values keys may be quoted.
+_DATA_HINTS = {"images": str | Sequence[str], "labels": str | Sequence[str], "out": str,
+               "classes": str | Sequence[str | dict] | None, "label_values": str | dict | None}
+
+
+def _number_text(text: str) -> float | str:
+    """``text`` as a number when it is one (``1e-4``), else unchanged."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
 
 def _plain(hint: Any) -> Any:
@@ -77,7 +94,8 @@ def _matches(value: Any, hint: Any) -> bool:
     return isinstance(hint, type) and hint is not os.PathLike and isinstance(value, hint)
 
 
-_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null",
+          dict: "a mapping", list: "a list"}
 
 
 def _describe(hint: Any) -> str:

@@ -21,6 +21,7 @@ import rasterio
 import shapely
 from affine import Affine
 from pyproj import CRS
+from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
@@ -205,9 +206,11 @@ def _concatenate(chunks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarra
 
 
 def check_mask(dataset: rasterio.DatasetReader, mask_path: str | os.PathLike) -> None:
-    """A class mask is one band of integer class ids; anything else (an image given by mistake)
-    would make a polygon of every run of equal pixel values."""
-    if dataset.count != 1:
+    """A class mask is one band of integer class ids (an alpha band beside it, as ``gdalwarp
+    -dstalpha`` adds, is allowed); anything else (an image given by mistake) would make a
+    polygon of every run of equal pixel values."""
+    classes = [c for c in dataset.colorinterp if c != ColorInterp.alpha]
+    if len(classes) != 1:
         raise RasterError(f"{mask_path} is not a class mask: it has {dataset.count} bands, a mask has one "
                           "(the --mask-out of segment)")
     if not np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer):

@@ -292,4 +292,4 @@ def test_a_scene_over_max_tiles_is_refused_and_a_long_run_says_so_up_front(tmp_p
     with caplog.at_level(logging.WARNING, logger="pspnet_geo.segmentation.checks"):
         segment(ATLANTA, mask_out=tmp_path / "m.tif", model=atlanta_model, tile_size=128, overlap=32,
                 max_tiles=100, block_tiles=2, progress=False)
-    assert "100 tiles in 25 blocks; at the pace of the first block, about" in caplog.text
+    assert "100 tiles in 25 blocks (25 to run); at the pace of the first, about" in caplog.text
