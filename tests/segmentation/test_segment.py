@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import pytest
 import rasterio
 import shapely
@@ -293,3 +295,38 @@ def test_a_scene_over_max_tiles_is_refused_and_a_long_run_says_so_up_front(tmp_p
         segment(ATLANTA, mask_out=tmp_path / "m.tif", model=atlanta_model, tile_size=128, overlap=32,
                 max_tiles=100, block_tiles=2, progress=False)
     assert "100 tiles in 25 blocks (25 to run); at the pace of the first, about" in caplog.text
+
+
+def test_polygons_reach_the_output_file_before_the_last_block_finishes(tmp_path, atlanta_model, monkeypatch):
+    """Streaming, seen from outside: with every block but the last stitched, the temporary
+    GeoPackage already holds most of the polygons; the final file equals the whole-mask run."""
+    from pspnet_geo.segmentation import run as segmentation
+
+    real, calls, seen = segmentation.Stitcher.add, [], []
+    blocks = len(TilePlan(900, 900, 128, 32, 1).blocks)
+
+    def counting(self, key, partials):
+        calls.append(key)
+        if len(calls) == blocks:       # the last block's result, before it is stitched
+            [temporary] = tmp_path.glob(".b.*.partial.gpkg")
+            seen.append(pyogrio.read_info(temporary)["features"])
+        return real(self, key, partials)
+
+    def small_chunks(*args):
+        output = real_output(*args)
+        output.chunk = 5                # written 5 polygons at a time, not 2,000: a small scene streams too
+        return output
+
+    real_output = segmentation._vector_output
+    monkeypatch.setattr(segmentation, "_vector_output", small_chunks)
+    # Windows of 128 px, not 1,024: the 900 px chip is then many windows, as a large scene is.
+    monkeypatch.setattr(segmentation, "MaskVectorizer", partial(segmentation.MaskVectorizer, block_size=128))
+    monkeypatch.setattr(segmentation.Stitcher, "add", counting)
+    result = segment(ATLANTA, tmp_path / "b.gpkg", mask_out=tmp_path / "m.tif", model=atlanta_model,
+                     tile_size=128, overlap=32, block_tiles=1, threads=1, progress=False)
+    expected = vectorize_mask(tmp_path / "m.tif", ["background", "building"]).polygons
+    assert result.features == len(expected) > 20
+    assert seen and 0.5 * len(expected) < seen[0] < len(expected)
+    got = gpd.read_file(tmp_path / "b.gpkg")
+    assert sorted(shapely.normalize(got.geometry.values).tolist(), key=lambda g: g.wkb) == sorted(
+        shapely.normalize(expected.geometry.values).tolist(), key=lambda g: g.wkb)
