@@ -234,3 +234,15 @@ def test_an_input_over_max_tiles_fails_before_any_work_and_the_batch_goes_on(tmp
     result = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--max-tiles", "1", *FAST)
     assert result.exit_code == 1 and "more than --max-tiles 1" in result.output
     assert manifest(tmp_path / "out")["entries"]["aoi_0/chip_0"]["status"] == "failed"
+
+
+def test_no_remote_sources_fails_an_input_vrt_naming_the_network_and_goes_on(tmp_path, model):
+    write_chips(tmp_path / "chips", corners=((0, 0),))
+    (tmp_path / "chips" / "aoi_0" / "remote.vrt").write_text(
+        '<VRTDataset rasterXSize="64" rasterYSize="64"><VRTRasterBand dataType="Byte" band="1"><SimpleSource>'
+        '<SourceFilename relativeToVRT="0">/vsicurl/http://127.0.0.1:9/x.tif</SourceFilename>'
+        '<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>')
+    result = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--no-remote-sources", *FAST)
+    entries = manifest(tmp_path / "out")["entries"]
+    assert result.exit_code == 1 and entries["aoi_0/chip_0"]["status"] == "done"
+    assert entries["aoi_0/remote"]["status"] == "failed" and "names a network source" in entries["aoi_0/remote"]["error"]

@@ -152,3 +152,23 @@ def test_a_vrt_whose_source_file_is_missing_names_it(tmp_path, atlanta_model):
                  "--tile-size", "256", "--no-progress")
     assert_one_line_error(result, f"(its source {tmp_path / 'east.tif'} is missing)", code=1)
     assert not (tmp_path / "m.tif").exists()
+
+
+def _vrt(path, source: str, relative: bool = False) -> None:
+    """A one-band VRT of 64 x 64 px whose only source is ``source``."""
+    path.write_text(
+        '<VRTDataset rasterXSize="64" rasterYSize="64"><VRTRasterBand dataType="Byte" band="1">'
+        f'<SimpleSource><SourceFilename relativeToVRT="{int(relative)}">{escape(source)}</SourceFilename>'
+        '<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>')
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_no_remote_sources_refuses_a_vrt_naming_the_network_before_opening_it(tmp_path, atlanta_model, nested):
+    _vrt(tmp_path / "inner.vrt", "/vsicurl/http://127.0.0.1:9/secret.tif")
+    if nested:
+        _vrt(tmp_path / "scene.vrt", "inner.vrt", relative=True)
+    scene = tmp_path / ("scene.vrt" if nested else "inner.vrt")
+    result = run("segment", scene, "--mask-out", tmp_path / "m.tif", "--model", atlanta_model,
+                 "--no-remote-sources", "--no-progress")
+    assert_one_line_error(result, "names a network source (/vsicurl/http://127.0.0.1:9/secret.tif)")
+    assert not (tmp_path / "m.tif").exists()

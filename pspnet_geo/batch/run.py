@@ -79,7 +79,7 @@ def run_batch(
     workers: int = 1, threads: int | None = None, scheduler: str | None = None,
     device: str = "auto", batch_size: int | None = None, tile_size: int | None = None,
     overlap: int | None = None, download: bool = False, progress: bool = True, max_tiles: int | None = None,
-    report: Callable[[str], None] = log.info,
+    no_remote_sources: bool = False, report: Callable[[str], None] = log.info,
 ) -> BatchResult:
     """Segment every input named by ``inputs`` (a glob, folder, list file or dataset split)
     into ``out_dir``; optionally merge all polygons into ``merge`` with a ``source`` column
@@ -87,12 +87,13 @@ def run_batch(
     ``files_in_flight`` scenes run at once (default: the executor's slots, at least 2).
     ``mosaic`` segments the inputs, pieces of one mosaic, as one scene (see :mod:`~pspnet_geo.batch.mosaic`).
     ``report`` receives the Dask dashboard address when a cluster runs the batch; an input
-    needing more than ``max_tiles`` tiles fails before any work."""
+    needing more than ``max_tiles`` tiles, or (``no_remote_sources``) a VRT naming network
+    sources, fails before any work."""
     started = time.perf_counter()
     check_executor_options(workers, threads, scheduler)
     settings = SegmentSettings(InferenceSettings(TilingSettings(tile_size, overlap), device=device,
                                                  batch_size=batch_size), postprocess=postprocess,
-                               max_tiles=max_tiles)
+                               max_tiles=max_tiles, local_sources_only=no_remote_sources)
     job = _job(out_dir, model, pipeline, vector_format, settings, download, merge)
     items = find_inputs(inputs, exclude=job.out_dir)
     manifest = Manifest.open(job.out_dir / MANIFEST_NAME, {**_identity(job), "mosaic": mosaic}, restart)

@@ -103,6 +103,8 @@ class SegmentSettings:
     preview_size: int = 2048
     max_tiles: int | None = None
     """A scene needing more tiles than this is refused before any work (a guard for batches)."""
+    local_sources_only: bool = False
+    """Refuse an input whose VRT names network sources (untrusted folders; see docs/security.md)."""
 
     def __post_init__(self) -> None:
         check_layout(self.layout)

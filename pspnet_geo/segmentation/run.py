@@ -37,7 +37,7 @@ from pspnet_geo.outputs import atomic_output, check_distinct
 from pspnet_geo.preview import Outlines, write_preview
 from pspnet_geo.scene import Scene, open_scene, select_bands
 from pspnet_geo.segmentation.blocks import BlockJob, BlockResult, run_block
-from pspnet_geo.segmentation.checks import check_outputs, check_size, report_pace
+from pspnet_geo.segmentation.checks import check_local_sources, check_outputs, check_size, report_pace
 from pspnet_geo.segmentation.executors import Executor, open_executor
 from pspnet_geo.segmentation.inference import (
     expected_batch_size,
@@ -83,6 +83,7 @@ def segment(
     preview_size: int = 2048,
     overwrite: bool = False, download: bool = False, progress: bool = True,
     executor: Executor | None = None, resume: bool = False, max_tiles: int | None = None,
+    no_remote_sources: bool = False,
 ) -> SegmentResult:
     """Segment ``scene`` with a PSPNet checkpoint (``model``) or a named ``pipeline``.
 
@@ -94,13 +95,15 @@ def segment(
     ``threads`` and ``scheduler``. ``resume`` keeps each finished block beside the outputs
     (``OUT.parts/``) and, in a rerun, does not run those blocks again (see
     :mod:`~pspnet_geo.segmentation.journal`). A scene needing more than ``max_tiles`` tiles is
-    refused before any work.
+    refused before any work; with ``no_remote_sources``, so is a scene whose VRT names network
+    sources.
     """
     check_outputs(out, mask_out, proba_out, preview, layout, overwrite)   # before the settings, as ever
     inference = InferenceSettings(TilingSettings(tile_size, overlap, block_tiles),
                                   None if bands is None else tuple(bands), device, batch_size)
     engine = (workers, threads, scheduler) if executor is None else executor
-    return segment_scene(scene, SegmentSettings(inference, postprocess, layout, preview_size, max_tiles),
+    return segment_scene(scene, SegmentSettings(inference, postprocess, layout, preview_size, max_tiles,
+                                                         no_remote_sources),
                          out=out, mask_out=mask_out, proba_out=proba_out, preview=preview, model=model,
                          pipeline=pipeline, download=download, engine=engine, overwrite=overwrite,
                          progress=progress, resume=resume)
@@ -120,6 +123,8 @@ def segment_scene(
     check_outputs(out, mask_out, proba_out, preview, options.layout, overwrite)
     preset = load_pipeline(pipeline) if pipeline else None
     model_path = resolve_model(model, preset, download)
+    if options.local_sources_only:
+        check_local_sources(os.fspath(scene))
     check_distinct([("the input scene", scene), ("the model", model_path)],
                    [("--out", out), ("--mask-out", mask_out), ("--proba-out", proba_out), ("--preview", preview)])
     source = open_scene(scene)
