@@ -19,6 +19,10 @@ import os
 # raster is opened.
 os.environ.setdefault("GDAL_CACHEMAX", "32")
 
+from pspnet_geo import quiet as _quiet  # noqa: E402  (the environment above comes first)
+
+_quiet.install()
+
 # The public functions load on first use (PEP 562), so importing the package, as rio does for
 # every plugin on every ``rio`` command, does not import torch.
 _EXPORTS = {

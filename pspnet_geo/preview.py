@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import geopandas
 import numpy as np
-import rasterio
 import shapely
 from affine import Affine
 from PIL import Image, ImageDraw
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 
 from pspnet_geo.errors import BandMismatchError, OutputError, RasterError, RunError
 from pspnet_geo.maskfile import NODATA_CLASS, Colour
 from pspnet_geo.outputs import atomic_output, check_output_path
+from pspnet_geo.quiet import open_raster
 from pspnet_geo.scene import Scene, open_scene
 
 log = logging.getLogger(__name__)
@@ -132,12 +131,9 @@ def _read_scene(scene: Scene, bands: list[int],
                 shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Band-averaged pixels (bands, rows, cols) and the validity mask, read at preview size."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(scene.path) as src:
-                pixels = src.read(bands, out_shape=(len(bands), *shape),
-                                  resampling=Resampling.average)
-                valid = src.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
+        with open_raster(scene.path) as src:
+            pixels = src.read(bands, out_shape=(len(bands), *shape), resampling=Resampling.average)
+            valid = src.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
     except RasterioIOError as err:
         raise RunError(f"reading {scene.path} for the preview failed: {err}") from None
     return pixels, valid
@@ -153,10 +149,8 @@ def _read_mask(scene: Scene, mask_path: str | os.PathLike, shape: tuple[int, int
     if mask.count != 1 or mask.dtype != "uint8":
         raise RasterError(f"{mask.path} is not a class mask (one uint8 band of class ids)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(mask.path) as src:
-                return src.read(1, out_shape=shape, resampling=Resampling.mode)
+        with open_raster(mask.path) as src:
+            return src.read(1, out_shape=shape, resampling=Resampling.mode)
     except RasterioIOError as err:
         raise RunError(f"reading {mask.path} for the preview failed: {err}") from None
 

@@ -9,18 +9,17 @@ from __future__ import annotations
 import logging
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from pspnet_geo.errors import BandMismatchError, RasterError, RunError
+from pspnet_geo.quiet import open_raster
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +45,7 @@ def open_scene(path: str | os.PathLike) -> Scene:
     if not path.startswith("/vsi") and not os.path.exists(path):
         raise RasterError(f"{path}: no such file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
+        with open_raster(path) as src:
                 scene = Scene(
                     path=path, width=src.width, height=src.height, count=src.count,
                     dtype=src.dtypes[0], crs=src.crs, transform=src.transform,
@@ -114,10 +111,8 @@ def read_finite(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndar
 
 def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(scene.path) as src:
-                return src.read(bands, window=window), src.dataset_mask(window=window) > 0
+        with open_raster(scene.path) as src:
+            return src.read(bands, window=window), src.dataset_mask(window=window) > 0
     except RasterioIOError as err:
         failure = _first_line(err)
         missing = missing_vrt_sources(scene.path)

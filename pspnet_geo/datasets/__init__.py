@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 
 from pspnet_geo.errors import InputError, LabelError, OutputError
+from pspnet_geo.quiet import open_raster
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +149,7 @@ def write_label_raster(path: Path, classes: np.ndarray, crs: CRS | None, transfo
         profile.update(crs=crs, transform=transform)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path, "w", **profile) as dst:
+        with open_raster(path, "w", **profile) as dst:
                 dst.write(classes.astype(np.uint8), 1)
     except (OSError, RasterioIOError) as err:
         raise OutputError(f"cannot write label raster {path} ({str(err).splitlines()[0]})") from None

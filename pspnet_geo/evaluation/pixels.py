@@ -13,13 +13,12 @@ inside a feature).
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from pspnet_geo.errors import LabelError, RasterError
@@ -30,6 +29,7 @@ from pspnet_geo.labels.read import (
     is_raster_path,
     read_vector_labels,
 )
+from pspnet_geo.quiet import open_raster
 from pspnet_geo.scene import Scene
 from pspnet_geo.vector.mask_windows import file_grid
 
@@ -140,9 +140,7 @@ def stream_confusion(
 
 def _open_mask(path: str) -> rasterio.DatasetReader:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
+        return open_raster(path)
     except RasterioIOError as err:
         raise RasterError(f"cannot open class mask {path} ({str(err).splitlines()[0]})") from None
 

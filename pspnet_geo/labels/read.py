@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import rasterio
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 from rasterio.features import rasterize
 from rasterio.transform import array_bounds
 from rasterio.warp import transform_bounds
@@ -29,6 +27,7 @@ from shapely.geometry import box
 
 from pspnet_geo.errors import LabelError, RunError
 from pspnet_geo.labels.classes import ClassSpec
+from pspnet_geo.quiet import open_raster
 from pspnet_geo.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -150,9 +149,7 @@ class RasterLabels:
         self.ignore_index = ignore_index
         self.values = values
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                with rasterio.open(path) as src:
+            with open_raster(path) as src:
                     grid = (src.crs, src.transform, src.width, src.height)
                     self.nodata = src.nodata
         except RasterioIOError as err:
@@ -167,9 +164,7 @@ class RasterLabels:
     def read(self, window: Window) -> np.ndarray:
         """Class ids (h, w) for ``window``, ``ignore_index`` where the raster has nodata."""
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                with rasterio.open(self.path) as src:
+            with open_raster(self.path) as src:
                     values = src.read(1, window=window)
         except RasterioIOError as err:
             raise RunError(f"reading label raster {self.path} failed ({str(err).splitlines()[0]})") from None

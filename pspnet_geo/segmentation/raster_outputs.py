@@ -12,16 +12,15 @@ GeoTIFF with ``rio cogeo`` or ``gdal_translate -of COG`` if one is needed.)
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from pspnet_geo.maskfile import NODATA_CLASS, write_classes
+from pspnet_geo.quiet import open_raster
 from pspnet_geo.scene import Scene
 from pspnet_geo.segmentation.stitch import FinishedPiece
 
@@ -47,9 +46,7 @@ def _profile(scene: Scene, count: int, nodata: int | None) -> dict:
 def _create(path: os.PathLike, profile: dict) -> rasterio.io.DatasetWriter:
     """Open an output for writing; on a scene without georeferencing (reported when it was
     opened) the output has none either, without rasterio's warning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return rasterio.open(path, "w", **profile)
+    return open_raster(path, "w", **profile)
 
 
 class BlockGatherer:

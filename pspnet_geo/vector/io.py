@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -21,6 +20,7 @@ import pyogrio.errors
 
 from pspnet_geo.errors import OutputError
 from pspnet_geo.outputs import atomic_output, check_output_path
+from pspnet_geo.quiet import ignoring
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,7 @@ def write_ogr(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str, a
     empty; ``append`` adds to an existing layer. The layer name is passed explicitly so it comes
     from the final name, not the temporary; a GeoPackage that exists already gains the layer. A frame without a CRS (a
     scene without one, already reported when it was opened) is written without pyogrio's warning."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
+    with ignoring(UserWarning, "'crs' was not provided"):
         pyogrio.write_dataframe(
             gdf,
             temporary,

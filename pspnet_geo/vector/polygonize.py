@@ -14,7 +14,6 @@ exactly along seams; the caller moves them to the raster's CRS.
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -22,7 +21,6 @@ import numpy as np
 import rasterio.features
 import shapely
 from affine import Affine
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from pspnet_geo.errors import RasterError
@@ -270,11 +268,9 @@ def _valid_pixels(data: np.ndarray, background: int | None, nodata: float | None
 
 
 def pixel_shapes(data: np.ndarray, mask: np.ndarray, transform: Affine = Affine.identity()) -> list:
-    """``rasterio.features.shapes`` (4-connected) in pixel coordinates: an identity transform
-    is meant here, so rasterio's warning about it is silenced."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return list(rasterio.features.shapes(data, mask=mask, connectivity=4, transform=transform))
+    """``rasterio.features.shapes`` (4-connected) in pixel coordinates (rasterio's warning about
+    the in-memory rasters it makes has no georeferencing is ignored: see :mod:`pspnet_geo.quiet`)."""
+    return list(rasterio.features.shapes(data, mask=mask, connectivity=4, transform=transform))
 
 
 def _window_shapes(

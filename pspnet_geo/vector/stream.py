@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -25,6 +24,7 @@ import pyogrio
 
 from pspnet_geo.errors import OutputError
 from pspnet_geo.outputs import atomic_output
+from pspnet_geo.quiet import ignoring
 from pspnet_geo.vector.io import (
     GEOPARQUET,
     WRITE_ERRORS,
@@ -144,8 +144,7 @@ def _from_spool(spool: Path, temporary: Path, driver: str, path: Path) -> None:
         else:
             info = pyogrio.read_info(spool, layer=layer)
             with pyogrio.open_arrow(spool, layer=layer, batch_size=_BATCH, use_pyarrow=True) as (meta, reader), \
-                    warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
+                    ignoring(UserWarning, "'crs' was not provided"):
                 pyogrio.write_arrow(reader, temporary, driver=driver, layer=layer, crs=meta["crs"],
                                     geometry_name=meta["geometry_name"] or "geometry", encoding="UTF-8",
                                     geometry_type=info["geometry_type"])
