@@ -15,12 +15,12 @@ from typing import Any
 
 import geopandas as gpd
 import rasterio
-import shapely
 from shapely.geometry import box
 
 from pspnet_geo.config.pipelines import Pipeline
 from pspnet_geo.errors import InputError
 from pspnet_geo.evaluation.objects import ObjectScores, building_f1
+from pspnet_geo.vector.postprocess.polygons import repaired
 from pspnet_geo.evaluation.report import format_table
 from pspnet_geo.evaluation.roads import RoadScores, road_scores
 from pspnet_geo.labels.classes import ClassSpec
@@ -101,8 +101,8 @@ class ScoreSection:
 
 
 def _repaired(frame: gpd.GeoDataFrame, path: str) -> gpd.GeoDataFrame:
-    """``frame`` with invalid geometries (a self-intersecting outline, common in hand-drawn
-    labels) made valid, keeping their area: GEOS cannot overlay them as they are."""
+    """``frame`` with invalid polygons (a self-intersecting outline, common in hand-drawn
+    labels) made valid, keeping their area: GEOS cannot clip them as they are."""
     polygonal = frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
     invalid = polygonal & ~frame.geometry.is_valid.to_numpy()
     if not invalid.any():
@@ -110,15 +110,8 @@ def _repaired(frame: gpd.GeoDataFrame, path: str) -> gpd.GeoDataFrame:
     log.warning("%s: %d features are not valid geometries (self-intersections); scored as repaired "
                 "with make_valid", path, invalid.sum())
     geometries = frame.geometry.to_numpy().copy()
-    geometries[invalid] = [_polygonal(shapely.make_valid(g)) for g in geometries[invalid]]
+    geometries[polygonal] = repaired(geometries[polygonal])
     return frame.set_geometry(gpd.GeoSeries(geometries, index=frame.index, crs=frame.crs))
-
-
-def _polygonal(geometry: shapely.Geometry) -> shapely.Geometry:
-    """The polygons of a repaired geometry (make_valid may add the lines an outline collapsed to)."""
-    if geometry.geom_type != "GeometryCollection":
-        return geometry
-    return shapely.union_all([part for part in geometry.geoms if part.geom_type in ("Polygon", "MultiPolygon")])
 
 
 def object_section(chips: list[tuple[str, str, str]], truth: FeatureTruth, per_tile: bool) -> ScoreSection:

@@ -33,6 +33,7 @@ import shapely
 from pyproj import CRS
 
 from pspnet_geo.errors import InputError
+from pspnet_geo.vector.postprocess.polygons import repaired
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +159,7 @@ def _metric_crs(truth_crs: CRS, layers: list[gpd.GeoDataFrame]) -> CRS:
 def polygons_to_score(geometries: np.ndarray, min_area: float | None = None) -> np.ndarray:
     """Polygonal geometries with area (at least ``min_area``), invalid ones repaired."""
     geometries = geometries[~(shapely.is_missing(geometries) | shapely.is_empty(geometries))]
-    invalid = ~shapely.is_valid(geometries)
-    if invalid.any():
-        log.info("repairing %d invalid polygons", int(invalid.sum()))
-        geometries = geometries.copy()
-        geometries[invalid] = shapely.make_valid(
-            geometries[invalid], method="structure", keep_collapsed=False
-        )
+    geometries = repaired(geometries)
     areas = shapely.area(geometries)
     keep = areas > 0
     if min_area is not None:

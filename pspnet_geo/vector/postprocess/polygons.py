@@ -28,16 +28,22 @@ def valid_polygons(geometries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     geometries = np.asarray(geometries, dtype=object)
     if geometries.ndim != 1:
         raise ValueError(f"expected a 1-D array of geometries, got shape {geometries.shape}")
-    invalid = ~shapely.is_valid(geometries) & ~shapely.is_missing(geometries)
-    if invalid.any():
-        log.debug("repairing %d invalid geometries", int(invalid.sum()))
-        geometries = geometries.copy()
-        geometries[invalid] = shapely.make_valid(
-            geometries[invalid], method="structure", keep_collapsed=False
-        )
+    geometries = repaired(geometries)
     parts, index = shapely.get_parts(geometries, return_index=True)
     keep = (shapely.get_type_id(parts) == _POLYGON) & ~shapely.is_empty(parts)
     return parts[keep], index[keep]
+
+
+def repaired(geometries: np.ndarray) -> np.ndarray:
+    """``geometries`` with the invalid ones (self-intersecting outlines) made valid: the
+    structure method, which keeps their area and drops the parts that collapsed to lines."""
+    invalid = ~shapely.is_valid(geometries) & ~shapely.is_missing(geometries)
+    if not invalid.any():
+        return geometries
+    log.debug("repairing %d invalid geometries", int(invalid.sum()))
+    geometries = np.array(geometries, dtype=object)
+    geometries[invalid] = shapely.make_valid(geometries[invalid], method="structure", keep_collapsed=False)
+    return geometries
 
 
 def remove_specks(polygons: np.ndarray, min_area_m2: float) -> np.ndarray:
