@@ -15,7 +15,6 @@ this module writes, with a warning; a folder this module did not make is refused
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ import re
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -56,7 +56,8 @@ class BlockJournal:
             self._check_folder(identity)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            _write_new(self.folder / f"{_IDENTITY}.tmp", json.dumps(identity, sort_keys=True).encode())
+            with _new_file(self.folder / f"{_IDENTITY}.tmp") as stream:
+                stream.write(json.dumps(identity, sort_keys=True).encode())
             os.replace(self.folder / f"{_IDENTITY}.tmp", self.folder / _IDENTITY)
         except OSError as err:
             raise OutputError(f"cannot keep resumable blocks in {self.folder} ({err.strerror})") from None
@@ -100,9 +101,8 @@ class BlockJournal:
     def save(self, result: BlockResult) -> None:
         """Keep ``result`` (written under a temporary name, then moved into place)."""
         path = self.folder / f"block_{result.block.row}_{result.block.col}.npz"
-        buffer = io.BytesIO()
-        np.savez(buffer, **to_arrays(result))
-        _write_new(path.with_suffix(".tmp"), buffer.getbuffer())
+        with _new_file(path.with_suffix(".tmp")) as stream:
+            np.savez(stream, **to_arrays(result))
         os.replace(path.with_suffix(".tmp"), path)
 
     def remove(self) -> None:
@@ -133,11 +133,10 @@ def _clear_blocks(folder: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _write_new(path: Path, data: bytes | memoryview) -> None:
-    """Write ``path`` as a new file: a link planted under its name is removed, never followed."""
+def _new_file(path: Path) -> BinaryIO:
+    """``path`` opened as a new file: a link planted under its name is removed, never followed."""
     path.unlink(missing_ok=True)
-    with path.open("xb") as stream:
-        stream.write(data)
+    return path.open("xb")
 
 
 def _stored_identity(folder: Path) -> dict | None:
