@@ -100,6 +100,7 @@ def run_batch(
     if merge is not None and Path(merge).exists() and not (overwrite or manifest.wrote(Path(merge))):
         raise OutputError(f"{merge} exists and this batch's manifest does not record writing it (older "
                           "manifests never do); pass --overwrite to replace it")
+    job.out_dir.mkdir(parents=True, exist_ok=True)     # only now: a refused batch creates nothing
     _remove_leftovers(job.out_dir, restart)
     result = BatchResult(manifest.path)
     already = {item for item in items if job.is_done(manifest, item)}
@@ -143,9 +144,7 @@ def _job(out_dir, model, pipeline, vector_format, settings: SegmentSettings, dow
     preset = load_pipeline(pipeline) if pipeline else None
     model_path = resolve_model(model, preset, download)
     load_checkpoint(model_path)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return BatchJob(out_dir, model_path, pipeline, vector_format, settings)
+    return BatchJob(Path(out_dir), model_path, pipeline, vector_format, settings)
 
 
 def _tiles(job: BlockJob) -> int:
@@ -182,6 +181,9 @@ def _run_all(job: BatchJob, items: Sequence[BatchInput], executor: Executor, fil
                     if fail_fast and entry.status == "failed":
                         return
                     running.update({pool.submit(job.run, new, executor): new for new in islice(source, 1)})
+    except BaseException:   # Ctrl-C or a failure: scenes still running give up their blocks
+        executor.abandon()
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

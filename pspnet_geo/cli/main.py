@@ -28,6 +28,10 @@ quiet_option = click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 version_option = click.version_option(package_name="pspnet-geo", prog_name="pspnet-geo")
 
 
+INTERRUPTED = 130
+"""The exit code of a run stopped by Ctrl-C."""
+
+
 class PspnetGroup(click.Group):
     """A group whose subcommands are the ``pspnet_geo.commands`` entry points, and that turns
     pspnet-geo's own errors into a one-line message and exit code.
@@ -54,6 +58,12 @@ class PspnetGroup(click.Group):
         except PspnetGeoError as err:
             click.echo(f"Error: {err}", err=True)
             ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            # Outputs are moved into place only when a run succeeds, so earlier ones stand;
+            # 130 (128 + SIGINT) is what shells expect of a command stopped by Ctrl-C.
+            click.echo("Interrupted: unfinished outputs were not written; rerun to resume a batch, a "
+                       "--resume run or a train --resume", err=True)
+            ctx.exit(INTERRUPTED)
 
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded:

@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from functools import partial
 from itertools import islice
 from typing import Protocol, TypeVar
 
@@ -26,8 +28,15 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 from distributed.comm.addressing import parse_address, parse_host_port
 
 from pspnet_geo.errors import InputError, RunError
+from pspnet_geo.segmentation.abandon import call_until_stopped
 
 log = logging.getLogger(__name__)
+WORKER_GRACE_S = 0.5
+"""How long an abandoned run's embedded Dask workers get to stop before they are killed."""
+LOCAL_HTTP = "127.0.0.1:0"
+"""Where an embedded cluster's scheduler serves HTTP: this machine only, on a free port. With no
+address Dask tries port 8787 on every interface, and when another cluster holds that port it
+leaks a socket as it moves to another one."""
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -40,11 +49,15 @@ class Executor(Protocol):
     remote: bool
     """True when the blocks run on other machines, whose devices the client cannot check."""
 
-    def map_unordered(self, fn: Callable[[T], R], items: Iterable[T], in_flight: int) -> Iterator[R]:
+    def map_unordered(self, fn: Callable[[T], R], items: Iterable[T], in_flight: int) -> Generator[R, None, None]:
         ...
 
     def submit(self, fn: Callable[[T], R], item: T):
         """Run ``fn(item)``; a future with ``result()`` and ``add_done_callback()``."""
+        ...
+
+    def abandon(self) -> None:
+        """Give up all work: queued items never start, running ones stop as soon as they can."""
         ...
 
 
@@ -54,25 +67,36 @@ class LocalExecutor:
     def __init__(self, threads: int) -> None:
         self.slots, self.dashboard, self.remote = threads, None, False
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pspnet-geo")
+        self._closing = threading.Event()
 
     def map_unordered(self, fn, items, in_flight):
+        """Results as they complete. When the caller stops early (closes this generator, or an
+        error or Ctrl-C unwinds it), queued items are cancelled and running ones abandoned."""
+        over = threading.Event()
+        stopped = partial(_either_set, over, self._closing)
         pending = set()
         source = iter(items)
         try:
-            pending = {self._pool.submit(fn, item) for item in islice(source, in_flight)}
+            pending = {self._pool.submit(call_until_stopped, stopped, fn, item) for item in islice(source, in_flight)}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    pending |= {self._pool.submit(fn, item) for item in islice(source, 1)}
+                    pending |= {self._pool.submit(call_until_stopped, stopped, fn, item) for item in islice(source, 1)}
                     yield future.result()
         finally:
+            over.set()
             for future in pending:
                 future.cancel()
 
     def submit(self, fn, item):
-        return self._pool.submit(fn, item)
+        return self._pool.submit(call_until_stopped, self._closing.is_set, fn, item)
+
+    def abandon(self) -> None:
+        self._closing.set()
 
     def close(self) -> None:
+        """Wait for running items; after :meth:`abandon` (or an interrupted run) that is at most
+        one model batch each."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -82,6 +106,8 @@ class DaskExecutor:
     def __init__(self, client, dashboard: str | None = None, remote: bool = False) -> None:
         self.client, self.dashboard, self.remote = client, dashboard, remote
         self.slots = max(1, sum(client.nthreads().values()))
+        self._submitted: set = set()
+        self._abandoned = False
 
     def map_unordered(self, fn, items, in_flight):
         source = iter(items)
@@ -97,13 +123,36 @@ class DaskExecutor:
             self.client.cancel(list(running.futures))
 
     def submit(self, fn, item):
-        return self.client.submit(fn, item, pure=False)
+        future = self.client.submit(fn, item, pure=False)
+        self._submitted.add(future)
+        future.add_done_callback(self._submitted.discard)
+        return future
+
+    def abandon(self) -> None:
+        """Cancel every task still queued or running (a task running on a worker stops only
+        when the worker does; the embedded cluster's workers stop when it closes)."""
+        self.client.cancel(list(self._submitted.copy()))   # copy: callbacks run on another thread
+        self._abandoned = True
 
     def close(self) -> None:
         cluster = self.client.cluster
+        if cluster is not None and self._abandoned:
+            _stop_workers_now(cluster)
         self.client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _stop_workers_now(cluster: LocalCluster) -> None:
+    """Stop the embedded cluster's worker processes at once. Closing it would first let each
+    worker finish its running block, for up to 4 s (Dask's own grace period)."""
+    for nanny in list(cluster.workers.values()):
+        with contextlib.suppress(Exception):   # a worker that is already gone needs nothing
+            cluster.sync(nanny.kill, timeout=WORKER_GRACE_S)
+
+
+def _either_set(first: threading.Event, second: threading.Event) -> bool:
+    return first.is_set() or second.is_set()
 
 
 @contextlib.contextmanager
@@ -116,6 +165,9 @@ def open_executor(workers: int = 1, threads: int | None = None, scheduler: str |
     executor = _make_executor(workers, threads, scheduler)
     try:
         yield executor
+    except BaseException:   # Ctrl-C or a failure: running blocks give up rather than finish
+        executor.abandon()
+        raise
     finally:
         executor.close()
         torch.set_num_threads(previous)
@@ -150,7 +202,7 @@ def _make_executor(workers: int, threads: int, scheduler: str | None) -> Executo
         return LocalExecutor(threads)
     log.info("starting a local Dask cluster: %d workers x %d threads", workers, threads)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=LOCAL_HTTP, silence_logs=logging.ERROR)
     client = Client(cluster)
     client.register_plugin(SingleThreadTorch())
     return DaskExecutor(client)

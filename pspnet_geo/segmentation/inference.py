@@ -21,6 +21,7 @@ import torch
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.config.settings import check_device_name
 from pspnet_geo.errors import CheckpointError, InputError
+from pspnet_geo.segmentation import abandon
 from pspnet_geo.stamps import file_stamp
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,12 @@ def _model_cached(path: str, mtime_ns: int, size: int, device: str):
 def predict(model: torch.nn.Module, tiles: Iterable[np.ndarray], batch_size: int, device: str) -> Iterator[np.ndarray]:
     """Float32 logits (classes, h, w) for each normalised tile (bands, h, w), in order.
 
-    Tiles are stacked a batch at a time, so a caller can hand over a lazy sequence.
+    Tiles are stacked a batch at a time, so a caller can hand over a lazy sequence. On an
+    executor thread, gives up between batches once the block's run is over (:mod:`.abandon`).
     """
     source = iter(tiles)
     while batch := list(islice(source, batch_size)):
+        abandon.check()     # a block whose run is over stops here (Ctrl-C, a failed run)
         yield from _predict_batch(model, np.stack(batch), batch_size, device)
 
 

@@ -72,6 +72,10 @@ class PackingExecutor:
                 raise result
             yield result
 
+    def abandon(self) -> None:
+        """Give up all work (the inner executor's, which this one shares)."""
+        self.inner.abandon()
+
     def close(self) -> None:
         """Stop packing; the inner executor is closed by its owner."""
         self._requests.put(None)

@@ -276,8 +276,8 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
     jobs = (BlockJob(scene, plan, block, settings.bands, model_path, settings.device,
                      settings.batch_size, proba_path is not None)
             for block in plan.blocks if (block.row, block.col) not in done)
-    computed = _paced(executor.map_unordered(run_block, jobs, in_flight=2 * executor.slots), scene, plan,
-                      executor.slots, done)
+    blocks = executor.map_unordered(run_block, jobs, in_flight=2 * executor.slots)
+    computed = _paced(blocks, scene, plan, executor.slots, done)
     if journal is not None:
         computed = chain(journal.saved(), _saving(computed, journal))
     stitcher = Stitcher(plan, len(classes.names), proba_path is not None)
@@ -294,6 +294,7 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
                 non_finite += result.non_finite
                 bar.update(result.tiles_run + result.tiles_skipped)
     finally:
+        blocks.close()      # now, not when the traceback goes: blocks still running give up
         outputs.close()
     if stitcher.pending_count or outputs.blocks.pending_count:
         raise RuntimeError(f"{stitcher.pending_count} seam pieces and {outputs.blocks.pending_count} output "

@@ -12,7 +12,7 @@ import rasterio
 from distributed import Client, LocalCluster, WorkerPlugin
 
 from helpers import ATLANTA
-from pspnet_geo.segmentation.executors import LocalExecutor, open_executor
+from pspnet_geo.segmentation.executors import LOCAL_HTTP, LocalExecutor, open_executor
 from pspnet_geo.errors import InputError, RunError
 from pspnet_geo.segmentation.run import segment
 from reference import blend_whole_scene
@@ -37,7 +37,7 @@ class KillOnceOnThirdTask(WorkerPlugin):
 @pytest.mark.slow
 def test_a_worker_lost_mid_run_is_retried_on_an_existing_cluster(tmp_path, atlanta_model):
     marker = tmp_path / "killed"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=LOCAL_HTTP) as cluster, \
             Client(cluster) as client:
         client.register_plugin(KillOnceOnThirdTask(str(marker)))
         segment(ATLANTA, mask_out=tmp_path / "mask.tif", model=atlanta_model, tile_size=256,
