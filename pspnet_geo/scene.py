@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
-from xml.etree import ElementTree
 
 import numpy as np
 from affine import Affine
@@ -20,6 +18,7 @@ from rasterio.windows import Window
 
 from pspnet_geo.errors import BandMismatchError, RasterError, RunError
 from pspnet_geo.quiet import open_raster
+from pspnet_geo.sources import missing_vrt_sources
 
 log = logging.getLogger(__name__)
 
@@ -128,47 +127,3 @@ def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, n
 def _first_line(err: Exception) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
-
-
-_REMOTE = re.compile(r"(/vsi(curl|s3|gs|az|adls|oss|swift|hdfs|webhdfs)(_streaming)?/|[a-z][a-z0-9+.-]*://)",
-                     re.IGNORECASE)
-
-
-def remote_sources(path: str, depth: int = 8) -> list[str]:
-    """The network sources a local VRT names, directly or through the local VRTs it names
-    (``depth`` levels): opening it makes GDAL send requests to them. Empty for other files."""
-    found: list[str] = []
-    for name, source in _vrt_sources(path):
-        if _REMOTE.match(name):
-            found.append(name)
-        elif depth > 0 and source.lower().endswith(".vrt"):
-            found += remote_sources(source, depth - 1)
-    return list(dict.fromkeys(found))
-
-
-def _vrt_sources(path: str) -> list[tuple[str, str]]:
-    """(name as written, local path) of every source a local VRT names; none for other files
-    or a VRT that cannot be parsed."""
-    if not path.lower().endswith(".vrt") or not os.path.isfile(path):
-        return []
-    try:
-        root = ElementTree.parse(path).getroot()
-    except (ElementTree.ParseError, OSError):
-        return []
-    folder, sources = os.path.dirname(path), []
-    for element in root.iter("SourceFilename"):
-        name = (element.text or "").strip()
-        if name:
-            sources.append((name, os.path.join(folder, name) if element.get("relativeToVRT") == "1" else name))
-    return sources
-
-
-def missing_vrt_sources(path: str) -> list[str]:
-    """The source files a local VRT names that do not exist (GDAL only says "Read failed"),
-    in the order it names them; none for other files or a VRT that cannot be parsed."""
-    missing = []
-    for name, source in _vrt_sources(path):
-        remote_or_driver = name.startswith("/vsi") or "://" in name or re.match(r"[A-Za-z0-9_]{2,}:", name)
-        if not remote_or_driver and not os.path.exists(source) and source not in missing:
-            missing.append(source)
-    return missing

@@ -12,7 +12,7 @@ from pspnet_geo.config.settings import TilingSettings
 from pspnet_geo.errors import InputError
 from pspnet_geo.outputs import check_output_path
 from pspnet_geo.preview import preview_path_check
-from pspnet_geo.scene import Scene, remote_sources
+from pspnet_geo.scene import Scene
 from pspnet_geo.segmentation.tiling import TilePlan
 from pspnet_geo.vector.vectorize import check_vector_output
 
@@ -39,14 +39,6 @@ def check_size(scene: Scene, tiling: TilingSettings, max_tiles: int | None) -> N
     if max_tiles is not None and tiles > max_tiles:
         raise InputError(f"{scene.path} needs {tiles:,} tiles of {tiling.tile_size} px, more than --max-tiles "
                          f"{max_tiles:,}; raise the limit to run it")
-
-
-def check_local_sources(path: str) -> None:
-    """Refuse an input VRT that names network sources, before GDAL opens it (opening and reading
-    it would send requests to them: an untrusted folder could make a run call anywhere)."""
-    remote = remote_sources(path)
-    if remote:
-        raise InputError(f"{path} names a network source ({remote[0]}); --no-remote-sources refuses it")
 
 
 LONG_RUN_S = 3600

@@ -37,7 +37,7 @@ from pspnet_geo.outputs import atomic_output, check_distinct
 from pspnet_geo.preview import Outlines, write_preview
 from pspnet_geo.scene import Scene, open_scene, select_bands
 from pspnet_geo.segmentation.blocks import BlockJob, BlockResult, run_block
-from pspnet_geo.segmentation.checks import check_local_sources, check_outputs, check_size, report_pace
+from pspnet_geo.segmentation.checks import check_outputs, check_size, report_pace
 from pspnet_geo.segmentation.executors import Executor, open_executor
 from pspnet_geo.segmentation.inference import (
     expected_batch_size,
@@ -48,6 +48,7 @@ from pspnet_geo.segmentation.journal import BlockJournal
 from pspnet_geo.segmentation.raster_outputs import ClassInfo, RasterOutputs
 from pspnet_geo.segmentation.stitch import Stitcher
 from pspnet_geo.segmentation.tiling import TilePlan, aligned_block_tiles
+from pspnet_geo.sources import check_local_only
 from pspnet_geo.stamps import file_stamp
 from pspnet_geo.vector.output import VectorOutput
 from pspnet_geo.vector.vectorize import MaskVectorizer
@@ -124,7 +125,7 @@ def segment_scene(
     preset = load_pipeline(pipeline) if pipeline else None
     model_path = resolve_model(model, preset, download)
     if options.local_sources_only:
-        check_local_sources(os.fspath(scene))
+        check_local_only(os.fspath(scene))
     check_distinct([("the input scene", scene), ("the model", model_path)],
                    [("--out", out), ("--mask-out", mask_out), ("--proba-out", proba_out), ("--preview", preview)])
     source = open_scene(scene)

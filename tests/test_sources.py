@@ -1,0 +1,61 @@
+"""``--no-remote-sources``: which files may open without any chance of a network request."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers import ATLANTA
+from pspnet_geo.errors import InputError
+from pspnet_geo.sources import check_local_only, missing_vrt_sources
+
+
+def vrt(path: Path, *sources: str, relative: bool = False) -> Path:
+    """A one-band VRT over ``sources``."""
+    simple = "".join(f'<SimpleSource><SourceFilename relativeToVRT="{int(relative)}">{source}</SourceFilename>'
+                     "<SourceBand>1</SourceBand></SimpleSource>" for source in sources)
+    path.write_text(f'<VRTDataset rasterXSize="10" rasterYSize="10"><VRTRasterBand dataType="Byte" band="1">'
+                    f"{simple}</VRTRasterBand></VRTDataset>")
+    return path
+
+
+WMS = ("<GDAL_WMS><Service name=\"TMS\"><ServerUrl>http://127.0.0.1:9/${z}/${x}/${y}.png</ServerUrl>"
+       "</Service></GDAL_WMS>")
+
+
+def test_self_contained_images_and_vrts_over_them_open(tmp_path):
+    scene = shutil.copy(ATLANTA, tmp_path / "scene.tif")
+    (tmp_path / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(32))
+    check_local_only(str(scene))
+    check_local_only(str(tmp_path / "picture.png"))
+    inner = vrt(tmp_path / "inner.vrt", "scene.tif", relative=True)
+    check_local_only(str(vrt(tmp_path / "outer.vrt", str(inner), "picture.png")))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: vrt(d / "a.vrt", "/vsicurl/http://127.0.0.1:9/x.tif"), "names a network source"),
+    (lambda d: vrt(d / "a.vrt", "/vsizip//vsicurl/http://127.0.0.1:9/x.zip/x.tif"), "names a network source"),
+    (lambda d: vrt(d / "a.vrt", "https://example.com/x.tif"), "names a network source"),
+    (lambda d: vrt(d / "a.vrt", str(vrt(d / "b.vrt", "/vsis3/bucket/x.tif"))), "names a network source"),
+    (lambda d: vrt(d / "a.vrt", 'NETCDF:"x.nc":band'), "cannot check"),
+    (lambda d: vrt(d / "a.vrt", "/vsizip/x.zip/x.tif"), "cannot check"),
+    (lambda d: (d / "tiles.xml").write_text(WMS) and d / "tiles.xml", "opens only"),
+    (lambda d: vrt(d / "a.vrt", str((d / "w.xml").write_text(WMS) and d / "w.xml")), "opens only"),
+    (lambda d: (d / "item.json").write_text('{"type": "Feature", "assets": {}}') and d / "item.json", "opens only"),
+    (lambda d: vrt(d / "a.vrt", str(d / "b.vrt")) and vrt(d / "b.vrt", str(d / "a.vrt")), "more than 8 deep"),
+    (lambda d: Path("/vsicurl/http://127.0.0.1:9/x.tif"), "is a network address"),
+])
+def test_anything_that_could_reach_the_network_or_cannot_be_checked_is_refused(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(InputError, match=message) as caught:
+        check_local_only(str(path))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_missing_file_is_left_to_the_reader_and_missing_sources_are_named(tmp_path):
+    check_local_only(str(tmp_path / "gone.tif"))
+    made = vrt(tmp_path / "a.vrt", "gone.tif", str(tmp_path / "gone2.tif"), "/vsicurl/http://x/y.tif",
+               relative=True)
+    assert missing_vrt_sources(str(made)) == [str(tmp_path / "gone.tif"), str(tmp_path / "gone2.tif")]
