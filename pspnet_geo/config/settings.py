@@ -22,12 +22,18 @@ def check_layout(layout: str) -> None:
         raise InputError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
 
 
+MAX_TILE = 4096
+"""The largest tile: PSPNet's features of a 4096 px tile already take gigabytes (ResNet-50 at
+stride 8: 2048 channels x 512 x 512 float32 = 2 GiB per map); larger ones exhaust memory
+partway through a run instead of being refused up front. A bigger scene is tiled, not fed whole."""
+
+
 def check_tiling(tile_size: int | None, overlap: int | None, block_tiles: int | None = None) -> None:
-    """The tile rule: a tile is at least :func:`~pspnet_geo.config.models.min_tile` pixels, the
-    overlap at most half a tile (so at most two tiles overlap along an axis), a block at least
-    one tile. None means "not chosen yet" and passes."""
-    if tile_size is not None and tile_size < min_tile():
-        raise InputError(f"tile size must be at least {min_tile()} px, not {tile_size}")
+    """The tile rule: a tile is at least :func:`~pspnet_geo.config.models.min_tile` and at most
+    :data:`MAX_TILE` pixels, the overlap at most half a tile (so at most two tiles overlap along
+    an axis), a block at least one tile. None means "not chosen yet" and passes."""
+    if tile_size is not None and not min_tile() <= tile_size <= MAX_TILE:
+        raise InputError(f"tile size must be between {min_tile()} and {MAX_TILE} px, not {tile_size}")
     if overlap is not None and overlap < 0:
         raise InputError(f"overlap must not be negative, not {overlap}")
     if tile_size is not None and overlap is not None and overlap > tile_size // 2:

@@ -116,7 +116,7 @@ def test_load_from_path(tmp_path):
      r"classes\[0\]: unknown key 'color'"),
     ({"background": 2}, "background 2 is not a class id"),
     ({"overlap": 257}, r"overlap must be between 0 and half the tile size \(256\), not 257"),
-    ({"tile_size": 32, "overlap": 0}, "tile size must be at least 64 px, not 32"),
+    ({"tile_size": 32, "overlap": 0}, "tile size must be between 64 and 4096 px, not 32"),
     ({"tile_size": 96, "overlap": 0, "model": {"backbone": "resnet18", "output_stride": 16}},
      "tile size must be at least 128 px for a model of output stride 16, not 96"),
     ({"model": {"backbone": "vgg16", "output_stride": 8}},

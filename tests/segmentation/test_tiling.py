@@ -34,7 +34,7 @@ def test_weights_taper_only_inside_the_overlap_and_never_on_the_border():
 @pytest.mark.parametrize("tile, overlap, block_tiles, message", [
     (256, -1, 1, "overlap must not be negative"),
     (256, 129, 1, r"overlap must be between 0 and half the tile size \(128\), not 129"),
-    (1, 0, 1, "tile size must be at least 64 px, not 1"),
+    (1, 0, 1, "tile size must be between 64 and 4096 px, not 1"),
     (256, 64, 0, "block tiles must be at least 1"),
 ])
 def test_plans_the_tile_rule_refuses(tile, overlap, block_tiles, message):

@@ -109,7 +109,7 @@ def test_label_problems_are_label_errors(tmp_path, features, error, match):
 
 @pytest.mark.parametrize(("options", "match"), [
     ({"batch_size": 1}, "at least 2"),
-    ({"tile_size": 48}, "tile size must be at least 64 px"),
+    ({"tile_size": 48}, "tile size must be between 64 and 4096 px"),
     ({"tile_size": 96, "output_stride": 16}, "at least 128 px for a model of output stride 16"),
     ({"optimizer": "adam"}, "optimizer must be one of sgd, adamw"),
     ({"unlabelled": "maybe"}, "background, ignore"),
