@@ -50,3 +50,10 @@ class RunError(PspnetGeoError):
     """The run failed part-way (a read error in the middle of a scene, a lost cluster)."""
 
     exit_code = 1
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of ``err``'s message (GDAL's and torch's run to paragraphs), for an error
+    of ours that must stay one line; the exception's type name when it has no message."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -30,7 +30,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 
-from pspnet_geo.errors import InputError, LabelError, OutputError
+from pspnet_geo.errors import InputError, LabelError, OutputError, first_line
 from pspnet_geo.quiet import open_raster
 
 log = logging.getLogger(__name__)
@@ -152,5 +152,5 @@ def write_label_raster(path: Path, classes: np.ndarray, crs: CRS | None, transfo
         with open_raster(path, "w", **profile) as dst:
                 dst.write(classes.astype(np.uint8), 1)
     except (OSError, RasterioIOError) as err:
-        raise OutputError(f"cannot write label raster {path} ({str(err).splitlines()[0]})") from None
+        raise OutputError(f"cannot write label raster {path} ({first_line(err)})") from None
     return path

@@ -21,7 +21,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from pspnet_geo.errors import LabelError, RasterError
+from pspnet_geo.errors import LabelError, RasterError, first_line
 from pspnet_geo.labels.classes import ClassSpec
 from pspnet_geo.labels.read import (
     RasterLabels,
@@ -142,7 +142,7 @@ def _open_mask(path: str) -> rasterio.DatasetReader:
     try:
         return open_raster(path)
     except RasterioIOError as err:
-        raise RasterError(f"cannot open class mask {path} ({str(err).splitlines()[0]})") from None
+        raise RasterError(f"cannot open class mask {path} ({first_line(err)})") from None
 
 
 def _labelled(labels: np.ndarray, class_names: Sequence[str], ignore_index: int, path: str,

@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from pspnet_geo.config.schema import check_keys, typed
-from pspnet_geo.errors import InputError
+from pspnet_geo.errors import InputError, first_line
 
 DEFAULT_CLASS_COLUMN = "class"
 _PALETTE = [
@@ -138,7 +138,7 @@ def _read_class_file(path: Path) -> tuple[list, str | None]:
     try:
         content = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise InputError(f"class file {path} is not valid YAML ({str(err).splitlines()[0]})") from None
+        raise InputError(f"class file {path} is not valid YAML ({first_line(err)})") from None
     column = None
     if isinstance(content, dict):
         check_keys(content, ("classes",), ("column",), f"class file {path}")

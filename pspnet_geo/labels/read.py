@@ -25,7 +25,7 @@ from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 from shapely.geometry import box
 
-from pspnet_geo.errors import LabelError, RunError
+from pspnet_geo.errors import LabelError, RunError, first_line
 from pspnet_geo.labels.classes import ClassSpec
 from pspnet_geo.quiet import open_raster
 from pspnet_geo.scene import Scene
@@ -56,7 +56,7 @@ def read_vector_labels(
     try:
         frame = gpd.read_file(path)
     except Exception as err:  # pyogrio raises several unrelated types for unreadable files
-        raise LabelError(f"{path} is not a vector file GDAL can read ({str(err).splitlines()[0]})") from None
+        raise LabelError(f"{path} is not a vector file GDAL can read ({first_line(err)})") from None
     frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
     if frame.empty:
         raise LabelError(f"label file {path} has no features")
@@ -153,7 +153,7 @@ class RasterLabels:
                     grid = (src.crs, src.transform, src.width, src.height)
                     self.nodata = src.nodata
         except RasterioIOError as err:
-            raise LabelError(f"label raster {path} cannot be read ({str(err).splitlines()[0]})") from None
+            raise LabelError(f"label raster {path} cannot be read ({first_line(err)})") from None
         image = (scene.crs, scene.transform, scene.width, scene.height)
         if grid[0] != image[0] or not grid[1].almost_equals(image[1]) or grid[2:] != image[2:]:
             raise LabelError(
@@ -167,7 +167,7 @@ class RasterLabels:
             with open_raster(self.path) as src:
                     values = src.read(1, window=window)
         except RasterioIOError as err:
-            raise RunError(f"reading label raster {self.path} failed ({str(err).splitlines()[0]})") from None
+            raise RunError(f"reading label raster {self.path} failed ({first_line(err)})") from None
         labels = values.astype(np.int32)
         for raw, class_id in (self.values or {}).items():
             labels[values == raw] = class_id

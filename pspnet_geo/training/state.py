@@ -11,12 +11,13 @@ naming what differs, so two different runs are never spliced together.
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pspnet_geo.errors import CheckpointError, InputError
+from pspnet_geo.errors import CheckpointError, InputError, first_line
 from pspnet_geo.outputs import atomic_output
 from pspnet_geo.training.loop import Progress
 
@@ -70,5 +71,8 @@ class RunState:
             raise InputError(f"cannot resume: {self.path} does not exist (no validation was reached)")
         try:
             return torch.load(self.path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # torch refused an object other than tensors and plain values
+            raise CheckpointError(f"refusing training state {self.path}: it holds objects other than tensors "
+                                  "and plain values, and loading them could run code") from None
         except Exception as err:  # a truncated or foreign file: the user's to fix, one line
-            raise CheckpointError(f"cannot read training state {self.path}: {err}") from None
+            raise CheckpointError(f"cannot read training state {self.path}: {first_line(err)}") from None

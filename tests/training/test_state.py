@@ -38,6 +38,15 @@ def test_a_saved_state_comes_back(tmp_path):
 def test_a_planted_state_file_cannot_run_code(tmp_path):
     path, marker = tmp_path / "m.state.pt", tmp_path / "ran"
     torch.save({"settings": _Plant(marker)}, path)
-    with pytest.raises(CheckpointError, match="cannot read training state"):
+    with pytest.raises(CheckpointError, match="could run code"):
         run_state(path).restore()
     assert not marker.exists()
+
+
+def test_a_damaged_state_file_is_one_line(tmp_path):
+    path = tmp_path / "m.state.pt"
+    run_state(path).save(Progress())
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="cannot read training state") as raised:
+        run_state(path).restore()
+    assert "\n" not in str(raised.value)
