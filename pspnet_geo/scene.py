@@ -16,7 +16,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from pspnet_geo.errors import BandMismatchError, RasterError, RunError
+from pspnet_geo.errors import BandMismatchError, RasterError, RunError, first_line
 from pspnet_geo.quiet import open_raster
 from pspnet_geo.sources import missing_vrt_sources
 
@@ -43,6 +43,7 @@ def open_scene(path: str | os.PathLike) -> Scene:
     path = os.fspath(path)
     if not path.startswith("/vsi") and not os.path.exists(path):
         raise RasterError(f"{path}: no such file")
+    _check_sources(path)
     try:
         with open_raster(path) as src:
                 scene = Scene(
@@ -51,9 +52,18 @@ def open_scene(path: str | os.PathLike) -> Scene:
                     nodata=src.nodata, block_shape=src.block_shapes[0],
                 )
     except RasterioIOError as err:
-        raise RasterError(f"{path} is not a raster GDAL can read ({_first_line(err)})") from None
+        raise RasterError(f"{path} is not a raster GDAL can read ({first_line(err)})") from None
     _check_grid(scene)
     return scene
+
+
+def _check_sources(path: str) -> None:
+    """Name a VRT's missing source up front: GDAL opens such a VRT and fails only when a read
+    reaches the missing part, hours into a run, with "Read failed"."""
+    missing = missing_vrt_sources(path)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise RasterError(f"{path} names source {missing[0]}{more}, which does not exist")
 
 
 def _check_grid(scene: Scene) -> None:
@@ -113,7 +123,7 @@ def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, n
         with open_raster(scene.path) as src:
             return src.read(bands, window=window), src.dataset_mask(window=window) > 0
     except RasterioIOError as err:
-        failure = _first_line(err)
+        failure = first_line(err)
         missing = missing_vrt_sources(scene.path)
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
@@ -123,7 +133,3 @@ def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, n
     raise RunError(f"reading {scene.path} failed at rows {window.row_off}-{window.row_off + window.height}, "
                    f"cols {window.col_off}-{window.col_off + window.width}: {failure}")
 
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

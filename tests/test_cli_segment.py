@@ -150,7 +150,7 @@ def test_a_vrt_whose_source_file_is_missing_names_it(tmp_path, atlanta_model):
         f'<VRTRasterBand dataType="Byte" band="{band}">{sources}</VRTRasterBand></VRTDataset>')
     result = run("segment", tmp_path / "both.vrt", "--mask-out", tmp_path / "m.tif", "--model", atlanta_model,
                  "--tile-size", "256", "--no-progress")
-    assert_one_line_error(result, f"(its source {tmp_path / 'east.tif'} is missing)", code=1)
+    assert_one_line_error(result, f"names source {tmp_path / 'east.tif'}, which does not exist", code=2)
     assert not (tmp_path / "m.tif").exists()
 
 
