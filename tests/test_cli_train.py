@@ -114,27 +114,6 @@ def test_a_benchmark_dataset_with_its_pipeline(tmp_path):
     assert alone.exit_code == 2 and "--pipeline and --data go together" in alone.output
 
 
-@pytest.mark.parametrize("line, message", [
-    ("bands: abc", "bands must be a list of integers, not 'abc'"),
-    ("patience: x", "patience must be an integer, not 'x'"),
-    ("out: 5", "out must be a string, not 5"),
-    ("holdout_bounds: [1, 2]", "holdout_bounds must be four numbers"),
-    ("label_values: [1, 2]", "label_values must be a string or a mapping, not [1, 2]"),
-    ("groups: 7", "groups must be a list of strings, not 7"),
-    ("images: 7", "images must be a string or a list of strings, not 7"),
-    ("metrics_log: [1]", "metrics_log must be a string, not [1]"),
-    ("lr: fast", "lr must be a number, not 'fast'"),
-])
-def test_a_config_value_of_the_wrong_type_is_one_line_and_writes_nothing(tmp_path, line, message):
-    config = tmp_path / "train.yaml"
-    config.write_text(f"images: [{IMAGE}]\nlabels: [{BUILDINGS}]\nclasses: background,building\n"
-                      f"out: {tmp_path / 'm.pt'}\n{line}\n")
-    result = CliRunner().invoke(cli, ["train", "--config", str(config)])
-    assert result.exit_code == 2 and message in result.output, result.output
-    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.yaml"]
-
-
 def test_a_run_that_fails_before_its_first_validation_leaves_nothing_behind(tmp_path):
     result = CliRunner().invoke(cli, ["train", str(IMAGE), "-l", str(tmp_path / "missing.geojson"),
                                       "-o", str(tmp_path / "m.pt"), "--classes", "background,building"])
