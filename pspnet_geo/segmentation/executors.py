@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -31,8 +32,8 @@ from pspnet_geo.errors import InputError, RunError
 from pspnet_geo.segmentation.abandon import call_until_stopped
 
 log = logging.getLogger(__name__)
-WORKER_GRACE_S = 0.5
-"""How long an abandoned run's embedded Dask workers get to stop before they are killed."""
+CLOSE_ABANDONED_S = 0.5
+"""How long an abandoned run waits for its embedded cluster to close (its workers are killed first)."""
 LOCAL_HTTP = "127.0.0.1:0"
 """Where an embedded cluster's scheduler serves HTTP: this machine only, on a free port. With no
 address Dask tries port 8787 on every interface, and when another cluster holds that port it
@@ -140,15 +141,18 @@ class DaskExecutor:
             _stop_workers_now(cluster)
         self.client.close()
         if cluster is not None:
-            cluster.close()
+            cluster.close(timeout=CLOSE_ABANDONED_S if self._abandoned else None)
 
 
 def _stop_workers_now(cluster: LocalCluster) -> None:
-    """Stop the embedded cluster's worker processes at once. Closing it would first let each
-    worker finish its running block, for up to 4 s (Dask's own grace period)."""
+    """Stop the embedded cluster's worker processes (ours: its nannies started them) at once,
+    by their process ids. Closing the cluster would first let each worker finish its running
+    block, and asking each nanny in turn to kill its worker took a second or more per worker."""
     for nanny in list(cluster.workers.values()):
-        with contextlib.suppress(Exception):   # a worker that is already gone needs nothing
-            cluster.sync(nanny.kill, timeout=WORKER_GRACE_S)
+        pid = getattr(nanny, "pid", None)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):   # a worker already gone needs nothing
+                os.kill(pid, signal.SIGKILL)
 
 
 def _either_set(first: threading.Event, second: threading.Event) -> bool:
