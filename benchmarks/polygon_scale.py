@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 import time
 from pathlib import Path
 
@@ -95,15 +96,22 @@ def run_child_logged(job: dict, mode: str, size: int) -> dict:
 
 def benchmark(args: argparse.Namespace, work: Path) -> dict:
     """Build the scenes and the (unused but loaded) checkpoint in ``work``, measure every size."""
+    setup, rows = measure_sizes(args, work, SCRIPT, measure)
+    return {"setup": setup, "results": rows, "ratios": ratios(rows)}
+
+
+def measure_sizes(args: argparse.Namespace, work: Path, script: Path,
+                  measure_one: Callable[[int, dict], dict]) -> tuple[dict, list[dict]]:
+    """The setup and one row per size, smallest first: scenes and the (loaded, never run)
+    checkpoint built in ``work`` (shared with ``host_ceiling.py``)."""
     log(f"building scenes {args.sizes} in {work}")
     job = {"model": str(build_checkpoint(work / "model_resnet18.pt", "resnet18")), "threads": args.threads,
            "out_dir": str(work)}
     rows = []
     for size in sorted(set(args.sizes)):
         job["scene"] = str(build_scene(work / f"scene_{size}.tif", size))
-        rows.append(measure(size, job))
-    return {"setup": {"command": command_line(SCRIPT), "machine": machine(), "threads": args.threads},
-            "results": rows, "ratios": ratios(rows)}
+        rows.append(measure_one(size, job))
+    return {"command": command_line(script), "machine": machine(), "threads": args.threads}, rows
 
 
 def ratios(rows: list[dict]) -> list[dict]:
@@ -142,8 +150,9 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv: list[str] | None, description: str = __doc__) -> argparse.Namespace:
+    """--sizes and --threads, and the harness's options (shared with ``host_ceiling.py``)."""
+    parser = argparse.ArgumentParser(description=description.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384],
                         help="scene sizes in pixels, smallest first (default: 4096 16384)")
     parser.add_argument("--threads", type=int, default=2, help="segment's threads (default: 2)")

@@ -102,7 +102,10 @@ class Checkpoint:
                                     f"shape {tuple(pixels.shape)}")
         mean = np.asarray(self.band_mean, dtype=np.float32)[:, None, None]
         std = np.asarray(self.band_std, dtype=np.float32)[:, None, None]
-        return (pixels.astype(np.float32) - mean) / std
+        normalised = pixels.astype(np.float32)     # the one copy; the rest in place, same arithmetic
+        normalised -= mean
+        normalised /= std
+        return normalised
 
     def parameter_count(self) -> int:
         """Learned parameters of the inference model (auxiliary head and BN statistics excluded)."""

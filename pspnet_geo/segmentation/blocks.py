@@ -118,7 +118,8 @@ def block_inputs(scene: Scene, plan: TilePlan, block: Block, checkpoint: Checkpo
     """
     origin, pixels, valid, non_finite = read_block_pixels(scene, plan, block, bands)
     pixels = checkpoint.normalise(pixels)
-    pixels[:, ~valid] = 0.0
+    if not valid.all():
+        pixels[:, ~valid] = 0.0
     tiles = [t for t in block.tiles if _tile_has_data(plan, t, valid, origin)]
     arrays = [_crop(pixels, origin, plan.tile_window(*t)) for t in tiles]
     return BlockInputs(origin, valid, tiles, arrays, non_finite)
@@ -173,10 +174,26 @@ def read_block_pixels(scene: Scene, plan: TilePlan, block: Block,
     cols = plan.cols.reflect(np.arange(col_start, plan.cols.span(block.tile_cols[-1])[1]))
     window = Window(int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1))
     pixels, valid, non_finite = read_finite(scene, window, bands)
-    index = np.ix_(rows - rows.min(), cols - cols.min())
+    index = _outer_index(rows - rows.min(), cols - cols.min())
     owned = non_finite[row_start - window.row_off:_owned_end(plan.rows, block.tile_rows) - window.row_off,
                        col_start - window.col_off:_owned_end(plan.cols, block.tile_cols) - window.col_off]
     return (row_start, col_start), pixels[(slice(None), *index)], valid[index], int(owned.sum())
+
+
+def _outer_index(rows: np.ndarray, cols: np.ndarray) -> tuple:
+    """An index taking ``rows`` x ``cols`` of an array read: a plain slice along an axis whose
+    positions run 0, 1, 2, ... (no reflection there, so interior blocks are used as read, a
+    view), the positions themselves along one that reflects (a copy)."""
+    rows, cols = _slice_or_positions(rows), _slice_or_positions(cols)
+    if isinstance(rows, np.ndarray) and isinstance(cols, np.ndarray):
+        return np.ix_(rows, cols)
+    return rows, cols
+
+
+def _slice_or_positions(positions: np.ndarray) -> slice | np.ndarray:
+    if positions[0] == 0 and positions[-1] == len(positions) - 1 and (np.diff(positions) == 1).all():
+        return slice(None)
+    return positions
 
 
 def _owned_end(axis, tiles: range) -> int:
@@ -194,8 +211,10 @@ def _tile_has_data(plan: TilePlan, tile: tuple[int, int], valid: np.ndarray, ori
 
 
 def _weigh(plan: TilePlan, tile: tuple[int, int], logits: np.ndarray) -> Contribution:
+    """The tile's weighted logits, weighted in place (the logits are the tile's own)."""
     weights = plan.tile_weights(*tile)
-    return Contribution(tile, plan.tile_window(*tile), logits * weights, weights)
+    logits *= weights
+    return Contribution(tile, plan.tile_window(*tile), logits, weights)
 
 
 def _crop(array: np.ndarray, origin: tuple[int, int], window: Window) -> np.ndarray:
