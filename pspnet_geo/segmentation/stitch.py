@@ -76,17 +76,34 @@ class Accumulator:
         self.weight_sum[target] += contribution.weights[source]
 
     def finish(self, valid: np.ndarray, with_probabilities: bool) -> FinishedPiece:
-        """Class ids (nodata where the scene is) and optionally uint8-scaled probabilities."""
+        """Class ids (nodata where the scene is) and optionally uint8-scaled probabilities.
+        The sums are divided in place: the accumulator is spent."""
         covered = valid & (self.weight_sum > 0)
-        logits = np.divide(self.numerator, self.weight_sum, where=covered,
-                           out=np.zeros_like(self.numerator))
-        classes = np.argmax(logits, axis=0).astype(np.uint8)
+        logits = np.divide(self.numerator, self.weight_sum, where=covered, out=self.numerator)
+        if not covered.all():
+            logits[:, ~covered] = 0.0
+        classes = class_ids(logits)
         classes[~covered] = NODATA_CLASS
         probabilities = None
         if with_probabilities:
             probabilities = _softmax_uint8(logits)
             probabilities[:, ~covered] = 0
         return FinishedPiece(self.window, classes, probabilities)
+
+
+def class_ids(logits: np.ndarray) -> np.ndarray:
+    """``np.argmax(logits, axis=0)`` as uint8, class by class: numpy's argmax over the first axis
+    of a (classes, h, w) array took 18 ms per megapixel here, this 8 (same result: the first
+    of equal maxima wins; with a NaN, numpy's own rule decides)."""
+    best = logits[0].copy()
+    classes = np.zeros(best.shape, np.uint8)
+    for class_id in range(1, len(logits)):
+        better = logits[class_id] > best
+        classes[better] = class_id
+        np.maximum(best, logits[class_id], out=best)
+    if np.isnan(best).any():
+        return np.argmax(logits, axis=0).astype(np.uint8)
+    return classes
 
 
 def crop_contribution(contribution: Contribution, window: Window) -> Contribution:

@@ -7,7 +7,14 @@ import pytest
 from rasterio.windows import Window
 
 from pspnet_geo.maskfile import NODATA_CLASS
-from pspnet_geo.segmentation.stitch import Accumulator, Contribution, PartialPiece, Stitcher, crop_contribution
+from pspnet_geo.segmentation.stitch import (
+    Accumulator,
+    Contribution,
+    PartialPiece,
+    Stitcher,
+    class_ids,
+    crop_contribution,
+)
 from pspnet_geo.segmentation.tiling import TilePlan
 
 CLASSES = 3
@@ -142,4 +149,15 @@ def test_the_leading_block_reports_one_sum_and_the_blend_is_unchanged_bit_for_bi
     direct = Accumulator(seam.piece.window, CLASSES)
     for tile in sorted(t for t in contributions if t in seam.piece.tiles):
         direct.add(contributions[tile])
+    direct.finish(seam.valid, with_probabilities=False)      # finishing divides the sums in place
     assert np.array_equal(seam.summed.numerator, direct.numerator)  # the seam blended from the sum
+
+
+@pytest.mark.parametrize("classes", [1, 2, 5])
+def test_class_ids_are_numpys_argmax_ties_and_nans_included(classes):
+    rng = np.random.default_rng(classes)
+    logits = rng.integers(-2, 3, (classes, 64, 64)).astype(np.float32)   # many ties
+    logits[rng.integers(0, classes, 20), rng.integers(0, 64, 20), rng.integers(0, 64, 20)] = np.inf
+    np.testing.assert_array_equal(class_ids(logits), np.argmax(logits, axis=0))
+    logits[-1, 3, 3] = np.nan
+    np.testing.assert_array_equal(class_ids(logits), np.argmax(logits, axis=0))
