@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
+from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from pspnet_geo.errors import BandMismatchError, RasterError, RunError, first_line
 from pspnet_geo.quiet import open_raster
 from pspnet_geo.sources import missing_vrt_sources
+from pspnet_geo.stamps import file_stamp
 
 log = logging.getLogger(__name__)
+
+KEEP_OPEN = 2
+"""Scenes each thread keeps open between reads (a batch moves on; the oldest is closed)."""
 
 
 @dataclass(frozen=True)
@@ -120,9 +127,10 @@ def read_finite(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndar
 
 def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with open_raster(scene.path) as src:
-            return src.read(bands, window=window), src.dataset_mask(window=window) > 0
+        src = _OPEN.dataset(scene.path)
+        return src.read(bands, window=window), src.dataset_mask(window=window) > 0
     except RasterioIOError as err:
+        _OPEN.forget(scene.path)
         failure = first_line(err)
         missing = missing_vrt_sources(scene.path)
         if missing:
@@ -133,3 +141,35 @@ def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, n
     raise RunError(f"reading {scene.path} failed at rows {window.row_off}-{window.row_off + window.height}, "
                    f"cols {window.col_off}-{window.col_off + window.width}: {failure}")
 
+
+class _OpenScenes(threading.local):
+    """Each thread's open scenes, so a block does not reopen its scene: opening a GeoTIFF and
+    reading a small window took 9 ms here, a VRT of 1,600 chips 37 ms (0.5 ms kept open).
+    Per thread, because a GDAL dataset must not be read from two threads at once. A file
+    changed on disk (size or time) is opened again."""
+
+    def __init__(self) -> None:
+        self.datasets: OrderedDict[str, tuple[tuple | None, DatasetReader]] = OrderedDict()
+
+    def dataset(self, path: str) -> DatasetReader:
+        stamp = file_stamp(path)
+        version = None if stamp is None else (stamp["size"], stamp["mtime_ns"])
+        kept = self.datasets.pop(path, None)
+        if kept is not None and kept[0] != version:
+            kept[1].close()
+            kept = None
+        if kept is None:
+            while len(self.datasets) >= KEEP_OPEN:
+                self.datasets.popitem(last=False)[1][1].close()
+            kept = (version, open_raster(path))
+        self.datasets[path] = kept
+        return kept[1]
+
+    def forget(self, path: str) -> None:
+        """Close ``path`` after a failed read: the next read opens it again."""
+        kept = self.datasets.pop(path, None)
+        if kept is not None:
+            kept[1].close()
+
+
+_OPEN = _OpenScenes()
