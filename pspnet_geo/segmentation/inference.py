@@ -8,6 +8,7 @@ the last bits, on the batch size; fixed batches keep tiled runs bit-reproducible
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -108,10 +109,29 @@ def _predict_batch(model: torch.nn.Module, batch: np.ndarray, batch_size: int, d
     if count < batch_size:
         padding = np.zeros((batch_size - count, *batch.shape[1:]), dtype=batch.dtype)
         batch = np.concatenate([batch, padding])
-    inputs = torch.from_numpy(batch).to(device)
-    with torch.inference_mode(), _autocast(device):
-        logits = model(inputs)
-    return logits[:count].float().cpu().numpy()
+    with device_gate(device):
+        inputs = torch.from_numpy(batch).to(device)
+        with torch.inference_mode(), _autocast(device):
+            logits = model(inputs)
+        return logits[:count].float().cpu().numpy()
+
+
+GPU_CALLS_AT_ONCE = 2
+"""Model calls running at once on one GPU, whatever the number of threads: one computing while
+the next batch is copied in. Every thread of a worker (by default one per CPU core) reads and
+blends its blocks; without this gate each would also keep a batch's activations on the GPU,
+and sixteen threads would need sixteen times the memory of one call for no gain in speed."""
+_GATES: dict[str, threading.BoundedSemaphore] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def device_gate(device: str) -> contextlib.AbstractContextManager:
+    """What a thread holds while it calls the model on ``device``: nothing on a CPU (each
+    thread runs its own single-threaded call), a slot of :data:`GPU_CALLS_AT_ONCE` on a GPU."""
+    if not device.startswith("cuda"):
+        return contextlib.nullcontext()
+    with _GATES_LOCK:
+        return _GATES.setdefault(device, threading.BoundedSemaphore(GPU_CALLS_AT_ONCE))
 
 
 def _autocast(device: str) -> torch.autocast:
