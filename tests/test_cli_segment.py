@@ -9,6 +9,7 @@ import geopandas as gpd
 import pyogrio
 import pytest
 import rasterio
+import torch
 from click.testing import CliRunner
 
 from helpers import ATLANTA, BAD_INPUTS, LANDSAT, assert_one_line_error
@@ -172,3 +173,10 @@ def test_no_remote_sources_refuses_a_vrt_naming_the_network_before_opening_it(tm
                  "--no-remote-sources", "--no-progress")
     assert_one_line_error(result, "names a network source (/vsicurl/http://127.0.0.1:9/secret.tif)")
     assert not (tmp_path / "m.tif").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a GPU runs --gpus all")
+def test_gpus_all_without_a_gpu_is_one_line(tmp_path, atlanta_model):
+    result = run("segment", ATLANTA, "--mask-out", tmp_path / "m.tif", "--model", atlanta_model, "--gpus", "all")
+    assert_one_line_error(result, "--gpus: no CUDA GPU is visible")
+    assert list(tmp_path.iterdir()) == []

@@ -37,6 +37,7 @@ from pspnet_geo.config.settings import (
 from pspnet_geo.errors import InputError, OutputError
 from pspnet_geo.segmentation.blocks import BlockJob, run_block, run_blocks
 from pspnet_geo.segmentation.executors import Executor, check_executor_options, open_executor
+from pspnet_geo.segmentation.gpus import check_gpu_options, chosen_gpus
 from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoint
 from pspnet_geo.segmentation.journal import discard as discard_journal
 from pspnet_geo.segmentation.packing import PackingExecutor
@@ -77,7 +78,7 @@ def run_batch(
     postprocess: bool = True,
     fail_fast: bool = False, restart: bool = False, files_in_flight: int | None = None, mosaic: bool = False,
     workers: int = 1, threads: int | None = None, scheduler: str | None = None,
-    device: str = "auto", batch_size: int | None = None, tile_size: int | None = None,
+    gpus: str | Sequence[str] | None = None, device: str = "auto", batch_size: int | None = None, tile_size: int | None = None,
     overlap: int | None = None, download: bool = False, progress: bool = True, max_tiles: int | None = None,
     no_remote_sources: bool = False, report: Callable[[str], None] = log.info,
 ) -> BatchResult:
@@ -86,11 +87,14 @@ def run_batch(
     (an existing file there is replaced only with ``overwrite``, or when this batch wrote it).
     ``files_in_flight`` scenes run at once (default: the executor's slots, at least 2).
     ``mosaic`` segments the inputs, pieces of one mosaic, as one scene (see :mod:`~pspnet_geo.batch.mosaic`).
+    ``gpus`` (``"all"`` or GPU ids) runs one local Dask worker pinned to each GPU.
     ``report`` receives the Dask dashboard address when a cluster runs the batch; an input
     needing more than ``max_tiles`` tiles, or (``no_remote_sources``) a VRT naming network
     sources, fails before any work."""
     started = time.perf_counter()
     check_executor_options(workers, threads, scheduler)
+    chosen = chosen_gpus(gpus)
+    check_gpu_options(chosen, workers, scheduler, device)
     settings = SegmentSettings(InferenceSettings(TilingSettings(tile_size, overlap), device=device,
                                                  batch_size=batch_size), postprocess=postprocess,
                                max_tiles=max_tiles, local_sources_only=no_remote_sources)
@@ -112,7 +116,7 @@ def run_batch(
         for item in (item for item in items if item in already and merged is not None):
             merged.add(positions[item], item.source, job.outputs(item)[0])
         try:
-            with open_executor(workers, threads, scheduler) as inner, \
+            with open_executor(workers, threads, scheduler, chosen) as inner, \
                     contextlib.closing(PackingExecutor(inner, expected_batch_size(device, batch_size), _tiles,
                                                       {run_block: run_blocks})) as executor:
                 if executor.dashboard:

@@ -31,6 +31,7 @@ _path = click.Path(dir_okay=False)
 @click.option("--workers", default=1, show_default=True, help="Worker processes; more than 1 starts a local Dask cluster.")
 @click.option("--threads", type=click.IntRange(min=1), help="Blocks run at once per worker.  [default: CPU cores / workers]")
 @click.option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://host:8786.  [default: none]")
+@click.option("--gpus", help="Run on these GPUs, one local Dask worker pinned to each: 'all' or ids such as 0,2.  [default: none; --device auto uses one GPU]")
 @click.option("--download", is_flag=True, help="Allow downloading the pipeline's weights from its URL.  [default: off]")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @click.pass_context

@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from functools import partial
 from itertools import islice
@@ -30,6 +30,7 @@ from distributed.comm.addressing import parse_address, parse_host_port
 
 from pspnet_geo.errors import InputError, RunError
 from pspnet_geo.segmentation.abandon import call_until_stopped
+from pspnet_geo.segmentation.gpus import gpu_cluster
 
 log = logging.getLogger(__name__)
 CLOSE_ABANDONED_S = 0.5
@@ -160,13 +161,15 @@ def _either_set(first: threading.Event, second: threading.Event) -> bool:
 
 
 @contextlib.contextmanager
-def open_executor(workers: int = 1, threads: int | None = None, scheduler: str | None = None) -> Iterator[Executor]:
-    """An executor for the run; torch uses one intra-op thread per call while it is open."""
+def open_executor(workers: int = 1, threads: int | None = None, scheduler: str | None = None,
+                  gpus: Sequence[str] = ()) -> Iterator[Executor]:
+    """An executor for the run; torch uses one intra-op thread per call while it is open.
+    ``gpus`` (ids, see :func:`~pspnet_geo.segmentation.gpus.chosen_gpus`) starts one worker per GPU."""
     check_executor_options(workers, threads, scheduler)
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // max(workers, len(gpus)))
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    executor = _make_executor(workers, threads, scheduler)
+    executor = _make_executor(workers, threads, scheduler, gpus)
     try:
         yield executor
     except BaseException:   # Ctrl-C or a failure: running blocks give up rather than finish
@@ -197,16 +200,19 @@ def _check_address(address: str) -> None:
                          f"(from --scheduler or DASK_SCHEDULER_ADDRESS): {err}") from None
 
 
-def _make_executor(workers: int, threads: int, scheduler: str | None) -> Executor:
+def _make_executor(workers: int, threads: int, scheduler: str | None, gpus: Sequence[str]) -> Executor:
     scheduler = scheduler or dask.config.get("scheduler-address", None)
-    if scheduler:
+    if scheduler and not gpus:
         client = _connect(scheduler)
         return DaskExecutor(client, client.dashboard_link, remote=True)
-    if workers == 1:
+    if workers == 1 and not gpus:
         return LocalExecutor(threads)
-    log.info("starting a local Dask cluster: %d workers x %d threads", workers, threads)
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                           dashboard_address=LOCAL_HTTP, silence_logs=logging.ERROR)
+    if gpus:
+        cluster = gpu_cluster(gpus, threads, LOCAL_HTTP)
+    else:
+        log.info("starting a local Dask cluster: %d workers x %d threads", workers, threads)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                               dashboard_address=LOCAL_HTTP, silence_logs=logging.ERROR)
     client = Client(cluster)
     client.register_plugin(SingleThreadTorch())
     return DaskExecutor(client)

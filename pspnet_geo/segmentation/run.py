@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from itertools import chain
@@ -39,6 +39,7 @@ from pspnet_geo.scene import Scene, open_scene, select_bands
 from pspnet_geo.segmentation.blocks import BlockJob, BlockResult, run_block
 from pspnet_geo.segmentation.checks import check_outputs, check_size, report_pace
 from pspnet_geo.segmentation.executors import Executor, open_executor
+from pspnet_geo.segmentation.gpus import check_gpu_options, chosen_gpus
 from pspnet_geo.segmentation.inference import (
     expected_batch_size,
     load_checkpoint,
@@ -80,6 +81,7 @@ def segment(
     tile_size: int | None = None, overlap: int | None = None, block_tiles: int | None = None,
     bands: list[int] | None = None, batch_size: int | None = None, device: str = "auto",
     workers: int = 1, threads: int | None = None, scheduler: str | None = None,
+    gpus: str | Sequence[str] | None = None,
     layout: str = "single", postprocess: bool = True, preview: str | os.PathLike | None = None,
     preview_size: int = 2048,
     overwrite: bool = False, download: bool = False, progress: bool = True,
@@ -92,8 +94,9 @@ def segment(
     cleaned by the pipeline's clean-up steps unless ``postprocess`` is False, the class mask to
     ``mask_out``, uint8-scaled class probabilities to ``proba_out``, all on the scene's own grid
     and CRS, and a PNG picture of the result to ``preview`` (longest side ``preview_size``).
-    An open ``executor`` (a batch shares one over many scenes) replaces ``workers``,
-    ``threads`` and ``scheduler``. ``resume`` keeps each finished block beside the outputs
+    ``gpus`` (``"all"`` or GPU ids) runs one local Dask worker pinned to each GPU. An open
+    ``executor`` (a batch shares one over many scenes) replaces ``workers``, ``threads``,
+    ``scheduler`` and ``gpus``. ``resume`` keeps each finished block beside the outputs
     (``OUT.parts/``) and, in a rerun, does not run those blocks again (see
     :mod:`~pspnet_geo.segmentation.journal`). A scene needing more than ``max_tiles`` tiles is
     refused before any work; with ``no_remote_sources``, so is a scene whose VRT names network
@@ -102,7 +105,9 @@ def segment(
     check_outputs(out, mask_out, proba_out, preview, layout, overwrite)   # before the settings, as ever
     inference = InferenceSettings(TilingSettings(tile_size, overlap, block_tiles),
                                   None if bands is None else tuple(bands), device, batch_size)
-    engine = (workers, threads, scheduler) if executor is None else executor
+    chosen = chosen_gpus(gpus)
+    check_gpu_options(chosen, workers, scheduler, device)
+    engine = (workers, threads, scheduler, tuple(chosen)) if executor is None else executor
     return segment_scene(scene, SegmentSettings(inference, postprocess, layout, preview_size, max_tiles,
                                                          no_remote_sources),
                          out=out, mask_out=mask_out, proba_out=proba_out, preview=preview, model=model,
@@ -115,11 +120,11 @@ def segment_scene(
     mask_out: str | os.PathLike | None = None, proba_out: str | os.PathLike | None = None,
     preview: str | os.PathLike | None = None, model: str | os.PathLike | None = None,
     pipeline: str | None = None, download: bool = False,
-    engine: Executor | tuple[int, int | None, str | None] = (1, None, None),
+    engine: Executor | tuple[int, int | None, str | None, tuple[str, ...]] = (1, None, None, ()),
     overwrite: bool = False, progress: bool = True, resume: bool = False,
 ) -> SegmentResult:
     """:func:`segment` with its settings already built and checked (as a batch job holds them).
-    ``engine`` is an open executor, or the (workers, threads, scheduler) to open one with."""
+    ``engine`` is an open executor, or the (workers, threads, scheduler, GPU ids) to open one with."""
     started = time.perf_counter()
     check_outputs(out, mask_out, proba_out, preview, options.layout, overwrite)
     preset = load_pipeline(pipeline) if pipeline else None
