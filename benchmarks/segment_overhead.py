@@ -114,11 +114,12 @@ def child_model(job: dict) -> dict:
         for _ in predict(model, stack, job["batch_size"], job["device"]):
             pass
 
-    started = time.perf_counter()
+    began, started = time.time(), time.perf_counter()
     with ThreadPoolExecutor(job["threads"]) as pool:
         list(pool.map(run, stacks))
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "tiles": sum(len(s) for s in stacks), "peak_rss_mib": peak_rss_mib()}
+    return {"seconds": seconds, "tiles": sum(len(s) for s in stacks), "peak_rss_mib": peak_rss_mib(),
+            **_device_figures(job["device"], began)}
 
 
 def child_segment(job: dict) -> dict:
@@ -126,14 +127,24 @@ def child_segment(job: dict) -> dict:
     out_dir = Path(job["out_dir"])
     stem = Path(job["scene"]).stem
     baseline = peak_rss_mib()
-    started = time.perf_counter()
+    began, started = time.time(), time.perf_counter()
     result = segment(job["scene"], out_dir / f"{stem}.gpkg", model=job["model"],
                      mask_out=out_dir / f"{stem}_mask.tif", tile_size=TILE, overlap=OVERLAP,
                      batch_size=job["batch_size"], device=job["device"], threads=job["threads"],
                      progress=False, overwrite=True)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "tiles": result.tiles_run, "features": result.features,
-            "peak_rss_mib": peak_rss_mib(), "baseline_rss_mib": baseline}
+            "peak_rss_mib": peak_rss_mib(), "baseline_rss_mib": baseline, **_device_figures(job["device"], began)}
+
+
+def _device_figures(device: str, began: float) -> dict:
+    """When the run began and ended (epoch seconds, to match GPU utilisation samples to it) and,
+    on CUDA, the peak GPU memory torch allocated."""
+    figures = {"window": [began, time.time()]}
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        figures["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return figures
 
 
 CHILDREN = {"model": child_model, "segment": child_segment}
@@ -155,7 +166,9 @@ def measure(size: int, scene: Path, job: dict, repeat: int) -> dict:
             "features": segment_runs[0]["features"], "model_seconds": round(model_s, 2),
             "segment_seconds": round(segment_s, 2), "ratio": round(segment_s / model_s, 3),
             "segment_peak_rss_mib": round(max(r["peak_rss_mib"] for r in segment_runs), 1),
-            "segment_import_rss_mib": round(segment_runs[0]["baseline_rss_mib"], 1)}
+            "segment_import_rss_mib": round(segment_runs[0]["baseline_rss_mib"], 1),
+            "model_window": model_runs[-1]["window"], "segment_window": segment_runs[-1]["window"],
+            "gpu_peak_mib": max((r.get("gpu_peak_mib", 0.0) for r in model_runs + segment_runs), default=0.0)}
 
 
 def summarise(rows: list[dict], setup: dict) -> dict:

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The prepared GPU check (issue 12): one short run on a machine with a CUDA GPU, under 6 minutes.
+#
+# For PSPNet-ResNet18 and -ResNet50, tile 512, on an 8192^2 mosaic of the bundled image, it
+# prints model-only and `segment` Mpx/s, their ratio, GPU utilisation sampled by nvidia-smi
+# while `segment` ran, peak GPU memory and the batch size (benchmarks/gpu_utilisation.py), then
+# the result of the tests marked `gpu`. Without a GPU it says so in one line and exits 0.
+#
+#   bash benchmarks/gpu_check.sh            # results also kept in $OUT (default: a temp folder)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+    echo "gpu_check: no CUDA GPU on this machine (nvidia-smi or torch.cuda missing); nothing measured"
+    exit 0
+fi
+OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT/work"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+"$PY" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
+status=0
+for backbone in resnet18 resnet50; do
+    nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits -lms 200 \
+        > "$OUT/smi_$backbone.csv" &
+    sampler=$!
+    timeout 140 "$PY" benchmarks/segment_overhead.py --sizes 8192 --backbone "$backbone" --device cuda \
+        --work-dir "$OUT/work" --json "$OUT/$backbone.json" --markdown "$OUT/$backbone.md" || status=1
+    kill "$sampler" 2>/dev/null
+    wait "$sampler" 2>/dev/null
+    if [ -s "$OUT/$backbone.json" ]; then
+        "$PY" benchmarks/gpu_utilisation.py "$OUT/$backbone.json" "$OUT/smi_$backbone.csv" || status=1
+    else
+        echo "gpu_check: $backbone did not finish within its 140 s"
+    fi
+done
+timeout 90 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -3 || status=1
+echo "gpu_check: results in $OUT"
+exit $status
