@@ -8,8 +8,9 @@ STAC document is nothing but pointers to servers. :func:`check_local_only` is th
 name other files (GeoTIFF, PNG, JPEG, JPEG 2000, Erdas Imagine, NITF) and VRTs whose every
 source passes the same test. Anything it cannot check is refused, not guessed at: a batch over
 someone else's folder must not make requests anywhere. GDAL has no switch that turns its
-network access off, hence this check (it still reads sidecar files such as ``.aux.xml`` and
-``.ovr``, which name nothing).
+network access off, hence this check. Sidecar files GDAL opens beside a raster (``.ovr``,
+``.msk``, ``.aux``, ``.aux.xml``) are checked too: an ``.ovr`` may be a VRT, an ``.aux.xml`` may
+name an overview file anywhere.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pspnet_geo.errors import InputError
 
 _REMOTE = re.compile(r"(/vsi(curl|s3|gs|az|adls|oss|swift|hdfs|webhdfs)(_streaming)?/|[a-z][a-z0-9+.-]*://)",
                      re.IGNORECASE)
-_DRIVER_PREFIX = re.compile(r"[A-Za-z0-9_]{2,}:")
+_DRIVER_PREFIX = re.compile(r"[A-Z][A-Z0-9_]+:")
 """A source opened through a driver's own syntax (``NETCDF:"f.nc":var``, ``GTIFF_DIR:1:f.tif``)."""
 
 SELF_CONTAINED = {
@@ -32,24 +33,42 @@ SELF_CONTAINED = {
 }
 """Leading bytes of formats that hold their pixels and name no other file."""
 
+SOURCE_ELEMENTS = {"sourcefilename", "sourcedataset"}
+"""VRT elements naming a file to open, lower case (GDAL reads them in any case):
+``SourceFilename`` of every source, overview and mask band, ``SourceDataset`` of a warped VRT."""
+
+SIDECARS = (".ovr", ".msk", ".aux")
+"""Files beside a raster that GDAL opens with it (external overviews and masks, an Imagine
+.aux), each a raster that may itself be a VRT; ``.aux.xml`` is checked as text."""
+
 MAX_DEPTH = 8
-"""How deep VRTs naming VRTs are followed (GDAL itself stops a loop; this check must too)."""
+"""How deep VRTs naming VRTs are followed."""
+
+HEAD = 1024
+"""Bytes read to tell a file's format (GDAL finds ``<VRTDataset`` anywhere in its first KB)."""
 
 
-def vrt_sources(path: str) -> list[tuple[str, str]]:
-    """(name as written, local path) of every source a local VRT names; none for other files
-    or a VRT that cannot be parsed."""
-    if not path.lower().endswith(".vrt") or not os.path.isfile(path):
+def vrt_sources(path: str, strict: bool = False) -> list[tuple[str, str]]:
+    """(name as written, local path) of every file a local VRT names, the VRT recognised by its
+    content whatever its name; none for other files. A VRT that cannot be parsed has none, or
+    (``strict``) is refused: GDAL's parser is laxer than Python's."""
+    if not os.path.isfile(path) or _format_of(path) != "VRT":
         return []
     try:
         root = ElementTree.parse(path).getroot()
     except (ElementTree.ParseError, OSError):
+        if strict:
+            raise InputError(f"{path} is a VRT that cannot be parsed, so its sources cannot be checked; "
+                             "--no-remote-sources refuses it") from None
         return []
     folder, sources = os.path.dirname(path), []
-    for element in root.iter("SourceFilename"):
+    for element in root.iter():
+        if not isinstance(element.tag, str) or element.tag.lower() not in SOURCE_ELEMENTS:
+            continue
         name = (element.text or "").strip()
+        relative = {key.lower(): value for key, value in element.attrib.items()}.get("relativetovrt") == "1"
         if name:
-            sources.append((name, os.path.join(folder, name) if element.get("relativeToVRT") == "1" else name))
+            sources.append((name, os.path.join(folder, name) if relative else name))
     return sources
 
 
@@ -64,38 +83,72 @@ def missing_vrt_sources(path: str) -> list[str]:
     return missing
 
 
-def check_local_only(path: str, depth: int = MAX_DEPTH) -> None:
-    """Refuse, before GDAL opens it, a raster whose opening could reach the network: a URL, a
-    format that names servers or other files we cannot check, or a VRT naming any of those."""
-    if _REMOTE.search(path):
-        raise InputError(f"{path} is a network address; --no-remote-sources refuses it")
+def check_local_only(path: str) -> None:
+    """Refuse, before GDAL opens it, a raster whose opening could reach the network: a URL or
+    any GDAL virtual path, a format that names servers or files we cannot check, or a VRT or
+    sidecar file naming any of those."""
+    _check(path, (), set())
+
+
+def _check(path: str, chain: tuple[str, ...], seen: set[str]) -> None:
+    """:func:`check_local_only` for a file named through ``chain`` (the VRTs above it); a file
+    already checked (``seen``) is not checked again, so VRTs naming each other many times cost
+    one check per file."""
+    if path.startswith("/vsi") or _REMOTE.search(path):
+        if chain:
+            raise InputError(f"{chain[-1]} names a network source or a GDAL virtual file ({path}); "
+                             "--no-remote-sources refuses it")
+        raise InputError(f"{path} is a network address or a GDAL virtual file; --no-remote-sources refuses it")
+    real = os.path.realpath(path)
+    if real in chain:
+        raise InputError(f"{chain[-1]} names {path}, which names it back (a loop); --no-remote-sources refuses it")
+    if len(chain) >= MAX_DEPTH:
+        raise InputError(f"{chain[0]} nests files more than {MAX_DEPTH} deep; --no-remote-sources stops there")
+    if real in seen:
+        return
+    seen.add(real)
     kind = _format_of(path)
-    if kind == "VRT":
-        _check_vrt(path, depth)
-    elif kind is None:
+    if kind == "missing":
+        return      # left to the reader, which names it
+    if kind is None:
         raise InputError(f"{path}: --no-remote-sources opens only GeoTIFF, PNG, JPEG, JPEG 2000, Erdas Imagine, "
                          "NITF and VRT files, which it can check for network sources; convert it to GeoTIFF "
                          "or leave the option out for files you trust")
-
-
-def _check_vrt(path: str, depth: int) -> None:
-    for name, source in vrt_sources(path):
-        if _REMOTE.search(name):
-            raise InputError(f"{path} names a network source ({name}); --no-remote-sources refuses it")
-        if name.startswith("/vsi") or _DRIVER_PREFIX.match(name):
+    for name, source in vrt_sources(path, strict=True):
+        if _DRIVER_PREFIX.match(name) and not _REMOTE.search(name):
             raise InputError(f"{path} names a source --no-remote-sources cannot check ({name})")
-        if depth <= 0:
-            raise InputError(f"{path} nests VRTs more than {MAX_DEPTH} deep; --no-remote-sources stops there")
-        if os.path.exists(source):
-            check_local_only(source, depth - 1)
+        _check(source, (*chain, real), seen)
+    _check_sidecars(path, (*chain, real), seen)
+
+
+def _check_sidecars(path: str, chain: tuple[str, ...], seen: set[str]) -> None:
+    """The files GDAL opens beside ``path``: rasters checked like the input, ``.aux.xml``
+    refused when it names another file (an external overview) or an address."""
+    for suffix in SIDECARS:
+        if os.path.exists(path + suffix):
+            _check(path + suffix, chain, seen)
+    aux = path + ".aux.xml"
+    if os.path.exists(aux):
+        text = _read_text(aux)
+        if "OVERVIEW_FILE" in text.upper() or _REMOTE.search(text) or "/vsi" in text:
+            raise InputError(f"{aux} names other files (an overview file or an address); --no-remote-sources "
+                             "refuses it")
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, "rb") as file:
+            return file.read().decode("utf-8", "replace")
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror}") from None
 
 
 def _format_of(path: str) -> str | None:
-    """The self-contained format or ``"VRT"`` that ``path`` starts like; None for anything
-    else (a missing file is left to the reader, which names it)."""
+    """The self-contained format or ``"VRT"`` that ``path`` starts like; ``"missing"`` for a
+    file that does not exist; None for anything else."""
     try:
         with open(path, "rb") as file:
-            head = file.read(64)
+            head = file.read(HEAD)
     except FileNotFoundError:
         return "missing"
     except OSError as err:
@@ -103,4 +156,4 @@ def _format_of(path: str) -> str | None:
     for magic, kind in SELF_CONTAINED.items():
         if head.startswith(magic):
             return kind
-    return "VRT" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<VRTDataset") else None
+    return "VRT" if b"<vrtdataset" in head.lower() else None

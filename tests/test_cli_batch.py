@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from helpers import ATLANTA, BAD_INPUTS, CHIP, make_checkpoint, write_chips
+from helpers import ATLANTA, BAD_INPUTS, CHIP, assert_one_line_error, make_checkpoint, write_chips
 from pspnet_geo.cli.main import cli
 
 FAST = ("--tile-size", "128", "--overlap", "32", "--no-progress")
@@ -246,3 +246,13 @@ def test_no_remote_sources_fails_an_input_vrt_naming_the_network_and_goes_on(tmp
     entries = manifest(tmp_path / "out")["entries"]
     assert result.exit_code == 1 and entries["aoi_0/chip_0"]["status"] == "done"
     assert entries["aoi_0/remote"]["status"] == "failed" and "names a network source" in entries["aoi_0/remote"]["error"]
+
+
+def test_no_remote_sources_checks_mosaic_chips_before_the_mosaic_opens_them(tmp_path, model):
+    write_chips(tmp_path / "chips", corners=((0, 0),))
+    (tmp_path / "chips" / "aoi_0" / "remote.vrt").write_text(
+        '<VRTDataset rasterXSize="64" rasterYSize="64"><VRTRasterBand dataType="Byte" band="1"><SimpleSource>'
+        '<SourceFilename relativeToVRT="0">/vsicurl/http://127.0.0.1:9/x.tif</SourceFilename>'
+        '<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>')
+    result = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--no-remote-sources", "--mosaic", *FAST)
+    assert_one_line_error(result, "names a network source")

@@ -10,6 +10,7 @@ whole).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -26,6 +27,7 @@ from pspnet_geo.maskfile import copy_classes
 from pspnet_geo.outputs import atomic_output
 from pspnet_geo.segmentation.executors import Executor
 from pspnet_geo.segmentation.inference import load_checkpoint
+from pspnet_geo.sources import check_local_only
 from pspnet_geo.stamps import fingerprint
 from pspnet_geo.vector.vectorize_file import vectorize_file
 
@@ -38,6 +40,9 @@ def run_mosaic(job: BatchJob, items: Sequence[BatchInput], executor: Executor,
 
     The VRT is among the mosaic's recorded outputs, so a changed set of chips (a different
     VRT) makes the mosaic run again."""
+    if job.settings.local_sources_only:     # before the mosaic is built: building it opens every chip
+        for item in items:
+            check_local_only(os.fspath(item.source))
     info = build_mosaic([item.source for item in items], job.out_dir / f"{MOSAIC_NAME}.vrt")
     whole = BatchInput(info.scene.path, PurePosixPath(MOSAIC_NAME))
     done = manifest.is_done(MOSAIC_NAME, None)
