@@ -238,10 +238,7 @@ def test_an_input_over_max_tiles_fails_before_any_work_and_the_batch_goes_on(tmp
 
 def test_no_remote_sources_fails_an_input_vrt_naming_the_network_and_goes_on(tmp_path, model):
     write_chips(tmp_path / "chips", corners=((0, 0),))
-    (tmp_path / "chips" / "aoi_0" / "remote.vrt").write_text(
-        '<VRTDataset rasterXSize="64" rasterYSize="64"><VRTRasterBand dataType="Byte" band="1"><SimpleSource>'
-        '<SourceFilename relativeToVRT="0">/vsicurl/http://127.0.0.1:9/x.tif</SourceFilename>'
-        '<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>')
+    _remote_vrt(tmp_path / "chips" / "aoi_0" / "remote.vrt")
     result = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--no-remote-sources", *FAST)
     entries = manifest(tmp_path / "out")["entries"]
     assert result.exit_code == 1 and entries["aoi_0/chip_0"]["status"] == "done"
@@ -250,9 +247,14 @@ def test_no_remote_sources_fails_an_input_vrt_naming_the_network_and_goes_on(tmp
 
 def test_no_remote_sources_checks_mosaic_chips_before_the_mosaic_opens_them(tmp_path, model):
     write_chips(tmp_path / "chips", corners=((0, 0),))
-    (tmp_path / "chips" / "aoi_0" / "remote.vrt").write_text(
+    _remote_vrt(tmp_path / "chips" / "aoi_0" / "remote.vrt")
+    result = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--no-remote-sources", "--mosaic", *FAST)
+    assert_one_line_error(result, "names a network source")
+
+
+def _remote_vrt(path) -> None:
+    """A 64 x 64 px VRT whose only source is a URL."""
+    path.write_text(
         '<VRTDataset rasterXSize="64" rasterYSize="64"><VRTRasterBand dataType="Byte" band="1"><SimpleSource>'
         '<SourceFilename relativeToVRT="0">/vsicurl/http://127.0.0.1:9/x.tif</SourceFilename>'
         '<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>')
-    result = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--no-remote-sources", "--mosaic", *FAST)
-    assert_one_line_error(result, "names a network source")
