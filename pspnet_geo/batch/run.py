@@ -121,13 +121,17 @@ def run_batch(
                                                       {run_block: run_blocks})) as executor:
                 if executor.dashboard:
                     report(f"Dask dashboard: {executor.dashboard}")
-                finished = (run_mosaic(job, items, executor, manifest) if mosaic and todo
+                finished = (iter_all(run_mosaic(job, items, executor, manifest)) if mosaic and todo
                             else _run_all(job, todo, executor, files_in_flight, fail_fast, progress))
-                for item, entry in finished:
-                    manifest.record(str(item.name), entry)
-                    result.add(str(item.name), entry)
-                    if merged is not None and entry.status == "done":
-                        merged.add(positions[item], item.source, job.outputs(item)[0])
+                # Closed here, inside the executors: an error or Ctrl-C in this loop's own work
+                # (merging, the manifest) makes the scenes still running give up while the
+                # executors that answer them are still open.
+                with contextlib.closing(finished):
+                    for item, entry in finished:
+                        manifest.record(str(item.name), entry)
+                        result.add(str(item.name), entry)
+                        if merged is not None and entry.status == "done":
+                            merged.add(positions[item], item.source, job.outputs(item)[0])
         finally:
             manifest.save()
         if merged is not None and not result.failed:
@@ -162,6 +166,11 @@ def _identity(job: BatchJob) -> dict:
             "vector_format": job.vector_format, "postprocess": job.settings.postprocess,
             "options": {"batch_size": inference.batch_size, "tile_size": inference.tiling.tile_size,
                         "overlap": inference.tiling.overlap}}
+
+
+def iter_all(pairs: list) -> Iterator:
+    """``pairs`` as a generator, which can be closed like :func:`_run_all`'s."""
+    yield from pairs
 
 
 def _run_all(job: BatchJob, items: Sequence[BatchInput], executor: Executor, files_in_flight: int | None,

@@ -61,7 +61,7 @@ class PspnetGroup(click.Group):
         except KeyboardInterrupt:
             # Outputs are moved into place only when a run succeeds, so earlier ones stand;
             # 130 (128 + SIGINT) is what shells expect of a command stopped by Ctrl-C.
-            click.echo("Interrupted: unfinished outputs were not written; rerun to resume a batch, a "
+            click.echo("Interrupted: no output was left half-written; rerun to resume a batch, a "
                        "--resume run or a train --resume", err=True)
             ctx.exit(INTERRUPTED)
 

@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import partial
 from itertools import islice
 from typing import Protocol, TypeVar
@@ -29,7 +29,7 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 from distributed.comm.addressing import parse_address, parse_host_port
 
 from pspnet_geo.errors import InputError, RunError
-from pspnet_geo.segmentation.abandon import call_until_stopped
+from pspnet_geo.segmentation.abandon import Abandoned, call_until_stopped
 from pspnet_geo.segmentation.gpus import gpu_cluster
 
 log = logging.getLogger(__name__)
@@ -125,24 +125,38 @@ class DaskExecutor:
             self.client.cancel(list(running.futures))
 
     def submit(self, fn, item):
+        if self._abandoned:     # the run is over: a late submission never starts
+            return _failed(Abandoned("the run was abandoned"))
         future = self.client.submit(fn, item, pure=False)
         self._submitted.add(future)
         future.add_done_callback(self._submitted.discard)
         return future
 
     def abandon(self) -> None:
-        """Cancel every task still queued or running (a task running on a worker stops only
-        when the worker does; the embedded cluster's workers stop when it closes)."""
+        """Cancel every task still queued or running, and any submitted later (a task running
+        on a worker stops only when the worker does; the embedded cluster's stop at close)."""
+        self._abandoned = True      # first: a submission racing this call is refused or cancelled
         self.client.cancel(list(self._submitted.copy()))   # copy: callbacks run on another thread
-        self._abandoned = True
 
     def close(self) -> None:
         cluster = self.client.cluster
         if cluster is not None and self._abandoned:
             _stop_workers_now(cluster)
         self.client.close()
-        if cluster is not None:
+        if cluster is None:
+            return
+        try:
             cluster.close(timeout=CLOSE_ABANDONED_S if self._abandoned else None)
+        except Exception as err:   # a slow close must not replace the error that ended the run
+            if not self._abandoned:
+                raise
+            log.debug("the abandoned cluster did not close in time: %s", err)
+
+
+def _failed(error: BaseException) -> Future:
+    future: Future = Future()
+    future.set_exception(error)
+    return future
 
 
 def _stop_workers_now(cluster: LocalCluster) -> None:
@@ -151,6 +165,7 @@ def _stop_workers_now(cluster: LocalCluster) -> None:
     block, and asking each nanny in turn to kill its worker took a second or more per worker."""
     for nanny in list(cluster.workers.values()):
         pid = getattr(nanny, "pid", None)
+        nanny.close_gracefully(reason="pspnet-geo run abandoned")    # or it starts a new worker
         if pid:
             with contextlib.suppress(ProcessLookupError):   # a worker already gone needs nothing
                 os.kill(pid, signal.SIGKILL)
@@ -173,7 +188,10 @@ def open_executor(workers: int = 1, threads: int | None = None, scheduler: str |
     try:
         yield executor
     except BaseException:   # Ctrl-C or a failure: running blocks give up rather than finish
-        executor.abandon()
+        try:
+            executor.abandon()
+        except Exception as err:   # e.g. a lost scheduler: the error that ended the run is the one to report
+            log.debug("abandoning the run's tasks failed: %s", err)
         raise
     finally:
         executor.close()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+from pspnet_geo.segmentation.abandon import Abandoned
 from pspnet_geo.segmentation.executors import Executor
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class PackingExecutor:
         self.slots, self.dashboard, self.remote = inner.slots, inner.dashboard, inner.remote
         self._requests: queue.Queue = queue.Queue()
         self._running = threading.BoundedSemaphore(2 * inner.slots)
+        self._abandoned = threading.Event()
         self._dispatcher = threading.Thread(target=self._dispatch, name="pspnet-geo-packing", daemon=True)
         self._dispatcher.start()
 
@@ -60,32 +62,59 @@ class PackingExecutor:
         reply: queue.Queue = queue.Queue()
         source, waiting = iter(items), 0
         for item in islice(source, in_flight):
-            self._requests.put(_Request(many, item, self.size_of(item), reply))
+            self._request(_Request(many, item, self.size_of(item), reply))
             waiting += 1
         while waiting:
             result = reply.get()
             waiting -= 1
             for item in islice(source, 1):
-                self._requests.put(_Request(many, item, self.size_of(item), reply))
+                self._request(_Request(many, item, self.size_of(item), reply))
                 waiting += 1
             if isinstance(result, BaseException):
                 raise result
             yield result
 
+    def _request(self, request: _Request) -> None:
+        if self._abandoned.is_set():
+            raise Abandoned("the run was abandoned")
+        self._requests.put(request)
+
     def abandon(self) -> None:
-        """Give up all work (the inner executor's, which this one shares)."""
+        """Give up all work: requests not yet packed are answered at once, and the inner
+        executor (which this one shares) gives up what it runs."""
+        self._abandoned.set()
         self.inner.abandon()
 
     def close(self) -> None:
-        """Stop packing; the inner executor is closed by its owner."""
+        """Stop packing; requests still queued, or arriving later, are answered with an error
+        rather than left waiting. The inner executor is closed by its owner."""
+        self._abandoned.set()
         self._requests.put(None)
         self._dispatcher.join()
+        self._refuse_waiting()
 
     def _dispatch(self) -> None:
         while (pack := self._next_pack()) is not None:
+            if self._abandoned.is_set():
+                self._refuse(pack)
+                continue
             self._running.acquire()
             future = self.inner.submit(pack[0].fn, [request.item for request in pack])
             future.add_done_callback(lambda done, pack=pack: self._deliver(done, pack))
+
+    def _refuse_waiting(self) -> None:
+        while True:
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if request is not None:
+                self._refuse([request])
+
+    @staticmethod
+    def _refuse(pack: list[_Request]) -> None:
+        for request in pack:
+            request.reply.put(Abandoned("the run was abandoned"))
 
     def _next_pack(self) -> list[_Request] | None:
         """Requests of one function totalling about ``pack_size``, waiting briefly for more."""

@@ -18,6 +18,7 @@ from pspnet_geo.batch import run as batch_run
 from pspnet_geo.segmentation.abandon import Abandoned, call_until_stopped
 from pspnet_geo.segmentation.abandon import check as check_abandoned
 from pspnet_geo.segmentation.executors import LocalExecutor, open_executor
+from pspnet_geo.segmentation.packing import PackingExecutor
 from pspnet_geo.segmentation.inference import predict
 
 SLOW_STEPS = 2000
@@ -130,3 +131,24 @@ def test_a_batch_that_fails_abandons_the_blocks_of_scenes_still_running():
     with open_executor(threads=1) as executor, pytest.raises(KeyboardInterrupt):
         list(batch_run._run_all(SimpleNamespace(run=run), ["slow", "broken"], executor, 2, False, False))
     assert slow.abandoned == ["slow"] and not slow.finished
+
+
+def test_a_closed_packing_executor_answers_late_callers_instead_of_leaving_them_waiting():
+    slow = SlowBlocks(quick={0})
+    inner = LocalExecutor(1)
+    packing = PackingExecutor(inner, 1, lambda item: 1, {slow: lambda items: [slow(item) for item in items]})
+    assert list(packing.map_unordered(slow, [0], in_flight=1)) == [0]
+    packing.close()
+    outcome = []
+
+    def late_caller():      # a scene's thread still running when the batch closed its executors
+        try:
+            list(packing.map_unordered(slow, [1, 2], in_flight=2))
+        except Abandoned as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=late_caller, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    inner.close()
+    assert not thread.is_alive() and outcome and slow.started == [0]

@@ -12,6 +12,7 @@ import rasterio
 from distributed import Client, LocalCluster, WorkerPlugin
 
 from helpers import ATLANTA
+from pspnet_geo.segmentation.abandon import Abandoned
 from pspnet_geo.segmentation.executors import LOCAL_HTTP, LocalExecutor, open_executor
 from pspnet_geo.errors import InputError, RunError
 from pspnet_geo.segmentation.run import segment
@@ -77,3 +78,11 @@ def test_the_local_executor_bounds_what_is_in_flight():
 def test_executor_options_that_cannot_work_are_one_clear_error(options, message):
     with pytest.raises(InputError, match=re.escape(message)), open_executor(**options):
         pass
+
+
+def test_an_abandoned_dask_executor_starts_nothing_submitted_later():
+    with open_executor(workers=2, threads=1) as executor:
+        assert executor.submit(abs, -1).result() == 1
+        executor.abandon()
+        late = executor.submit(abs, -2)
+        assert isinstance(late.exception(), Abandoned)
