@@ -226,7 +226,7 @@ def _model_tiling(asked: TilingSettings, checkpoint: Checkpoint) -> TilingSettin
     except InputError as err:
         if asked.tile_size is not None:
             raise
-        raise InputError(f"{err} (the model's training tile); give a larger --tile-size") from None
+        raise InputError(f"{err} (the model's training tile); give a --tile-size the rule allows") from None
 
 
 def _journal(scene: Scene, model_path: str, settings: InferenceSettings, outputs: tuple, classes: int,

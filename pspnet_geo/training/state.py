@@ -71,8 +71,10 @@ class RunState:
             raise InputError(f"cannot resume: {self.path} does not exist (no validation was reached)")
         try:
             return torch.load(self.path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # torch refused an object other than tensors and plain values
-            raise CheckpointError(f"refusing training state {self.path}: it holds objects other than tensors "
-                                  "and plain values, and loading them could run code") from None
+        except pickle.UnpicklingError as err:
+            if "Unsupported global" in str(err):    # torch refused an object other than tensors and plain values
+                raise CheckpointError(f"refusing training state {self.path}: it holds objects other than "
+                                      "tensors and plain values, and loading them could run code") from None
+            raise CheckpointError(f"cannot read training state {self.path}: {first_line(err)}") from None
         except Exception as err:  # a truncated or foreign file: the user's to fix, one line
             raise CheckpointError(f"cannot read training state {self.path}: {first_line(err)}") from None

@@ -142,12 +142,14 @@ def test_a_vrt_outside_the_chips_folder_can_move_alone(tmp_path, chips):
 
 def test_a_chip_gone_after_building_fails_the_reads_over_it_not_others(tmp_path, chips):
     info = build_mosaic(chips, tmp_path / "mosaic.vrt")
-    chips[3].unlink()
     scene = open_scene(info.scene.path)
+    chips[3].unlink()       # during the run: reads over the chip fail, naming it
     values, valid = read_window(scene, info.chips[1].window, [1, 2, 3])
     assert np.array_equal(values, read_chip(chips[1])) and valid.all()
-    with pytest.raises(RunError, match="mosaic.vrt failed"):
+    with pytest.raises(RunError, match=f"mosaic.vrt failed.*its source {chips[3]} is missing"):
         read_window(scene, info.chips[3].window, [1, 2, 3])
+    with pytest.raises(RasterError, match=f"names source {chips[3]}, which does not exist"):
+        open_scene(info.scene.path)     # a later run is refused when it opens the mosaic
 
 
 def test_chips_slightly_off_the_grid_are_placed_on_the_nearest_pixel(tmp_path):
