@@ -23,7 +23,7 @@ from pspnet_geo.errors import InputError
 
 _REMOTE = re.compile(r"(/vsi(curl|s3|gs|az|adls|oss|swift|hdfs|webhdfs)(_streaming)?/|[a-z][a-z0-9+.-]*://)",
                      re.IGNORECASE)
-_DRIVER_PREFIX = re.compile(r"[A-Z][A-Z0-9_]+:")
+_DRIVER_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_]+:")
 """A source opened through a driver's own syntax (``NETCDF:"f.nc":var``, ``GTIFF_DIR:1:f.tif``)."""
 
 SELF_CONTAINED = {
@@ -61,15 +61,23 @@ def vrt_sources(path: str, strict: bool = False) -> list[tuple[str, str]]:
             raise InputError(f"{path} is a VRT that cannot be parsed, so its sources cannot be checked; "
                              "--no-remote-sources refuses it") from None
         return []
-    folder, sources = os.path.dirname(path), []
+    folder, sources = os.path.dirname(os.path.realpath(path)), []    # GDAL follows a link to the VRT
     for element in root.iter():
         if not isinstance(element.tag, str) or element.tag.lower() not in SOURCE_ELEMENTS:
             continue
         name = (element.text or "").strip()
-        relative = {key.lower(): value for key, value in element.attrib.items()}.get("relativetovrt") == "1"
+        relative = _gdal_true({key.lower(): value for key, value in element.attrib.items()}.get("relativetovrt"))
         if name:
             sources.append((name, os.path.join(folder, name) if relative else name))
     return sources
+
+
+def _gdal_true(value: str | None) -> bool:
+    """An attribute as GDAL reads a number: any nonzero integer (``1``, `` 01``, ``2``) is true."""
+    try:
+        return int((value or "0").strip() or "0") != 0
+    except ValueError:
+        return False
 
 
 def missing_vrt_sources(path: str) -> list[str]:
@@ -108,39 +116,49 @@ def _check(path: str, chain: tuple[str, ...], seen: set[str]) -> None:
         return
     seen.add(real)
     kind = _format_of(path)
+    if kind == "missing" and chain:     # a name GDAL may open otherwise (inline XML, a driver's syntax)
+        raise InputError(f"{chain[-1]} names {path}, which is not a file; --no-remote-sources cannot check it")
     if kind == "missing":
-        return      # left to the reader, which names it
+        return      # the input itself: left to the reader, which names it
     if kind is None:
         raise InputError(f"{path}: --no-remote-sources opens only GeoTIFF, PNG, JPEG, JPEG 2000, Erdas Imagine, "
                          "NITF and VRT files, which it can check for network sources; convert it to GeoTIFF "
                          "or leave the option out for files you trust")
-    for name, source in vrt_sources(path, strict=True):
-        if _DRIVER_PREFIX.match(name) and not _REMOTE.search(name):
-            raise InputError(f"{path} names a source --no-remote-sources cannot check ({name})")
+    for _name, source in vrt_sources(path, strict=True):
         _check(source, (*chain, real), seen)
     _check_sidecars(path, (*chain, real), seen)
 
 
 def _check_sidecars(path: str, chain: tuple[str, ...], seen: set[str]) -> None:
-    """The files GDAL opens beside ``path``: rasters checked like the input, ``.aux.xml``
-    refused when it names another file (an external overview) or an address."""
-    for suffix in SIDECARS:
-        if os.path.exists(path + suffix):
-            _check(path + suffix, chain, seen)
-    aux = path + ".aux.xml"
-    if os.path.exists(aux):
-        text = _read_text(aux)
-        if "OVERVIEW_FILE" in text.upper() or _REMOTE.search(text) or "/vsi" in text:
+    """The files GDAL opens beside ``path`` (its names in either case, ``.aux`` also in place of
+    the extension): rasters checked like the input, an ``.aux.xml`` refused when it names
+    another file (an external overview) or an address in its values."""
+    stem = os.path.splitext(path)[0]
+    candidates = [path + suffix for suffix in SIDECARS] + [stem + ".aux"]
+    for candidate in candidates + [name[:-4] + name[-4:].upper() for name in candidates]:
+        if os.path.isfile(candidate):
+            _check(candidate, chain, seen)
+    for aux in (path + ".aux.xml", path + ".AUX.XML"):
+        if os.path.isfile(aux) and _names_files(aux):
             raise InputError(f"{aux} names other files (an overview file or an address); --no-remote-sources "
                              "refuses it")
 
 
-def _read_text(path: str) -> str:
+def _names_files(aux: str) -> bool:
+    """Whether a PAM ``.aux.xml`` points GDAL at another file: an ``OVERVIEW_FILE`` item, or a
+    value (not an XML namespace, which any ArcGIS file has) holding a URL or a /vsi path. One
+    that cannot be parsed counts as naming files."""
     try:
-        with open(path, "rb") as file:
-            return file.read().decode("utf-8", "replace")
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror}") from None
+        root = ElementTree.parse(aux).getroot()
+    except (ElementTree.ParseError, OSError):
+        return True
+    for element in root.iter():
+        text = (element.text or "").strip()
+        if any(value.upper() == "OVERVIEW_FILE" for value in element.attrib.values()):
+            return True
+        if text.startswith("/vsi") or _REMOTE.search(text):
+            return True
+    return False
 
 
 def _format_of(path: str) -> str | None:
@@ -153,7 +171,12 @@ def _format_of(path: str) -> str | None:
         return "missing"
     except OSError as err:
         raise InputError(f"cannot read {path}: {err.strerror}") from None
+    lowered = head.lower()
+    if b"<vrtdataset" in lowered:       # before the magic bytes: GDAL's VRT driver looks first
+        return "VRT"
+    if b"<gdaltileindexdataset" in lowered:
+        return None
     for magic, kind in SELF_CONTAINED.items():
         if head.startswith(magic):
             return kind
-    return "VRT" if b"<vrtdataset" in head.lower() else None
+    return None

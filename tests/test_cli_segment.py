@@ -171,7 +171,7 @@ def test_no_remote_sources_refuses_a_vrt_naming_the_network_before_opening_it(tm
     scene = tmp_path / ("scene.vrt" if nested else "inner.vrt")
     result = run("segment", scene, "--mask-out", tmp_path / "m.tif", "--model", atlanta_model,
                  "--no-remote-sources", "--no-progress")
-    assert_one_line_error(result, "names a network source (/vsicurl/http://127.0.0.1:9/secret.tif)")
+    assert_one_line_error(result, "names a network source or a GDAL virtual file (/vsicurl/http://127.0.0.1:9/secret.tif)")
     assert not (tmp_path / "m.tif").exists()
 
 

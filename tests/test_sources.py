@@ -31,7 +31,7 @@ def test_self_contained_images_and_vrts_over_them_open(tmp_path):
     check_local_only(str(scene))
     check_local_only(str(tmp_path / "picture.png"))
     inner = vrt(tmp_path / "inner.vrt", "scene.tif", relative=True)
-    check_local_only(str(vrt(tmp_path / "outer.vrt", str(inner), "picture.png")))
+    check_local_only(str(vrt(tmp_path / "outer.vrt", str(inner), str(tmp_path / "picture.png"))))
 
 
 @pytest.mark.parametrize("make, message", [
@@ -63,6 +63,18 @@ def test_self_contained_images_and_vrts_over_them_open(tmp_path):
      "names a network source"),
     (lambda d: _with_sidecar(d, ".aux.xml", '<PAMDataset><Metadata domain="OVERVIEWS"><MDI key="OVERVIEW_FILE">'
                              "/tmp/elsewhere.tif</MDI></Metadata></PAMDataset>"), "names other files"),
+    # Found in a second review: a VRT behind another format's magic bytes, relativeToVRT="01",
+    # inline XML and lower-case driver prefixes as sources, a link to a VRT, upper-case sidecars.
+    (lambda d: _write(d / "a.ntf", "NITF" + vrt(d / "b.vrt", "/vsicurl/http://127.0.0.1:9/x.tif").read_text()),
+     "VRT that cannot be parsed"),
+    (lambda d: _write(d / "a.vrt", vrt(d / "b.vrt", "inner.vrt").read_text().replace('relativeToVRT="0"',
+                                                                                      'relativeToVRT="01"'))
+     if vrt(d / "inner.vrt", "/vsicurl/http://127.0.0.1:9/x.tif") else None, "names a network source"),
+    (lambda d: vrt(d / "a.vrt", "&lt;VRTDataset rasterXSize='1' rasterYSize='1'/&gt;"), "not a file"),
+    (lambda d: vrt(d / "a.vrt", "eedai:projects/x/assets/y"), "not a file"),
+    (lambda d: _linked_vrt(d), "names a network source"),
+    (lambda d: _with_sidecar(d, ".MSK", vrt(d / "m.vrt", "/vsicurl/http://127.0.0.1:9/x.tif").read_text()),
+     "names a network source"),
 ])
 def test_anything_that_could_reach_the_network_or_cannot_be_checked_is_refused(tmp_path, make, message):
     path = make(tmp_path)
@@ -84,6 +96,18 @@ def _chain(folder: Path, length: int) -> Path:
     return path
 
 
+def _linked_vrt(folder: Path) -> Path:
+    """A link in one folder to a VRT in another, whose relative source is a VRT naming the network:
+    GDAL reads the source beside the VRT itself, not beside the link."""
+    (folder / "real").mkdir()
+    (folder / "links").mkdir()
+    vrt(folder / "real" / "inner.vrt", "/vsicurl/http://127.0.0.1:9/x.tif")
+    shutil.copy(ATLANTA, folder / "links" / "inner.vrt")     # what a check beside the link would see
+    vrt(folder / "real" / "outer.vrt", "inner.vrt", relative=True)
+    (folder / "links" / "outer.vrt").symlink_to(folder / "real" / "outer.vrt")
+    return folder / "links" / "outer.vrt"
+
+
 def _with_sidecar(folder: Path, suffix: str, text: str) -> Path:
     scene = shutil.copy(ATLANTA, folder / "scene.tif")
     (folder / f"scene.tif{suffix}").write_text(text)
@@ -102,6 +126,12 @@ def test_a_vrt_with_an_xml_declaration_and_sources_named_like_drive_letters_open
     made = vrt(tmp_path / "a.vrt", "scene_10:00.tif", relative=True)
     made.write_text('<?xml version="1.0"?>\n<!-- made by hand -->\n' + made.read_text())
     check_local_only(str(made))
+
+
+def test_an_arcgis_aux_xml_with_namespaces_opens(tmp_path):
+    scene = _with_sidecar(tmp_path, ".aux.xml", '<PAMDataset xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+                          '<Metadata domain="xml:ESRI"><GeodataXform/></Metadata></PAMDataset>')
+    check_local_only(str(scene))
 
 
 def test_a_missing_file_is_left_to_the_reader_and_missing_sources_are_named(tmp_path):
