@@ -19,20 +19,26 @@ mkdir -p "$OUT/work"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$PY" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
 status=0
+sampler=
+trap '[ -n "$sampler" ] && kill "$sampler" 2>/dev/null' EXIT
 for backbone in resnet18 resnet50; do
-    nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits -lms 200 \
+    nvidia-smi -i 0 --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits -lms 200 \
         > "$OUT/smi_$backbone.csv" &
     sampler=$!
-    timeout 140 "$PY" benchmarks/segment_overhead.py --sizes 8192 --backbone "$backbone" --device cuda \
-        --work-dir "$OUT/work" --json "$OUT/$backbone.json" --markdown "$OUT/$backbone.md" || status=1
+    timeout 120 "$PY" benchmarks/segment_overhead.py --sizes 8192 --backbone "$backbone" --device cuda \
+        --work-dir "$OUT/work" --json "$OUT/$backbone.json" --markdown "$OUT/$backbone.md" 2> "$OUT/$backbone.log"
+    code=$?
     kill "$sampler" 2>/dev/null
     wait "$sampler" 2>/dev/null
-    if [ -s "$OUT/$backbone.json" ]; then
+    sampler=
+    if [ "$code" -eq 0 ]; then
         "$PY" benchmarks/gpu_utilisation.py "$OUT/$backbone.json" "$OUT/smi_$backbone.csv" || status=1
+    elif [ "$code" -eq 124 ]; then
+        echo "gpu_check: $backbone did not finish within its 120 s"; status=1
     else
-        echo "gpu_check: $backbone did not finish within its 140 s"
+        echo "gpu_check: $backbone failed (exit $code): $(tail -n 1 "$OUT/$backbone.log")"; status=1
     fi
 done
-timeout 90 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -3 || status=1
+timeout 60 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -3 || status=1
 echo "gpu_check: results in $OUT"
 exit $status

@@ -22,7 +22,6 @@ from rasterio.windows import Window
 from pspnet_geo.errors import BandMismatchError, RasterError, RunError, first_line
 from pspnet_geo.quiet import open_raster
 from pspnet_geo.sources import missing_vrt_sources
-from pspnet_geo.stamps import file_stamp
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +145,17 @@ class _OpenScenes(threading.local):
     """Each thread's open scenes, so a block does not reopen its scene: opening a GeoTIFF and
     reading a small window took 9 ms here, a VRT of 1,600 chips 37 ms (0.5 ms kept open).
     Per thread, because a GDAL dataset must not be read from two threads at once. A file
-    changed on disk (size or time) is opened again."""
+    replaced or changed on disk (another inode, size or time) is opened again."""
 
     def __init__(self) -> None:
         self.datasets: OrderedDict[str, tuple[tuple | None, DatasetReader]] = OrderedDict()
 
     def dataset(self, path: str) -> DatasetReader:
-        stamp = file_stamp(path)
-        version = None if stamp is None else (stamp["size"], stamp["mtime_ns"])
+        try:        # a replaced file is another inode or a new change time, whatever its size and mtime
+            stat = os.stat(path)
+            version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        except OSError:     # a /vsi path or a URL: kept open as it is
+            version = None
         kept = self.datasets.pop(path, None)
         if kept is not None and kept[0] != version:
             kept[1].close()

@@ -23,6 +23,7 @@ from distributed import Nanny, Scheduler, SpecCluster
 from pspnet_geo.errors import InputError
 
 log = logging.getLogger(__name__)
+LOOPBACK = "127.0.0.1"
 
 
 def visible_gpus() -> list[str]:
@@ -46,7 +47,7 @@ def chosen_gpus(spec: str | Sequence[str] | None, visible: Sequence[str] | None 
         raise InputError("--gpus: no CUDA GPU is visible to this process (torch.cuda.is_available() is False)")
     if isinstance(spec, str) and spec.strip() == "all":
         return list(visible)
-    asked = [entry.strip() for entry in (spec.split(",") if isinstance(spec, str) else spec)]
+    asked = [str(entry).strip() for entry in (spec.split(",") if isinstance(spec, str) else spec)]
     unknown = [entry for entry in asked if entry not in visible]
     if unknown or not asked or len(set(asked)) != len(asked):
         raise InputError(f"--gpus {','.join(asked)}: use 'all' or distinct ids of the visible GPUs "
@@ -62,16 +63,18 @@ def check_gpu_options(gpus: Sequence[str], workers: int, scheduler: str | None, 
         raise InputError("--gpus starts a local cluster; it cannot be combined with --scheduler")
     if workers not in (1, len(gpus)):
         raise InputError(f"--gpus gives one worker per GPU ({len(gpus)}); leave --workers out")
-    if not (device == "auto" or device.startswith("cuda")):
-        raise InputError(f"--gpus runs the model on the GPUs; it cannot be combined with --device {device}")
+    if device not in ("auto", "cuda", "cuda:0"):     # each worker sees one GPU, as cuda:0
+        raise InputError(f"--gpus runs the model on each worker's own GPU; it cannot be combined with "
+                         f"--device {device}")
 
 
 def gpu_cluster(gpus: Sequence[str], threads: int, dashboard: str) -> SpecCluster:
     """A local cluster of one worker process per GPU id, each seeing only that GPU, with
     ``threads`` threads each; its scheduler serves HTTP on ``dashboard``."""
     log.info("starting a local Dask cluster: one worker per GPU (%s) x %d threads", ",".join(gpus), threads)
+    # This machine only, as LocalCluster does: a scheduler runs the pickled tasks it is sent.
     workers = {f"gpu{gpu}": {"cls": Nanny, "options": {"nthreads": threads, "env": {"CUDA_VISIBLE_DEVICES": gpu},
-                                                       "silence_logs": logging.ERROR}}
+                                                       "host": LOOPBACK, "silence_logs": logging.ERROR}}
                for gpu in gpus}
-    scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard}}
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard, "host": LOOPBACK}}
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR, name="pspnet-geo-gpus")

@@ -110,6 +110,7 @@ def _predict_batch(model: torch.nn.Module, batch: np.ndarray, batch_size: int, d
         padding = np.zeros((batch_size - count, *batch.shape[1:]), dtype=batch.dtype)
         batch = np.concatenate([batch, padding])
     with device_gate(device):
+        abandon.check()     # again: waiting for the gate may have outlasted the run
         inputs = torch.from_numpy(batch).to(device)
         with torch.inference_mode(), _autocast(device):
             logits = model(inputs)
@@ -130,8 +131,9 @@ def device_gate(device: str) -> contextlib.AbstractContextManager:
     thread runs its own single-threaded call), a slot of :data:`GPU_CALLS_AT_ONCE` on a GPU."""
     if not device.startswith("cuda"):
         return contextlib.nullcontext()
+    key = device if ":" in device else f"{device}:0"     # "cuda" is cuda:0, one gate for both
     with _GATES_LOCK:
-        return _GATES.setdefault(device, threading.BoundedSemaphore(GPU_CALLS_AT_ONCE))
+        return _GATES.setdefault(key, threading.BoundedSemaphore(GPU_CALLS_AT_ONCE))
 
 
 def _autocast(device: str) -> torch.autocast:

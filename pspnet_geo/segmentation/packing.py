@@ -99,7 +99,13 @@ class PackingExecutor:
                 self._refuse(pack)
                 continue
             self._running.acquire()
-            future = self.inner.submit(pack[0].fn, [request.item for request in pack])
+            try:
+                future = self.inner.submit(pack[0].fn, [request.item for request in pack])
+            except Exception as err:    # its callers hear of it; the dispatcher goes on
+                self._running.release()
+                for request in pack:
+                    request.reply.put(err)
+                continue
             future.add_done_callback(lambda done, pack=pack: self._deliver(done, pack))
 
     def _refuse_waiting(self) -> None:
