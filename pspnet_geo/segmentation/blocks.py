@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+import functools
 
 import numpy as np
+import torch
 from rasterio.windows import Window
 
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.errors import PspnetGeoError
 from pspnet_geo.scene import Scene, read_finite
+from pspnet_geo.segmentation.device_blend import DeviceAccumulator, blends_on_device
 from pspnet_geo.segmentation.inference import (
     default_batch_size,
     load_model,
@@ -77,8 +80,10 @@ def run_blocks(jobs: list[BlockJob]) -> list[BlockResult | PspnetGeoError]:
     checkpoint, model = load_model(first.model_path, device)
     prepared = [_inputs_or_error(job, checkpoint) for job in jobs]
     arrays = [array for inputs in prepared if isinstance(inputs, BlockInputs) for array in inputs.arrays]
-    logits = predict(model, arrays, first.batch_size or default_batch_size(device), device)
-    return [inputs if isinstance(inputs, PspnetGeoError) else _blend(job, inputs, checkpoint, logits)
+    on_device = device if blends_on_device(device) else None
+    logits = predict(model, arrays, first.batch_size or default_batch_size(device), device,
+                     on_device=on_device is not None)
+    return [inputs if isinstance(inputs, PspnetGeoError) else _blend(job, inputs, checkpoint, logits, on_device)
             for job, inputs in zip(jobs, prepared)]
 
 
@@ -89,13 +94,15 @@ def _inputs_or_error(job: BlockJob, checkpoint: Checkpoint) -> BlockInputs | Psp
         return err
 
 
-def _blend(job: BlockJob, inputs: BlockInputs, checkpoint: Checkpoint, logits: Iterator[np.ndarray]) -> BlockResult:
-    """The block's result from its tiles' logits, taken in order from ``logits``."""
-    blender = BlockBlender(job.plan, job.block, len(checkpoint.class_names), inputs.valid, inputs.origin)
+def _blend(job: BlockJob, inputs: BlockInputs, checkpoint: Checkpoint, logits: Iterator,
+           device: str | None = None) -> BlockResult:
+    """The block's result from its tiles' logits, taken in order from ``logits`` (numpy arrays,
+    or tensors on ``device`` to blend there)."""
+    blender = BlockBlender(job.plan, job.block, len(checkpoint.class_names), inputs.valid, inputs.origin, device)
     for tile in inputs.tiles:
         blender.add(_weigh(job.plan, tile, next(logits)))
     return BlockResult(job.block, len(inputs.tiles), len(job.block.tiles) - len(inputs.tiles),
-                       blender.finished(job.with_probabilities), blender.partials, inputs.non_finite)
+                       blender.finished(job.with_probabilities), blender.host_partials(), inputs.non_finite)
 
 
 @dataclass
@@ -129,16 +136,18 @@ class BlockBlender:
     """Adds a block's weighted tiles, in row-major order, to its interior and its seams."""
 
     def __init__(self, plan: TilePlan, block: Block, num_classes: int, valid: np.ndarray,
-                 origin: tuple[int, int]) -> None:
+                 origin: tuple[int, int], device: str | None = None) -> None:
+        """``device``: the tiles' logits are tensors there, and the sums are kept there too."""
         pieces = plan.pieces_of(block)
         self.interior = next((p for p in pieces if len(p.blocks) == 1), None)
         self.seams = [p for p in pieces if len(p.blocks) > 1]
-        self.accumulator = Accumulator(self.interior.window, num_classes) if self.interior else None
+        accumulator = Accumulator if device is None else functools.partial(DeviceAccumulator, device=device)
+        self.accumulator = accumulator(self.interior.window, num_classes) if self.interior else None
         key = (block.row, block.col)
         # A copy of the seam's validity, not a view: a view would keep the whole block's mask
         # alive for as long as the seam waits for the next row of blocks.
         self.partials = [PartialPiece(p.key, [], _crop(valid, origin, p.window).copy(),
-                                      Accumulator(p.window, num_classes) if p.leader == key else None)
+                                      accumulator(p.window, num_classes) if p.leader == key else None)
                          for p in self.seams]
         self.interior_valid = _crop(valid, origin, self.interior.window) if self.interior else None
 
@@ -149,6 +158,13 @@ class BlockBlender:
         for seam, partial in zip(self.seams, self.partials):
             if contribution.tile in seam.tiles:
                 partial.take(contribution, seam.window)
+
+    def host_partials(self) -> list[PartialPiece]:
+        """The seam shares, with sums kept on a device brought to the host."""
+        for partial in self.partials:
+            if isinstance(partial.summed, DeviceAccumulator):
+                partial.summed = partial.summed.to_host()
+        return self.partials
 
     def finished(self, with_probabilities: bool) -> list[FinishedPiece]:
         """The finished interior (none when the block has no interior of its own)."""
@@ -211,8 +227,11 @@ def _tile_has_data(plan: TilePlan, tile: tuple[int, int], valid: np.ndarray, ori
 
 
 def _weigh(plan: TilePlan, tile: tuple[int, int], logits: np.ndarray) -> Contribution:
-    """The tile's weighted logits, weighted in place (the logits are the tile's own)."""
+    """The tile's weighted logits, weighted in place (the logits are the tile's own), on the
+    logits' device when they are a tensor."""
     weights = plan.tile_weights(*tile)
+    if isinstance(logits, torch.Tensor):
+        weights = torch.from_numpy(weights).to(logits.device)
     logits *= weights
     return Contribution(tile, plan.tile_window(*tile), logits, weights)
 

@@ -92,8 +92,10 @@ def _model_cached(path: str, mtime_ns: int, size: int, device: str):
     return checkpoint, checkpoint.build_model(device)
 
 
-def predict(model: torch.nn.Module, tiles: Iterable[np.ndarray], batch_size: int, device: str) -> Iterator[np.ndarray]:
-    """Float32 logits (classes, h, w) for each normalised tile (bands, h, w), in order.
+def predict(model: torch.nn.Module, tiles: Iterable[np.ndarray], batch_size: int, device: str,
+            on_device: bool = False) -> Iterator[np.ndarray]:
+    """Float32 logits (classes, h, w) for each normalised tile (bands, h, w), in order: numpy
+    arrays, or (``on_device``) tensors left on ``device`` for blending there.
 
     Tiles are stacked a batch at a time, so a caller can hand over a lazy sequence. On an
     executor thread, gives up between batches once the block's run is over (:mod:`.abandon`).
@@ -101,10 +103,11 @@ def predict(model: torch.nn.Module, tiles: Iterable[np.ndarray], batch_size: int
     source = iter(tiles)
     while batch := list(islice(source, batch_size)):
         abandon.check()     # a block whose run is over stops here (Ctrl-C, a failed run)
-        yield from _predict_batch(model, np.stack(batch), batch_size, device)
+        yield from _predict_batch(model, np.stack(batch), batch_size, device, on_device)
 
 
-def _predict_batch(model: torch.nn.Module, batch: np.ndarray, batch_size: int, device: str) -> np.ndarray:
+def _predict_batch(model: torch.nn.Module, batch: np.ndarray, batch_size: int, device: str,
+                   on_device: bool = False) -> np.ndarray | torch.Tensor:
     count = len(batch)
     if count < batch_size:
         padding = np.zeros((batch_size - count, *batch.shape[1:]), dtype=batch.dtype)
@@ -114,7 +117,8 @@ def _predict_batch(model: torch.nn.Module, batch: np.ndarray, batch_size: int, d
         inputs = torch.from_numpy(batch).to(device)
         with torch.inference_mode(), _autocast(device):
             logits = model(inputs)
-        return logits[:count].float().cpu().numpy()
+        logits = logits[:count].float()
+        return logits.clone() if on_device else logits.cpu().numpy()
 
 
 GPU_CALLS_AT_ONCE = 2

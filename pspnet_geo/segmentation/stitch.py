@@ -86,7 +86,7 @@ class Accumulator:
         classes[~covered] = NODATA_CLASS
         probabilities = None
         if with_probabilities:
-            probabilities = _softmax_uint8(logits)
+            probabilities = softmax_uint8(logits)
             probabilities[:, ~covered] = 0
         return FinishedPiece(self.window, classes, probabilities)
 
@@ -114,9 +114,15 @@ def crop_contribution(contribution: Contribution, window: Window) -> Contributio
     return Contribution(
         contribution.tile,
         Window(col_off, row_off, target[1].stop - target[1].start, target[0].stop - target[0].start),
-        contribution.weighted_logits[(slice(None), *source)].copy(),
-        contribution.weights[source].copy(),
+        host_copy(contribution.weighted_logits[(slice(None), *source)]),
+        host_copy(contribution.weights[source]),
     )
+
+
+def host_copy(array) -> np.ndarray:
+    """A numpy copy of ``array``, a numpy array or a torch tensor on any device (blended on the
+    device, see :mod:`.device_blend`); seams travel to the client and the journal as numpy."""
+    return array.cpu().numpy().copy() if hasattr(array, "cpu") else array.copy()
 
 
 @dataclass
@@ -180,7 +186,8 @@ def _overlap_slices(target: Window, source: Window) -> tuple[tuple[slice, slice]
     )
 
 
-def _softmax_uint8(logits: np.ndarray) -> np.ndarray:
+def softmax_uint8(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of blended logits, scaled to 0-255."""
     shifted = np.exp(logits - logits.max(axis=0, keepdims=True))
     probabilities = shifted / shifted.sum(axis=0, keepdims=True)
     return np.rint(probabilities * 255).astype(np.uint8)
