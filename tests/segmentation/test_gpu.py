@@ -36,3 +36,16 @@ def test_predict_on_the_gpu_gives_float32_logits_per_tile(atlanta_model):
     logits = list(predict(model, tiles, 2, "cuda"))
     assert len(logits) == 3
     assert all(one.dtype == np.float32 and one.shape == (len(checkpoint.class_names), 128, 128) for one in logits)
+
+
+def test_blending_on_the_gpu_equals_blending_its_logits_on_the_host(tmp_path, atlanta_model, monkeypatch):
+    from pspnet_geo.segmentation import device_blend
+
+    masks = {}
+    for on_device in (False, True):
+        monkeypatch.setattr(device_blend, "BLEND_ON_DEVICE", on_device)
+        segment(ATLANTA, mask_out=tmp_path / f"{on_device}.tif", model=atlanta_model, device="cuda", tile_size=256,
+                block_tiles=1, progress=False)
+        with rasterio.open(tmp_path / f"{on_device}.tif") as src:
+            masks[on_device] = src.read(1)
+    np.testing.assert_array_equal(masks[True], masks[False])
