@@ -35,7 +35,7 @@ MEMORY_TARGETS = {16384: 1.10, 32768: 1.15}
 STRIDE = 8
 
 
-def stand_in_predict(model, tiles, batch_size: int, device: str):
+def stand_in_predict(model, tiles, batch_size: int, device: str, on_device: bool = False):
     """Two-class logits from each tile's brightness, on 8 x 8 cells: near-free, realistic blobs."""
     for tile in tiles:
         bands, height, width = tile.shape

@@ -29,9 +29,9 @@ def test_chips_share_model_batches_and_get_their_own_results(tmp_path, model, mo
     calls = []
     real = blocks.predict
 
-    def counting(model_, arrays, batch_size, device):
+    def counting(model_, arrays, batch_size, device, **options):
         calls.append(len(arrays))
-        return real(model_, arrays, batch_size, device)
+        return real(model_, arrays, batch_size, device, **options)
 
     monkeypatch.setattr(blocks, "predict", counting)
     monkeypatch.setattr(packing, "LINGER_S", 1.0)   # packs form by time; give a loaded machine time
