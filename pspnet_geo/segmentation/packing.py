@@ -50,6 +50,7 @@ class PackingExecutor:
         self._requests: queue.Queue = queue.Queue()
         self._running = threading.BoundedSemaphore(2 * inner.slots)
         self._abandoned = threading.Event()
+        self._accepting = threading.Lock()
         self._dispatcher = threading.Thread(target=self._dispatch, name="pspnet-geo-packing", daemon=True)
         self._dispatcher.start()
 
@@ -75,9 +76,10 @@ class PackingExecutor:
             yield result
 
     def _request(self, request: _Request) -> None:
-        if self._abandoned.is_set():
-            raise Abandoned("the run was abandoned")
-        self._requests.put(request)
+        with self._accepting:       # never after close() has answered the last waiting request
+            if self._abandoned.is_set():
+                raise Abandoned("the run was abandoned")
+            self._requests.put(request)
 
     def abandon(self) -> None:
         """Give up all work: requests not yet packed are answered at once, and the inner
@@ -88,7 +90,8 @@ class PackingExecutor:
     def close(self) -> None:
         """Stop packing; requests still queued, or arriving later, are answered with an error
         rather than left waiting. The inner executor is closed by its owner."""
-        self._abandoned.set()
+        with self._accepting:
+            self._abandoned.set()
         self._requests.put(None)
         self._dispatcher.join()
         self._refuse_waiting()
