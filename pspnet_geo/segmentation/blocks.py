@@ -19,7 +19,7 @@ from rasterio.windows import Window
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.errors import PspnetGeoError
 from pspnet_geo.scene import Scene, read_finite
-from pspnet_geo.segmentation.device_blend import DeviceAccumulator, blends_on_device
+from pspnet_geo.segmentation.device_blend import DeviceAccumulator, blend_gate, blends_on_device, device_weights
 from pspnet_geo.segmentation.inference import (
     default_batch_size,
     load_model,
@@ -83,8 +83,9 @@ def run_blocks(jobs: list[BlockJob]) -> list[BlockResult | PspnetGeoError]:
     on_device = device if blends_on_device(device) else None
     logits = predict(model, arrays, first.batch_size or default_batch_size(device), device,
                      on_device=on_device is not None)
-    return [inputs if isinstance(inputs, PspnetGeoError) else _blend(job, inputs, checkpoint, logits, on_device)
-            for job, inputs in zip(jobs, prepared)]
+    with blend_gate(on_device):     # the model runs lazily, inside the blend: both under the gate
+        return [inputs if isinstance(inputs, PspnetGeoError) else _blend(job, inputs, checkpoint, logits, on_device)
+                for job, inputs in zip(jobs, prepared)]
 
 
 def _inputs_or_error(job: BlockJob, checkpoint: Checkpoint) -> BlockInputs | PspnetGeoError:
@@ -226,12 +227,13 @@ def _tile_has_data(plan: TilePlan, tile: tuple[int, int], valid: np.ndarray, ori
     return bool(_crop(valid, origin, in_scene).any())
 
 
-def _weigh(plan: TilePlan, tile: tuple[int, int], logits: np.ndarray) -> Contribution:
+def _weigh(plan: TilePlan, tile: tuple[int, int], logits: np.ndarray | torch.Tensor) -> Contribution:
     """The tile's weighted logits, weighted in place (the logits are the tile's own), on the
     logits' device when they are a tensor."""
-    weights = plan.tile_weights(*tile)
     if isinstance(logits, torch.Tensor):
-        weights = torch.from_numpy(weights).to(logits.device)
+        weights = device_weights(plan, tile, str(logits.device))
+    else:
+        weights = plan.tile_weights(*tile)
     logits *= weights
     return Contribution(tile, plan.tile_window(*tile), logits, weights)
 

@@ -14,20 +14,57 @@ Used on CUDA devices; :data:`BLEND_ON_DEVICE` forces it on or off (the tests for
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
+
 import numpy as np
 import torch
 from rasterio.windows import Window
 
 from pspnet_geo.maskfile import NODATA_CLASS
 from pspnet_geo.segmentation.stitch import Accumulator, FinishedPiece, softmax_uint8
+from pspnet_geo.segmentation.tiling import TilePlan
 
 BLEND_ON_DEVICE: bool | None = None
 """None: blend on the device when it is a GPU; True or False: always or never."""
+
+BLENDS_AT_ONCE = 2
+"""Blocks blended at once on one device, whatever the threads: each holds a batch of logits and
+the block's sums there (per class: a few MB per 512 px tile), so with many classes and one thread
+per core the device would fill; the other threads read and normalise meanwhile."""
+_GATES: dict[str, threading.BoundedSemaphore] = {}
+_GATES_LOCK = threading.Lock()
 
 
 def blends_on_device(device: str) -> bool:
     """Whether blocks run on ``device`` blend there."""
     return device.startswith("cuda") if BLEND_ON_DEVICE is None else BLEND_ON_DEVICE
+
+
+def blend_gate(device: str | None) -> contextlib.AbstractContextManager:
+    """Held while a block is run and blended on ``device`` (nothing for host blending)."""
+    if device is None:
+        return contextlib.nullcontext()
+    key = device if ":" in device else f"{device}:0"
+    with _GATES_LOCK:
+        return _GATES.setdefault(key, threading.BoundedSemaphore(BLENDS_AT_ONCE))
+
+
+@functools.lru_cache(maxsize=64)
+def _weights_on(plan: TilePlan, first_row: bool, last_row: bool, first_col: bool, last_col: bool,
+                device: str) -> torch.Tensor:
+    row = 0 if first_row else plan.rows.count - 1 if last_row else 1
+    col = 0 if first_col else plan.cols.count - 1 if last_col else 1
+    return torch.from_numpy(plan.tile_weights(row, col)).to(device)
+
+
+def device_weights(plan: TilePlan, tile: tuple[int, int], device: str) -> torch.Tensor:
+    """A tile's blending weights on ``device``, copied there once per plan and kind of tile (at
+    most nine: first, last or middle along each axis), not once per tile: each copy waits for
+    everything queued on the device."""
+    row, col = tile
+    return _weights_on(plan, row == 0, row == plan.rows.count - 1, col == 0, col == plan.cols.count - 1, device)
 
 
 class DeviceAccumulator(Accumulator):
@@ -40,11 +77,12 @@ class DeviceAccumulator(Accumulator):
         self.weight_sum = torch.zeros((window.height, window.width), dtype=torch.float32, device=device)
 
     def finish(self, valid: np.ndarray, with_probabilities: bool) -> FinishedPiece:
-        """Class ids computed on the device; probabilities from the logits brought to the host."""
+        """Class ids computed on the device; probabilities from the logits brought to the host.
+        The sums are divided in place, as on the host: the accumulator is spent."""
         covered = torch.from_numpy(np.ascontiguousarray(valid)).to(self.device) & (self.weight_sum > 0)
-        logits = torch.where(covered, self.numerator / self.weight_sum, torch.zeros((), device=self.device))
+        logits = self.numerator.div_(self.weight_sum).masked_fill_(~covered, 0.0)
         classes = torch.argmax(logits, dim=0).to(torch.uint8)    # the first of equal maxima, as numpy
-        classes[~covered] = NODATA_CLASS
+        classes = torch.where(covered, classes, NODATA_CLASS)    # no boolean indexing: it waits for the GPU
         probabilities = None
         if with_probabilities:
             probabilities = softmax_uint8(logits.cpu().numpy())

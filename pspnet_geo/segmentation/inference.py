@@ -93,7 +93,7 @@ def _model_cached(path: str, mtime_ns: int, size: int, device: str):
 
 
 def predict(model: torch.nn.Module, tiles: Iterable[np.ndarray], batch_size: int, device: str,
-            on_device: bool = False) -> Iterator[np.ndarray]:
+            on_device: bool = False) -> Iterator[np.ndarray | torch.Tensor]:
     """Float32 logits (classes, h, w) for each normalised tile (bands, h, w), in order: numpy
     arrays, or (``on_device``) tensors left on ``device`` for blending there.
 
@@ -117,8 +117,9 @@ def _predict_batch(model: torch.nn.Module, batch: np.ndarray, batch_size: int, d
         inputs = torch.from_numpy(batch).to(device)
         with torch.inference_mode(), _autocast(device):
             logits = model(inputs)
-        logits = logits[:count].float()
-        return logits.clone() if on_device else logits.cpu().numpy()
+        if on_device:       # a tensor of its own, outside inference mode, to be weighted in place
+            return logits[:count].to(torch.float32, copy=True)
+        return logits[:count].float().cpu().numpy()
 
 
 GPU_CALLS_AT_ONCE = 2

@@ -122,7 +122,10 @@ def crop_contribution(contribution: Contribution, window: Window) -> Contributio
 def host_copy(array) -> np.ndarray:
     """A numpy copy of ``array``, a numpy array or a torch tensor on any device (blended on the
     device, see :mod:`.device_blend`); seams travel to the client and the journal as numpy."""
-    return array.cpu().numpy().copy() if hasattr(array, "cpu") else array.copy()
+    if not hasattr(array, "cpu"):
+        return array.copy()
+    host = array.cpu()      # a copy already when the tensor is on a GPU
+    return host.numpy() if array.is_cuda else host.numpy().copy()
 
 
 @dataclass

@@ -11,8 +11,11 @@ import pytest
 import rasterio
 
 from helpers import ATLANTA
+from pspnet_geo.scene import open_scene
 from pspnet_geo.segmentation import device_blend
+from pspnet_geo.segmentation.blocks import BlockJob, run_block
 from pspnet_geo.segmentation.run import segment
+from pspnet_geo.segmentation.tiling import TilePlan
 from reference import blend_whole_scene
 
 TILE, OVERLAP = 256, 64
@@ -39,3 +42,20 @@ def test_the_device_path_is_taken_on_gpus_only_unless_forced(monkeypatch):
     assert device_blend.blends_on_device("cuda:0") and not device_blend.blends_on_device("cpu")
     monkeypatch.setattr(device_blend, "BLEND_ON_DEVICE", True)
     assert device_blend.blends_on_device("cpu")
+
+
+def test_a_block_blended_on_the_device_hands_back_numpy_arrays_only(atlanta_model, monkeypatch):
+    """What a block returns is pickled to Dask clients and saved by the journal without pickle:
+    a tensor left in it would pass both silently on CPU, so look."""
+    monkeypatch.setattr(device_blend, "BLEND_ON_DEVICE", True)
+    scene = open_scene(ATLANTA)
+    plan = TilePlan(scene.height, scene.width, TILE, OVERLAP, 2)
+    block = next(b for b in plan.blocks if b.row == 0 and b.col == 0)
+    result = run_block(BlockJob(scene, plan, block, (1,), str(atlanta_model), "cpu", None, True))
+    arrays = [array for piece in result.finished for array in (piece.classes, piece.probabilities)]
+    for partial in result.partials:
+        arrays.append(partial.valid)
+        arrays += [array for c in partial.contributions for array in (c.weighted_logits, c.weights)]
+        if partial.summed is not None:
+            arrays += [partial.summed.numerator, partial.summed.weight_sum]
+    assert result.partials and all(type(array) is np.ndarray for array in arrays)
