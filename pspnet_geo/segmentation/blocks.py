@@ -8,9 +8,9 @@ the model is loaded by the worker itself.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
-import functools
 
 import numpy as np
 import torch
@@ -19,9 +19,10 @@ from rasterio.windows import Window
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.errors import PspnetGeoError
 from pspnet_geo.scene import Scene, read_finite
-from pspnet_geo.segmentation.device_blend import DeviceAccumulator, blend_gate, blends_on_device, device_weights
+from pspnet_geo.segmentation.device_blend import DeviceAccumulator, blends_on_device, device_weights
 from pspnet_geo.segmentation.inference import (
     default_batch_size,
+    device_gate,
     load_model,
     predict,
     resolve_device,
@@ -83,7 +84,7 @@ def run_blocks(jobs: list[BlockJob]) -> list[BlockResult | PspnetGeoError]:
     on_device = device if blends_on_device(device) else None
     logits = predict(model, arrays, first.batch_size or default_batch_size(device), device,
                      on_device=on_device is not None)
-    with blend_gate(on_device):     # the model runs lazily, inside the blend: both under the gate
+    with device_gate(device):       # the model runs lazily, inside the blend: both under the gate
         return [inputs if isinstance(inputs, PspnetGeoError) else _blend(job, inputs, checkpoint, logits, on_device)
                 for job, inputs in zip(jobs, prepared)]
 

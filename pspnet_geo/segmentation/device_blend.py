@@ -14,9 +14,7 @@ Used on CUDA devices; :data:`BLEND_ON_DEVICE` forces it on or off (the tests for
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import threading
 
 import numpy as np
 import torch
@@ -29,26 +27,9 @@ from pspnet_geo.segmentation.tiling import TilePlan
 BLEND_ON_DEVICE: bool | None = None
 """None: blend on the device when it is a GPU; True or False: always or never."""
 
-BLENDS_AT_ONCE = 2
-"""Blocks blended at once on one device, whatever the threads: each holds a batch of logits and
-the block's sums there (per class: a few MB per 512 px tile), so with many classes and one thread
-per core the device would fill; the other threads read and normalise meanwhile."""
-_GATES: dict[str, threading.BoundedSemaphore] = {}
-_GATES_LOCK = threading.Lock()
-
-
 def blends_on_device(device: str) -> bool:
     """Whether blocks run on ``device`` blend there."""
     return device.startswith("cuda") if BLEND_ON_DEVICE is None else BLEND_ON_DEVICE
-
-
-def blend_gate(device: str | None) -> contextlib.AbstractContextManager:
-    """Held while a block is run and blended on ``device`` (nothing for host blending)."""
-    if device is None:
-        return contextlib.nullcontext()
-    key = device if ":" in device else f"{device}:0"
-    with _GATES_LOCK:
-        return _GATES.setdefault(key, threading.BoundedSemaphore(BLENDS_AT_ONCE))
 
 
 @functools.lru_cache(maxsize=64)

@@ -112,28 +112,28 @@ def _predict_batch(model: torch.nn.Module, batch: np.ndarray, batch_size: int, d
     if count < batch_size:
         padding = np.zeros((batch_size - count, *batch.shape[1:]), dtype=batch.dtype)
         batch = np.concatenate([batch, padding])
-    with device_gate(device):
-        abandon.check()     # again: waiting for the gate may have outlasted the run
-        inputs = torch.from_numpy(batch).to(device)
-        with torch.inference_mode(), _autocast(device):
-            logits = model(inputs)
-        if on_device:       # a tensor of its own, outside inference mode, to be weighted in place
-            return logits[:count].to(torch.float32, copy=True)
-        return logits[:count].float().cpu().numpy()
+    inputs = torch.from_numpy(batch).to(device)
+    with torch.inference_mode(), _autocast(device):
+        logits = model(inputs)
+    if on_device:       # a tensor of its own, outside inference mode, to be weighted in place
+        return logits[:count].to(torch.float32, copy=True)
+    return logits[:count].float().cpu().numpy()
 
 
 GPU_CALLS_AT_ONCE = 2
-"""Model calls running at once on one GPU, whatever the number of threads: one computing while
-the next batch is copied in. Every thread of a worker (by default one per CPU core) reads and
-blends its blocks; without this gate each would also keep a batch's activations on the GPU,
-and sixteen threads would need sixteen times the memory of one call for no gain in speed."""
+"""Blocks whose model calls (and, on the device, blending) run at once on one GPU, whatever the
+number of threads: one computing while the next is copied in. Every thread of a worker (by
+default one per CPU core) reads and normalises its blocks; without this gate each would also
+keep a batch's activations and its block's sums on the GPU, and sixteen threads would need
+sixteen times the memory of one for no gain in speed."""
 _GATES: dict[str, threading.BoundedSemaphore] = {}
 _GATES_LOCK = threading.Lock()
 
 
 def device_gate(device: str) -> contextlib.AbstractContextManager:
-    """What a thread holds while it calls the model on ``device``: nothing on a CPU (each
-    thread runs its own single-threaded call), a slot of :data:`GPU_CALLS_AT_ONCE` on a GPU."""
+    """What a thread holds while it runs a block's model calls and blending on ``device``:
+    nothing on a CPU (each thread runs its own single-threaded calls), a slot of
+    :data:`GPU_CALLS_AT_ONCE` on a GPU."""
     if not device.startswith("cuda"):
         return contextlib.nullcontext()
     key = device if ":" in device else f"{device}:0"     # "cuda" is cuda:0, one gate for both
