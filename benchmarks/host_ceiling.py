@@ -105,18 +105,14 @@ def instrument(clock: StageClock) -> None:
     from pspnet_geo.vector.vectorize import MaskVectorizer
 
     blocks.predict = clock.wrap_generator("model (stand-in)", stand_in_predict)
-    blocks.read_finite = clock.wrap("read", blocks.read_finite)
-    blocks.read_block_pixels = clock.wrap("arrange block", blocks.read_block_pixels)
-    blocks.block_inputs = clock.wrap("select tiles", blocks.block_inputs)
-    blocks._blend = clock.wrap("blend", blocks._blend)
-    Checkpoint.normalise = clock.wrap("normalise", Checkpoint.normalise)
-    Stitcher.add = clock.wrap("seams", Stitcher.add)
-    RasterOutputs.write = clock.wrap("mask write", RasterOutputs.write)
-    RasterOutputs.close = clock.wrap("mask write", RasterOutputs.close)
-    MaskVectorizer.add_piece = clock.wrap("vectorise", MaskVectorizer.add_piece)
-    MaskVectorizer.finish = clock.wrap("vectorise", MaskVectorizer.finish)
-    VectorOutput.add = clock.wrap("vector write", VectorOutput.add)
-    VectorOutput.finish = clock.wrap("vector write", VectorOutput.finish)
+    timed = [(blocks, "read_finite", "read"), (blocks, "read_block_pixels", "arrange block"),
+             (blocks, "block_inputs", "select tiles"), (blocks, "_blend", "blend"),
+             (Checkpoint, "normalise", "normalise"), (Stitcher, "add", "seams"),
+             (RasterOutputs, "write", "mask write"), (RasterOutputs, "close", "mask write"),
+             (MaskVectorizer, "add_piece", "vectorise"), (MaskVectorizer, "finish", "vectorise"),
+             (VectorOutput, "add", "vector write"), (VectorOutput, "finish", "vector write")]
+    for owner, name, stage in timed:
+        setattr(owner, name, clock.wrap(stage, getattr(owner, name)))
 
 
 def child_segment(job: dict) -> dict:

@@ -66,10 +66,17 @@ def open_scene(path: str | os.PathLike) -> Scene:
 def _check_sources(path: str) -> None:
     """Name a VRT's missing source up front: GDAL opens such a VRT and fails only when a read
     reaches the missing part, hours into a run, with "Read failed"."""
-    missing = missing_vrt_sources(path)
+    missing = _missing_named(path)
     if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise RasterError(f"{path} names source {missing[0]}{more}, which does not exist")
+        raise RasterError(f"{path} names source {missing}, which does not exist")
+
+
+def _missing_named(path: str) -> str | None:
+    """The first missing source of a VRT, and how many more there are, for a message."""
+    missing = missing_vrt_sources(path)
+    if not missing:
+        return None
+    return missing[0] + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
 
 
 def _check_grid(scene: Scene) -> None:
@@ -131,10 +138,9 @@ def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, n
     except RasterioIOError as err:
         _OPEN.forget(scene.path)
         failure = first_line(err)
-        missing = missing_vrt_sources(scene.path)
+        missing = _missing_named(scene.path)
         if missing:
-            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-            failure = f"{failure} (its source {missing[0]}{more} is missing)"
+            failure = f"{failure} (its source {missing} is missing)"
     # Raised outside the except block, so the error carries no rasterio error as its context:
     # rasterio's errors do not unpickle, and a Dask worker's error must reach the client whole.
     raise RunError(f"reading {scene.path} failed at rows {window.row_off}-{window.row_off + window.height}, "

@@ -220,13 +220,13 @@ def _check_address(address: str) -> None:
 
 def _make_executor(workers: int, threads: int, scheduler: str | None, gpus: Sequence[str]) -> Executor:
     scheduler = scheduler or dask.config.get("scheduler-address", None)
-    if scheduler and not gpus:
+    if gpus:        # its own local cluster, whatever Dask's settings name
+        cluster = gpu_cluster(gpus, threads, LOCAL_HTTP)
+    elif scheduler:
         client = _connect(scheduler)
         return DaskExecutor(client, client.dashboard_link, remote=True)
-    if workers == 1 and not gpus:
+    elif workers == 1:
         return LocalExecutor(threads)
-    if gpus:
-        cluster = gpu_cluster(gpus, threads, LOCAL_HTTP)
     else:
         log.info("starting a local Dask cluster: %d workers x %d threads", workers, threads)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
