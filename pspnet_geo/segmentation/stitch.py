@@ -93,8 +93,9 @@ class Accumulator:
 
 def class_ids(logits: np.ndarray) -> np.ndarray:
     """``np.argmax(logits, axis=0)`` as uint8, class by class: numpy's argmax over the first axis
-    of a (classes, h, w) array took 18 ms per megapixel here, this 8 (same result: the first
-    of equal maxima wins; with a NaN, numpy's own rule decides)."""
+    of a (classes, h, w) array took 17.8 ms per megapixel here, this 8.0 with two classes
+    (``benchmarks/host_micro.py``). Same result: the first of equal maxima wins; with a NaN,
+    numpy's own rule decides."""
     best = logits[0].copy()
     classes = np.zeros(best.shape, np.uint8)
     for class_id in range(1, len(logits)):
