@@ -4,9 +4,11 @@
 # For PSPNet-ResNet18 and -ResNet50, tile 512, on an 8192^2 mosaic of the bundled image, it
 # prints model-only and `segment` Mpx/s, their ratio, GPU utilisation sampled by nvidia-smi
 # while `segment` ran, peak GPU memory and the batch size (benchmarks/gpu_utilisation.py), then
-# the result of the tests marked `gpu`. Without a GPU it says so in one line and exits 0.
+# the result of the tests marked `gpu`, and the model's rate called in other ways (batch sizes,
+# channels_last, cudnn.benchmark, float32, pinned copies: benchmarks/gpu_model_variants.py).
+# Without a GPU it says so in one line and exits 0.
 #
-#   bash benchmarks/gpu_check.sh            # results also kept in $OUT (default: a temp folder)
+#   bash benchmarks/gpu_check.sh    # results kept in $RESULTS, scenes in $WORK (default: temp folders)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
@@ -14,8 +16,9 @@ if ! command -v nvidia-smi >/dev/null 2>&1 || ! "$PY" -c "import sys, torch; sys
     echo "gpu_check: no CUDA GPU on this machine (nvidia-smi or torch.cuda missing); nothing measured"
     exit 0
 fi
-OUT=${OUT:-$(mktemp -d)}
-mkdir -p "$OUT/work"
+RESULTS=${RESULTS:-$(mktemp -d)}
+WORK=${WORK:-$(mktemp -d)}
+mkdir -p "$RESULTS" "$WORK"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$PY" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
 status=0
@@ -23,22 +26,23 @@ sampler=
 trap '[ -n "$sampler" ] && kill "$sampler" 2>/dev/null' EXIT
 for backbone in resnet18 resnet50; do
     nvidia-smi -i 0 --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits -lms 200 \
-        > "$OUT/smi_$backbone.csv" &
+        > "$RESULTS/smi_$backbone.csv" &
     sampler=$!
     timeout 120 "$PY" benchmarks/segment_overhead.py --sizes 8192 --backbone "$backbone" --device cuda \
-        --work-dir "$OUT/work" --json "$OUT/$backbone.json" --markdown "$OUT/$backbone.md" 2> "$OUT/$backbone.log"
+        --work-dir "$WORK" --json "$RESULTS/$backbone.json" --markdown "$RESULTS/$backbone.md" 2> "$RESULTS/$backbone.log"
     code=$?
     kill "$sampler" 2>/dev/null
     wait "$sampler" 2>/dev/null
     sampler=
     if [ "$code" -eq 0 ]; then
-        "$PY" benchmarks/gpu_utilisation.py "$OUT/$backbone.json" "$OUT/smi_$backbone.csv" || status=1
+        "$PY" benchmarks/gpu_utilisation.py "$RESULTS/$backbone.json" "$RESULTS/smi_$backbone.csv" || status=1
     elif [ "$code" -eq 124 ]; then
         echo "gpu_check: $backbone did not finish within its 120 s"; status=1
     else
-        echo "gpu_check: $backbone failed (exit $code): $(tail -n 1 "$OUT/$backbone.log")"; status=1
+        echo "gpu_check: $backbone failed (exit $code): $(tail -n 5 "$RESULTS/$backbone.log")"; status=1
     fi
 done
-timeout 60 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -3 || status=1
-echo "gpu_check: results in $OUT"
+timeout 90 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -15 || status=1
+timeout 90 "$PY" benchmarks/gpu_model_variants.py --json "$RESULTS/variants.json" || status=1
+echo "gpu_check: results in $RESULTS"
 exit $status
