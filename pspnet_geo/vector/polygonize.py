@@ -52,37 +52,29 @@ class PolygonBuilder:
 
     def add(self, window: Window, data: np.ndarray) -> list[Chunk]:
         """Polygonise one window of the grid; the chunks of polygons that are now final."""
-        index = self._index(window)
+        return self.take(cut_window(self.grid, self.background, self.nodata, window, data))
+
+    def take(self, cut: WindowPieces) -> list[Chunk]:
+        """Take one window polygonised by :func:`cut_window` (here or in another process); the
+        chunks of polygons that are now final."""
+        index = self._index(cut.core)
         if self._done[index]:
-            raise ValueError(f"{window} was polygonised already")
+            raise ValueError(f"{cut.core} was polygonised already")
         self._done[index] = True
-        flat, valid = self._flat(index), _valid_pixels(data, self.background, self.nodata)
-        pieces, edges = {}, None
-        if valid.any():
-            regions = window_regions(data, valid, window)
-            strips = self._strips(index, regions.labels)
-            beyond = _beyond(strips, len(regions.class_of_label))[regions.region_ids]
-            inside = ~beyond.any(axis=1)
-            self._keep(flat, regions.classes[inside], regions.polygons[inside])
-            ids = self._seams.new_ids(int((~inside).sum()))
-            piece_of_label = np.full(len(regions.class_of_label), -1, dtype=np.int64)
-            piece_of_label[regions.region_ids[~inside]] = ids
-            neighbours = np.array(list(strips), dtype=np.int64)
-            for pid, i in zip(ids.tolist(), np.flatnonzero(~inside).tolist()):
-                pieces[pid] = SeamPiece(int(regions.classes[i]), regions.polygons[i], flat,
-                                        tuple(neighbours[beyond[i]].tolist()))
-            edges = WindowEdges(strips, piece_of_label, regions.class_of_label)
+        flat, seam = self._flat(index), cut.beyond.any(axis=1)
+        self._keep(flat, cut.classes[~seam], cut.polygons[~seam])
+        ids = self._seams.new_ids(int(seam.sum()))
+        neighbours = np.array(list(cut.strips), dtype=np.int64)
+        pieces = {pid: SeamPiece(int(cut.classes[i]), cut.polygons[i], flat, tuple(neighbours[cut.beyond[i]].tolist()))
+                  for pid, i in zip(ids.tolist(), np.flatnonzero(seam).tolist())}
+        edges = None
+        if len(ids):
+            piece_of_label = np.full(len(cut.class_of_label), -1, dtype=np.int64)
+            piece_of_label[cut.region_ids[seam]] = ids
+            edges = WindowEdges(cut.strips, piece_of_label, cut.class_of_label)
         for window, class_id, merged in self._seams.add(flat, pieces, edges, self._done.ravel()):
             self._keep(window, np.full(len(merged), class_id), merged)
         return self._ready()
-
-    def _strips(self, index: tuple[int, int], labels: np.ndarray) -> dict[int, np.ndarray]:
-        """The labels along each inner edge of the window at ``index``, by the window across it."""
-        rows, cols = self.grid.shape
-        row, col = index
-        sides = ((col > 0, (row, col - 1), labels[:, 0]), (col < cols - 1, (row, col + 1), labels[:, -1]),
-                 (row > 0, (row - 1, col), labels[0, :]), (row < rows - 1, (row + 1, col), labels[-1, :]))
-        return {self._flat(across): strip.copy() for inner, across, strip in sides if inner}
 
     def finish(self) -> list[Chunk]:
         """The chunks still held, once every window is done."""
@@ -124,6 +116,46 @@ class PolygonBuilder:
 
 Chunk = tuple[np.ndarray, np.ndarray]
 """Class ids and pixel-coordinate polygons, final, in a fixed order."""
+
+
+@dataclass(frozen=True)
+class WindowPieces:
+    """One window of a grid polygonised: its regions' polygons (whole-raster pixel coordinates),
+    classes and labels, which inner edges each reaches (a column per entry of ``strips``), the
+    labels along those edges by the window across each, and the class of every label. Small
+    enough to come back from a worker process: the label image itself stays there."""
+
+    core: Window
+    polygons: np.ndarray
+    classes: np.ndarray
+    region_ids: np.ndarray
+    beyond: np.ndarray
+    strips: dict[int, np.ndarray]
+    class_of_label: np.ndarray
+
+
+def cut_window(grid: WindowGrid, background: int | None, nodata: float | None, window: Window,
+               data: np.ndarray) -> WindowPieces:
+    """Polygonise the regions of ``data`` (the class ids of ``window``, a core of ``grid``) that
+    are neither ``background`` nor ``nodata``, and note what its neighbours need to join them."""
+    valid = _valid_pixels(data, background, nodata)
+    if not valid.any():
+        empty = np.empty(0, dtype=np.int64)
+        return WindowPieces(window, np.empty(0, dtype=object), empty, empty, np.zeros((0, 0), bool), {}, empty)
+    regions = window_regions(data, valid, window)
+    strips = _edge_strips(grid, window, regions.labels)
+    beyond = _beyond(strips, len(regions.class_of_label))[regions.region_ids]
+    return WindowPieces(window, regions.polygons, regions.classes, regions.region_ids, beyond, strips,
+                        regions.class_of_label)
+
+
+def _edge_strips(grid: WindowGrid, window: Window, labels: np.ndarray) -> dict[int, np.ndarray]:
+    """The labels along each inner edge of ``window``, by the (flat) index of the window across it."""
+    rows, cols = grid.shape
+    row, col = window.row_off // grid.step_rows, window.col_off // grid.step_cols
+    sides = ((col > 0, (row, col - 1), labels[:, 0]), (col < cols - 1, (row, col + 1), labels[:, -1]),
+             (row > 0, (row - 1, col), labels[0, :]), (row < rows - 1, (row + 1, col), labels[-1, :]))
+    return {r * cols + c: strip.copy() for inner, (r, c), strip in sides if inner}
 
 
 def sort_polygons(classes: np.ndarray, polygons: np.ndarray) -> Chunk:

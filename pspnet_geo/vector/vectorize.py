@@ -37,7 +37,8 @@ from pspnet_geo.vector.mask_windows import (
     file_grid,
     read_mask_windows,
 )
-from pspnet_geo.vector.polygonize import PolygonBuilder, sort_polygons
+from pspnet_geo.vector.polygonize import PolygonBuilder, WindowPieces, sort_polygons
+from pspnet_geo.vector.pool import WindowJob, WindowQueue, processes_for
 from pspnet_geo.vector.postprocess.apply import Cleanup
 
 log = logging.getLogger(__name__)
@@ -86,13 +87,16 @@ class MaskVectorizer:
     cleaned, in row-major window order (see :class:`~pspnet_geo.vector.polygonize.PolygonBuilder`),
     so they need not be held: only the classes a clean-up step must see together (a land-cover
     coverage) and the centerlines wait for :meth:`finish`. Without it, every polygon is held and
-    :meth:`finish` returns them all, ordered for the whole mask."""
+    :meth:`finish` returns them all, ordered for the whole mask. Windows are polygonised in
+    ``processes`` worker processes (default: by the mask's size, see :mod:`~pspnet_geo.vector.pool`;
+    0: in the calling thread), with the same result."""
 
     def __init__(self, height: int, width: int, transform: Affine, crs: CRS | None,
                  class_names: Sequence[str], *, background: int | None, nodata: float | None,
                  postprocess: PostprocessConfig | None = None, block_size: int = 1024,
                  grid: WindowGrid | None = None,
-                 on_polygons: Callable[[gpd.GeoDataFrame], None] | None = None) -> None:
+                 on_polygons: Callable[[gpd.GeoDataFrame], None] | None = None,
+                 processes: int | None = None) -> None:
         self.transform, self.crs, self.class_names = transform, crs, class_names
         self.on_polygons, self.streamed = on_polygons, 0
         self.cleanup = Cleanup(postprocess or PostprocessConfig(), crs, transform, height, width,
@@ -100,6 +104,10 @@ class MaskVectorizer:
         grid = grid or WindowGrid(height, width, block_size, block_size)
         self.builder = PolygonBuilder(grid, background, nodata)
         self.assembler = WindowAssembler(grid, self.cleanup.halo)
+        job = WindowJob(grid, background, nodata, self.cleanup.window_steps)
+        if processes is None:
+            processes = processes_for(grid.shape[0] * grid.shape[1])
+        self.windows = WindowQueue(job, processes, self._take_window)
         self._chunks: list[tuple[np.ndarray, np.ndarray]] = []
         self.coverage_band, self._held, self.banded = COVERAGE_BAND, 0, False
 
@@ -109,8 +117,12 @@ class MaskVectorizer:
             self.add_window(complete)
 
     def add_window(self, window: MaskWindow) -> None:
-        """Clean and polygonise one complete window (with its halo)."""
-        self._take(self.builder.add(window.core, self.cleanup.window(window)))
+        """Clean and polygonise one complete window (with its halo), here or in the pool."""
+        self.windows.add(window)
+
+    def _take_window(self, pieces: WindowPieces, lines: dict[int, np.ndarray]) -> None:
+        self.cleanup.add_lines(lines)
+        self._take(self.builder.take(pieces))
 
     def _take(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> None:
         """Hold final chunks, or clean and hand out those whose classes need no neighbours."""
@@ -142,6 +154,7 @@ class MaskVectorizer:
         """Merge the seams, run the geometry clean-up and build the tables."""
         if self.assembler.pending_count:
             raise RuntimeError(f"{self.assembler.pending_count} mask windows were never completed")
+        self.windows.drain()
         streaming = self.on_polygons is not None
         self._take(self.builder.finish())
         if self.banded and self._held:
@@ -168,7 +181,7 @@ def vectorize_mask(
     mask_path: str | os.PathLike, class_names: Sequence[str], *, background: int | None = 0,
     nodata: float | None = None, block_size: int = 2048,
     postprocess: PostprocessConfig | None = None,
-    on_polygons: Callable[[gpd.GeoDataFrame], None] | None = None,
+    on_polygons: Callable[[gpd.GeoDataFrame], None] | None = None, processes: int | None = None,
 ) -> Vectors:
     """Polygons of every non-background class in band 1 of a class-id raster.
 
@@ -178,6 +191,7 @@ def vectorize_mask(
     ``nodata`` (default: the raster's own nodata) make no polygons. At most one ``block_size``
     window (plus the clean-up's halo) of the mask is in memory at a time. With ``on_polygons``,
     tables of final polygons go to it as they are made, and the result holds only the rest.
+    ``processes``: polygonising worker processes (default by the mask's size; see :class:`MaskVectorizer`).
     """
     if block_size < 1:
         raise ValueError(f"block_size must be positive, got {block_size}")
@@ -191,7 +205,7 @@ def vectorize_mask(
         vectorizer = MaskVectorizer(
             dataset.height, dataset.width, dataset.transform, dataset.crs, class_names,
             background=background, nodata=dataset.nodata if nodata is None else nodata,
-            postprocess=postprocess, grid=grid, on_polygons=on_polygons,
+            postprocess=postprocess, grid=grid, on_polygons=on_polygons, processes=processes,
         )
         for window in read_mask_windows(dataset, grid, vectorizer.cleanup.halo):
             vectorizer.add_window(window)

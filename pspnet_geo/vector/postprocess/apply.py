@@ -12,6 +12,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from affine import Affine
@@ -77,16 +78,22 @@ class Cleanup:
     def has_lines(self) -> bool:
         return self.config.has_centerlines
 
+    @property
+    def window_steps(self) -> WindowSteps:
+        """The raster steps every window goes through, as a value a worker process can take."""
+        lines = tuple(class_id for class_id, steps in self.config.classes.items() if steps.centerlines is not None)
+        return WindowSteps(self.sieve_pixels, self.nodata, lines)
+
     def window(self, window: MaskWindow) -> np.ndarray:
         """The window's core class ids to polygonise; collects its road centerline pieces."""
-        data = window.data
-        if self.sieve_pixels > 1:
-            data = sieve_classes(_sievable(data), self.sieve_pixels, nodata=self.nodata)
-        for class_id, steps in self.config.classes.items():
-            if steps.centerlines is not None:
-                self._lines[class_id].append(window_centerlines(
-                    data == class_id, window.outer.row_off, window.outer.col_off, window.core))
-        return data[window.core_slices]
+        core, lines = self.window_steps.apply(window)
+        self.add_lines(lines)
+        return core
+
+    def add_lines(self, lines: dict[int, np.ndarray]) -> None:
+        """Keep one window's centerline pieces (by class) for :meth:`lines`."""
+        for class_id, pieces in lines.items():
+            self._lines[class_id].append(pieces)
 
     def cleaned_together(self, classes: np.ndarray) -> np.ndarray:
         """Which polygons belong to classes cleaned as one coverage (they need each other)."""
@@ -136,6 +143,26 @@ class Cleanup:
             out_lines.append(self.metric.from_metres(joined))
         self._lines.clear()
         return np.concatenate(out_classes), np.concatenate(out_lines)
+
+
+@dataclass(frozen=True)
+class WindowSteps:
+    """A mask window's raster clean-up: sieving regions under ``sieve_pixels`` (if above 1),
+    then the centerline pieces of the ``line_classes``."""
+
+    sieve_pixels: int
+    nodata: int | None
+    line_classes: tuple[int, ...]
+
+    def apply(self, window: MaskWindow) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """The window's cleaned core class ids, and its centerline pieces by class."""
+        data = window.data
+        if self.sieve_pixels > 1:
+            data = sieve_classes(_sievable(data), self.sieve_pixels, nodata=self.nodata)
+        lines = {class_id: window_centerlines(data == class_id, window.outer.row_off, window.outer.col_off,
+                                              window.core)
+                 for class_id in self.line_classes}
+        return data[window.core_slices], lines
 
 
 def _sievable(data: np.ndarray) -> np.ndarray:

@@ -1,0 +1,150 @@
+"""Polygonising mask windows in worker processes, so one thread is never every pixel's path.
+
+``rasterio.features.shapes`` (GDAL's polygoniser) holds the GIL, so threads cannot share the
+work: on one thread, a scene's polygons cost about as much as everything else ``segment`` does
+on the host, and a GPU would wait on them. Each window's raster clean-up, labelling and
+polygonising is a pure function of its pixels (:func:`polygonise_window`), so it runs in a
+small pool of processes; the caller keeps only the bookkeeping (joining seams, ordering,
+writing). Results are taken in the order the windows were given, so the output is the same
+with or without the pool.
+
+The pool is started once per process, on first use, with ``spawn`` (forking a process that
+runs threads, as Dask and torch do, is unsafe), and reused by later scenes (a batch): a
+process costs about a second to start. Scenes of few windows do not use it. A spawned process
+normally imports the caller's main script again, which reruns a script without an
+``if __name__ == "__main__":`` guard (a whole ``segment`` call, then a failure): our workers
+need nothing from it, so every process is started at once with the main script hidden from
+``multiprocessing`` (:func:`_main_script_hidden`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import multiprocessing
+import os
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from pspnet_geo.vector.mask_windows import MaskWindow, WindowGrid
+from pspnet_geo.vector.polygonize import WindowPieces, cut_window
+from pspnet_geo.vector.postprocess.apply import WindowSteps
+
+log = logging.getLogger(__name__)
+
+MIN_WINDOWS = 8
+"""Masks of fewer windows are polygonised in the calling thread: starting processes costs more."""
+
+CORES_PER_PROCESS = 4
+"""One polygonising process per this many CPU cores: the rest read, normalise and blend blocks,
+write the mask and join seams. Under four cores, none: there every core is busy anyway, and a
+process only adds the copies to and from it (2 cores, 16384^2 near-free-model ``segment``:
+15.2 Mpx/s with one process, 16.3 without; see docs/benchmarks.md)."""
+
+
+@dataclass(frozen=True)
+class WindowJob:
+    """What polygonising any window of one mask needs: its grid, the values that make no
+    polygon, and the raster clean-up steps."""
+
+    grid: WindowGrid
+    background: int | None
+    nodata: float | None
+    steps: WindowSteps
+
+
+def polygonise_window(job: WindowJob, window: MaskWindow) -> tuple[WindowPieces, dict[int, np.ndarray]]:
+    """Clean one window (with its halo) and polygonise its core; its centerline pieces by class."""
+    core, lines = job.steps.apply(window)
+    return cut_window(job.grid, job.background, job.nodata, window.core, core), lines
+
+
+def processes_for(windows: int, cores: int | None = None) -> int:
+    """Polygonising processes for a mask of ``windows`` windows on ``cores`` cores (0: none)."""
+    if windows < MIN_WINDOWS:
+        return 0
+    return (cores or os.cpu_count() or 1) // CORES_PER_PROCESS
+
+
+class WindowQueue:
+    """Windows polygonised in order, in the shared pool when ``processes`` > 0, else at once.
+
+    At most twice the processes' windows are in flight; :meth:`add` hands each result to
+    ``take`` once every window given before it has been taken.
+    """
+
+    def __init__(self, job: WindowJob, processes: int,
+                 take: Callable[[WindowPieces, dict[int, np.ndarray]], None]) -> None:
+        self.job, self.take = job, take
+        self._pool = shared_pool(processes) if processes > 0 else None
+        self._limit = 2 * processes
+        self._waiting: deque[Future] = deque()
+
+    def add(self, window: MaskWindow) -> None:
+        """Polygonise ``window`` (now, or in the pool)."""
+        if self._pool is None:
+            self.take(*polygonise_window(self.job, window))
+            return
+        self._waiting.append(self._pool.submit(polygonise_window, self.job, window))
+        while len(self._waiting) > self._limit or (self._waiting and self._waiting[0].done()):
+            self.take(*self._waiting.popleft().result())
+
+    def drain(self) -> None:
+        """Take every window still in flight."""
+        while self._waiting:
+            self.take(*self._waiting.popleft().result())
+
+    def cancel(self) -> None:
+        """Give up the windows in flight (a failed or interrupted run)."""
+        while self._waiting:
+            self._waiting.popleft().cancel()
+
+
+_POOL: ProcessPoolExecutor | None = None
+_POOL_SIZE = 0
+_POOL_LOCK = threading.Lock()
+
+
+def shared_pool(processes: int) -> ProcessPoolExecutor:
+    """This process's polygonising pool, of at least ``processes`` processes, started on first
+    use (and again if it broke: a worker killed by Ctrl-C or the OOM killer)."""
+    global _POOL, _POOL_SIZE
+    with _POOL_LOCK:
+        broken = _POOL is not None and getattr(_POOL, "_broken", False)
+        if _POOL is None or broken or _POOL_SIZE < processes:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False, cancel_futures=True)
+            log.info("starting %d polygonising process(es)", processes)
+            _POOL = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            _POOL_SIZE = processes
+            with _main_script_hidden():     # each submission to a pool with no idle worker starts one
+                for started in [_POOL.submit(os.getpid) for _ in range(processes)]:
+                    started.result()
+        return _POOL
+
+
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """While processes start, ``multiprocessing`` finds no main script to import in them."""
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if name in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
+@atexit.register
+def _stop_pool() -> None:
+    if _POOL is not None:
+        _POOL.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,61 @@
+"""Polygonising windows in worker processes: the same vectors as in the calling thread, and the
+caller's script never run again in the workers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import shapely
+
+from pspnet_geo.config.postprocess import parse_postprocess
+from pspnet_geo.vector import pool
+from pspnet_geo.vector.vectorize import vectorize_mask
+from tests.vector.test_vectorize import CLEANUP, vegas_classes, write_mask
+
+
+def test_the_pool_gives_the_same_polygons_and_centerlines_as_the_calling_thread(tmp_path):
+    mask, transform, crs = vegas_classes()
+    names = ["background", "building", "road"]
+    config = parse_postprocess(CLEANUP, names, "test")
+    path = write_mask(tmp_path / "m.tif", mask, crs=crs, transform=transform, nodata=255)
+    inline = vectorize_mask(path, names, block_size=128, postprocess=config, processes=0)
+    pooled = vectorize_mask(path, names, block_size=128, postprocess=config, processes=2)
+    for got, want in ((pooled.polygons, inline.polygons), (pooled.lines, inline.lines)):
+        assert len(got) > 10 and list(got["class_id"]) == list(want["class_id"])
+        assert shapely.equals_exact(got.geometry.values, want.geometry.values, tolerance=0).all()
+
+
+def test_small_masks_and_small_machines_stay_in_the_calling_thread_large_ones_get_a_process_per_four_cores():
+    assert pool.processes_for(pool.MIN_WINDOWS - 1, cores=64) == 0
+    assert pool.processes_for(1000, cores=2) == 0
+    assert pool.processes_for(pool.MIN_WINDOWS, cores=4) == 1
+    assert pool.processes_for(1000, cores=16) == 4
+
+
+def test_workers_do_not_run_the_callers_script_again(tmp_path):
+    mask = np.kron(np.random.default_rng(1).integers(0, 3, (16, 16)), np.ones((8, 8), int)).astype(np.uint8)
+    path = write_mask(tmp_path / "m.tif", mask)
+    runs = tmp_path / "runs.txt"
+    script = tmp_path / "unguarded.py"     # no `if __name__ == "__main__":`, as users write them
+    script.write_text(textwrap.dedent(f"""
+        with open({str(runs)!r}, "a") as out:
+            out.write("ran\\n")
+        from pspnet_geo.vector.vectorize import vectorize_mask
+        found = vectorize_mask({str(path)!r}, ["a", "b", "c"], block_size=16, processes=2)
+        print(len(found.polygons))
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 10
+    assert runs.read_text() == "ran\n"
+
+
+def test_hiding_the_main_script_puts_it_back():
+    main = sys.modules["__main__"]
+    before = (main.__dict__.get("__file__"), main.__dict__.get("__spec__"))
+    with pool._main_script_hidden():
+        assert "__file__" not in main.__dict__ and main.__spec__ is None
+    assert (main.__dict__.get("__file__"), main.__dict__.get("__spec__")) == before
