@@ -125,8 +125,8 @@ def shared_pool(processes: int) -> ProcessPoolExecutor:
             _POOL = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
             _POOL_SIZE = processes
             with _main_script_hidden():     # each submission to a pool with no idle worker starts one
-                for started in [_POOL.submit(os.getpid) for _ in range(processes)]:
-                    started.result()
+                for _ in range(processes):      # (not waited for: they boot while the blocks run)
+                    _POOL.submit(os.getpid)
         return _POOL
 
 
