@@ -103,7 +103,9 @@ def measure(backbone: str, tile: int, device: str, seconds: float, compile_model
     row: dict[str, object] = {"backbone": backbone}
     torch.backends.cudnn.benchmark = False
     model = build(backbone, device)
-    row["predict_b8"] = predict_rate(model, 8, tile, device, seconds)
+    # predict makes its inputs channels-last on CUDA, as segment's model is (inference.load_model)
+    row["predict_b8"] = predict_rate(build(backbone, device, channels_last=device == "cuda"), 8, tile, device,
+                                     seconds)
     for batch in (8, 16, 32):
         row[f"forward_bf16_b{batch}"] = forward_rate(model, batch, tile, device, seconds)
     row["forward_fp32_b8"] = forward_rate(model, 8, tile, device, seconds, autocast=False)
@@ -120,6 +122,7 @@ def measure(backbone: str, tile: int, device: str, seconds: float, compile_model
         forward_rate(compiled, 16, tile, device, 0.0)       # compiles on the first calls
         row["compile_seconds"] = time.perf_counter() - started
         row["forward_bf16_compiled_b16"] = forward_rate(compiled, 16, tile, device, seconds)
+    torch.backends.cudnn.benchmark = False
     row.update(copy_rates(16, tile, device, seconds))
     log(json.dumps({key: round(value, 2) if isinstance(value, float) else value for key, value in row.items()}))
     return row

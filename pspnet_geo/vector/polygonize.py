@@ -235,9 +235,8 @@ def _label_regions(data: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.
         labels, count = scipy.ndimage.label(valid)
         class_of_label = np.full(count + 1, first, dtype=np.int64)
     else:
-        keyed = np.zeros(data.shape, dtype=np.int64)
-        np.add(data, 1, out=keyed, where=valid, casting="unsafe")    # classes from 1, 0 outside
-        keyed[valid] -= min(int(values.min()), 0)                   # negative classes too
+        keyed = np.zeros(data.shape, dtype=np.int64)        # classes from 1 (negative ones too), 0 outside
+        keyed[valid] = values.astype(np.int64) + 1 - min(int(values.min()), 0)
         labels = skimage.measure.label(keyed, background=0, connectivity=1)
         class_of_label = np.zeros(int(labels.max()) + 1, dtype=np.int64)
         class_of_label[labels[valid]] = values

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 from collections import deque
@@ -67,10 +68,12 @@ def polygonise_window(job: WindowJob, window: MaskWindow) -> tuple[WindowPieces,
 
 
 def processes_for(windows: int, cores: int | None = None) -> int:
-    """Polygonising processes for a mask of ``windows`` windows on ``cores`` cores (0: none)."""
-    if windows < MIN_WINDOWS:
+    """Polygonising processes for a mask of ``windows`` windows on ``cores`` cores (default: the
+    cores this process may run on); none in a daemonic process (a Dask worker, a
+    ``multiprocessing.Pool`` worker), which may not start processes of its own."""
+    if windows < MIN_WINDOWS or multiprocessing.current_process().daemon:
         return 0
-    return (cores or os.cpu_count() or 1) // CORES_PER_PROCESS
+    return (cores or len(os.sched_getaffinity(0))) // CORES_PER_PROCESS
 
 
 class WindowQueue:
@@ -114,20 +117,37 @@ _POOL_LOCK = threading.Lock()
 
 def shared_pool(processes: int) -> ProcessPoolExecutor:
     """This process's polygonising pool, of at least ``processes`` processes, started on first
-    use (and again if it broke: a worker killed by Ctrl-C or the OOM killer)."""
+    use (and again if it broke: a worker killed by the OOM killer). A larger pool asked for
+    replaces it, letting the scenes that hold the old one finish on it."""
     global _POOL, _POOL_SIZE
     with _POOL_LOCK:
         broken = _POOL is not None and getattr(_POOL, "_broken", False)
         if _POOL is None or broken or _POOL_SIZE < processes:
             if _POOL is not None:
-                _POOL.shutdown(wait=False, cancel_futures=True)
+                _POOL.shutdown(wait=False, cancel_futures=bool(broken))
             log.info("starting %d polygonising process(es)", processes)
-            _POOL = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
-            _POOL_SIZE = processes
+            pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_ignore_interrupts)
             with _main_script_hidden():     # each submission to a pool with no idle worker starts one
                 for _ in range(processes):      # (not waited for: they boot while the blocks run)
-                    _POOL.submit(os.getpid)
+                    pool.submit(os.getpid)
+            _POOL, _POOL_SIZE = pool, processes
         return _POOL
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C is the caller's to handle (it stops the run); a worker it reached would break the
+    pool and print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child cannot use its parent's pool (its manager thread did not survive the fork)."""
+    global _POOL, _POOL_SIZE, _POOL_LOCK
+    _POOL, _POOL_SIZE, _POOL_LOCK = None, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 @contextlib.contextmanager

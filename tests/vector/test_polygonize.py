@@ -190,3 +190,14 @@ def test_a_region_across_the_scene_holds_back_only_itself():
     assert total == 1 + int(mask[:, 40:].sum())
     assert out[len(out) // 2] > total / 3
     assert max(held) < total / 8
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "int8"])
+def test_the_largest_class_id_of_the_dtype_is_joined_across_seams_like_any_other(dtype):
+    top = np.iinfo(dtype).max
+    mask = np.zeros((8, 8), dtype)
+    mask[2:6, 2:6] = top        # one square across all four windows, beside another class
+    mask[0, :] = 1
+    classes, polygons = build(mask, (4, 4), nodata=None)
+    assert sorted(classes.tolist()) == sorted([1, int(top)])
+    assert shapely.equals(polygons[classes == top][0], shapely.box(2, 2, 6, 6))

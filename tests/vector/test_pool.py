@@ -3,9 +3,11 @@ caller's script never run again in the workers."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import shapely
@@ -59,3 +61,26 @@ def test_hiding_the_main_script_puts_it_back():
     with pool._main_script_hidden():
         assert "__file__" not in main.__dict__ and main.__spec__ is None
     assert (main.__dict__.get("__file__"), main.__dict__.get("__spec__")) == before
+
+
+def test_daemonic_processes_polygonise_in_their_own_thread(monkeypatch):
+    monkeypatch.setattr(pool.multiprocessing.current_process(), "daemon", True, raising=False)
+    assert pool.processes_for(1000, cores=16) == 0
+
+
+def test_a_forked_child_starts_its_own_pool():
+    pool.shared_pool(1)
+    read, write = os.pipe()
+    with warnings.catch_warnings():     # Python 3.12+ warns that forking a threaded process is risky
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = os.fork()
+    if child == 0:      # the child: its parent's pool is forgotten, and a new one works
+        try:
+            ok = pool._POOL is None and pool.shared_pool(1).submit(os.getpid).result(timeout=60) != os.getppid()
+        finally:
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(child, 0)
+    assert answer == b"1"
