@@ -12,7 +12,9 @@ GeoTIFF with ``rio cogeo`` or ``gdal_translate -of COG`` if one is needed.)
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,8 +87,13 @@ class BlockGatherer:
         return Window(left, top, min(self.block, self.width - left), min(self.block, self.height - top))
 
 
+WRITES_IN_FLIGHT = 64
+"""Whole output blocks (256 px, a few MB in all) waiting for the writer thread at most."""
+
+
 class RasterOutputs:
-    """The open mask (and optional probability) GeoTIFFs of one run."""
+    """The open mask (and optional probability) GeoTIFFs of one run, written by a thread of
+    their own: only that thread touches the files until :meth:`close`."""
 
     def __init__(self, scene: Scene, classes: ClassInfo, mask_path: os.PathLike,
                  proba_path: os.PathLike | None) -> None:
@@ -102,20 +109,38 @@ class RasterOutputs:
             self.proba.scales = (1 / 255,) * len(classes.names)
             for band, name in enumerate(classes.names, start=1):
                 self.proba.set_band_description(band, f"probability of {name} (x255)")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="pspnet-geo-mask-writer")
+        self._written: deque[Future] = deque()
 
     def write(self, piece: FinishedPiece) -> None:
-        """Take one finished piece; write every block of the outputs it completes."""
+        """Take one finished piece; every block of the outputs it completes goes to the writer
+        thread (GDAL compresses and writes without the GIL, so the thread feeding the pieces
+        goes on meanwhile). A failed write raises here, at a later piece, or at :meth:`close`."""
         layers = [piece.classes[None]]
         if self.proba is not None:
             layers += [piece.probabilities, ((piece.classes != NODATA_CLASS).astype("uint8") * 255)[None]]
         for window, data in self.blocks.add(piece.window, np.concatenate(layers)):
-            self.mask.write(data[0], 1, window=window)
-            if self.proba is not None:
-                self.proba.write(data[1:-1], window=window)
-                self.proba.write_mask(data[-1], window=window)
+            self._written.append(self._writer.submit(self._write_block, window, data))
+        self._settle(WRITES_IN_FLIGHT)
+
+    def _write_block(self, window: Window, data: np.ndarray) -> None:
+        self.mask.write(data[0], 1, window=window)
+        if self.proba is not None:
+            self.proba.write(data[1:-1], window=window)
+            self.proba.write_mask(data[-1], window=window)
+
+    def _settle(self, limit: int) -> None:
+        """Wait until at most ``limit`` block writes are pending (raising a failed one's error)."""
+        while self._written and (len(self._written) > limit or self._written[0].done()):
+            self._written.popleft().result()
 
     def close(self) -> None:
-        """Close the files (a finished run has written every block: ``blocks.pending_count`` 0)."""
-        self.mask.close()
-        if self.proba is not None:
-            self.proba.close()
+        """Finish the writes and close the files (a finished run has written every block:
+        ``blocks.pending_count`` 0)."""
+        try:
+            self._settle(0)
+        finally:
+            self._writer.shutdown(wait=True, cancel_futures=True)
+            self.mask.close()
+            if self.proba is not None:
+                self.proba.close()
