@@ -87,8 +87,9 @@ class BlockGatherer:
         return Window(left, top, min(self.block, self.width - left), min(self.block, self.height - top))
 
 
-WRITES_IN_FLIGHT = 64
-"""Whole output blocks (256 px, a few MB in all) waiting for the writer thread at most."""
+WRITES_IN_FLIGHT = 16
+"""Whole output blocks (256 px: 64 kB each for the mask, times the classes plus two with
+probabilities) waiting for the writer thread at most."""
 
 
 class RasterOutputs:
@@ -136,11 +137,23 @@ class RasterOutputs:
 
     def close(self) -> None:
         """Finish the writes and close the files (a finished run has written every block:
-        ``blocks.pending_count`` 0)."""
+        ``blocks.pending_count`` 0); a failed write raises here."""
         try:
             self._settle(0)
         finally:
-            self._writer.shutdown(wait=True, cancel_futures=True)
+            self._close_files()
+
+    def discard(self) -> None:
+        """Close the files of a failed or interrupted run: writes not started are dropped, the
+        one under way is waited for, and their errors are not raised (the run's own is)."""
+        self._writer.shutdown(wait=True, cancel_futures=True)
+        self._written.clear()
+        self._close_files()
+
+    def _close_files(self) -> None:
+        self._writer.shutdown(wait=True, cancel_futures=True)
+        try:
             self.mask.close()
+        finally:
             if self.proba is not None:
                 self.proba.close()

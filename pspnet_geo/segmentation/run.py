@@ -299,9 +299,12 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
                 run, skipped = run + result.tiles_run, skipped + result.tiles_skipped
                 non_finite += result.non_finite
                 bar.update(result.tiles_run + result.tiles_skipped)
+    except BaseException:
+        outputs.discard()   # the run's error is the one raised, not a write's that it caused
+        raise
     finally:
         blocks.close()      # now, not when the traceback goes: blocks still running give up
-        outputs.close()
+    outputs.close()
     if stitcher.pending_count or outputs.blocks.pending_count:
         raise RuntimeError(f"{stitcher.pending_count} seam pieces and {outputs.blocks.pending_count} output "
                            "blocks were never completed")

@@ -73,7 +73,8 @@ def processes_for(windows: int, cores: int | None = None) -> int:
     ``multiprocessing.Pool`` worker), which may not start processes of its own."""
     if windows < MIN_WINDOWS or multiprocessing.current_process().daemon:
         return 0
-    return (cores or len(os.sched_getaffinity(0))) // CORES_PER_PROCESS
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return (cores or len(usable)) // CORES_PER_PROCESS
 
 
 class WindowQueue:
@@ -123,8 +124,8 @@ def shared_pool(processes: int) -> ProcessPoolExecutor:
     with _POOL_LOCK:
         broken = _POOL is not None and getattr(_POOL, "_broken", False)
         if _POOL is None or broken or _POOL_SIZE < processes:
-            if _POOL is not None:
-                _POOL.shutdown(wait=False, cancel_futures=bool(broken))
+            if broken:      # a pool merely smaller is left to the scenes using it, and goes with them
+                _POOL.shutdown(wait=False, cancel_futures=True)
             log.info("starting %d polygonising process(es)", processes)
             pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_ignore_interrupts)

@@ -112,3 +112,18 @@ def test_pieces_are_gathered_into_whole_blocks_each_written_once():
             blocks.append((window.row_off, window.col_off))
     assert gatherer.pending_count == 0 and len(blocks) == len(set(blocks)) == 3 * 5
     np.testing.assert_array_equal(written, data)
+
+
+def test_a_write_that_fails_on_the_writer_thread_fails_the_run_and_a_discard_does_not_raise(scene, tmp_path,
+                                                                                          monkeypatch):
+    def full_disk(self, window, data):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(RasterOutputs, "_write_block", full_disk)
+    outputs = RasterOutputs(scene, CLASSES, tmp_path / "mask.tif", None)
+    with pytest.raises(OSError, match="No space left"):     # at a later write, or at close
+        for piece in pieces(with_probabilities=False):
+            outputs.write(piece)
+        outputs.close()
+    outputs.discard()       # what a failed run does: no second error
+    assert outputs.mask.closed

@@ -75,8 +75,14 @@ def test_a_forked_child_starts_its_own_pool():
         warnings.simplefilter("ignore", DeprecationWarning)
         child = os.fork()
     if child == 0:      # the child: its parent's pool is forgotten, and a new one works
+        ok = False
         try:
-            ok = pool._POOL is None and pool.shared_pool(1).submit(os.getpid).result(timeout=60) != os.getppid()
+            fresh = pool._POOL is None
+            ours = pool.shared_pool(1)
+            ok = fresh and ours.submit(os.getpid).result(timeout=60) != os.getpid()
+            ours.shutdown(wait=True)
+        except BaseException:
+            pass
         finally:
             os.write(write, b"1" if ok else b"0")
             os._exit(0)
