@@ -4,8 +4,9 @@
 # For PSPNet-ResNet18 and -ResNet50, tile 512, on an 8192^2 mosaic of the bundled image, it
 # prints model-only and `segment` Mpx/s, their ratio, GPU utilisation sampled by nvidia-smi
 # while `segment` ran, peak GPU memory and the batch size (benchmarks/gpu_utilisation.py), then
-# the result of the tests marked `gpu`, and the model's rate called in other ways (batch sizes,
-# channels_last, cudnn.benchmark, float32, pinned copies: benchmarks/gpu_model_variants.py).
+# the result of the tests marked `gpu`; each backbone also with `segment` writing the mask only;
+# with VARIANTS=1, the model's rate called in other ways (batch sizes, channels_last,
+# cudnn.benchmark, float32, pinned copies: benchmarks/gpu_model_variants.py).
 # Without a GPU it says so in one line and exits 0.
 #
 #   bash benchmarks/gpu_check.sh    # results kept in $RESULTS, scenes in $WORK (default: temp folders)
@@ -24,26 +25,31 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 status=0
 sampler=
 trap '[ -n "$sampler" ] && kill "$sampler" 2>/dev/null' EXIT
-for backbone in resnet18 resnet50; do
+# Each backbone twice: the whole segment, then segment writing the mask only (no polygons: the
+# random-weight model paints a speckled mask whose vectorising would otherwise be all we measure).
+for run in resnet18 resnet18:mask resnet50 resnet50:mask; do
+    backbone=${run%%:*}
+    only=$([ "$run" != "$backbone" ] && echo --mask-only)
+    name=${run/:/_}
     nvidia-smi -i 0 --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits -lms 200 \
-        > "$RESULTS/smi_$backbone.csv" &
+        > "$RESULTS/smi_$name.csv" &
     sampler=$!
-    timeout 120 "$PY" benchmarks/segment_overhead.py --sizes 8192 --backbone "$backbone" --device cuda \
-        --work-dir "$WORK" --json "$RESULTS/$backbone.json" --markdown "$RESULTS/$backbone.md" 2> "$RESULTS/$backbone.log"
+    timeout 90 "$PY" benchmarks/segment_overhead.py --sizes 8192 --backbone "$backbone" --device cuda $only \
+        --work-dir "$WORK" --json "$RESULTS/$name.json" --markdown "$RESULTS/$name.md" 2> "$RESULTS/$name.log"
     code=$?
     kill "$sampler" 2>/dev/null
     wait "$sampler" 2>/dev/null
     sampler=
     if [ "$code" -eq 0 ]; then
-        "$PY" benchmarks/gpu_utilisation.py "$RESULTS/$backbone.json" "$RESULTS/smi_$backbone.csv" || status=1
+        "$PY" benchmarks/gpu_utilisation.py "$RESULTS/$name.json" "$RESULTS/smi_$name.csv" || status=1
     elif [ "$code" -eq 124 ]; then
-        echo "gpu_check: $backbone did not finish within its 120 s"; status=1
+        echo "gpu_check: $run did not finish within its 90 s"; status=1
     else
-        echo "gpu_check: $backbone failed (exit $code): $(tail -n 5 "$RESULTS/$backbone.log")"; status=1
+        echo "gpu_check: $run failed (exit $code): $(tail -n 5 "$RESULTS/$name.log")"; status=1
     fi
 done
 timeout 90 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -15 || status=1
-if [ "${VARIANTS:-1}" != 0 ]; then    # VARIANTS=0 skips them (a rerun within a short lease)
+if [ "${VARIANTS:-0}" != 0 ]; then    # VARIANTS=1 adds them (about 90 s; last measured in docs/benchmarks.md)
     timeout 90 "$PY" benchmarks/gpu_model_variants.py --json "$RESULTS/variants.json" || status=1
 fi
 echo "gpu_check: results in $RESULTS"

@@ -45,7 +45,8 @@ def summary_lines(results: dict, taken: list[tuple[float, float]]) -> list[str]:
         busy = sum(util >= BUSY for util in during) / len(during) if during else float("nan")
         lines.append(
             f"{setup['backbone']} {row['size']}^2 tile 512 batch {setup['batch_size']} on {setup['device']}: "
-            f"model only {megapixels / row['model_seconds']:.1f} Mpx/s, segment "
+            f"model only {megapixels / row['model_seconds']:.1f} Mpx/s, "
+            f"segment{' (mask only)' if setup.get('mask_only') else ''} "
             f"{megapixels / row['segment_seconds']:.1f} Mpx/s, ratio {row['ratio']:.3f}; GPU utilisation "
             f"during segment {mean:.0f}% mean, {100 * busy:.0f}% of {len(during)} samples >= {BUSY:.0f}%; "
             f"peak GPU memory {row.get('gpu_peak_mib', 0.0):.0f} MiB")

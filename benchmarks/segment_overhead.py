@@ -128,7 +128,8 @@ def child_segment(job: dict) -> dict:
     stem = Path(job["scene"]).stem
     baseline = peak_rss_mib()
     began, started = time.time(), time.perf_counter()
-    result = segment(job["scene"], out_dir / f"{stem}.gpkg", model=job["model"],
+    vectors = None if job.get("mask_only") else out_dir / f"{stem}.gpkg"
+    result = segment(job["scene"], vectors, model=job["model"],
                      mask_out=out_dir / f"{stem}_mask.tif", tile_size=TILE, overlap=OVERLAP,
                      batch_size=job["batch_size"], device=job["device"], threads=job["threads"],
                      progress=False, overwrite=True)
@@ -188,7 +189,8 @@ def markdown(summary: dict) -> str:
     lines = [f"Command: `{setup['command']}`", "",
              f"{setup['machine']}; torch {setup['torch']}; PSPNet-{setup['backbone']}, tiles {TILE} px, "
              f"overlap {OVERLAP} px, batch {setup['batch_size']}, {setup['threads']} threads, "
-             f"device {setup['device']}, best of {setup['repeat']}.", "",
+             f"device {setup['device']}, best of {setup['repeat']}"
+             f"{'; (b) writes the mask only' if setup.get('mask_only') else ''}.", "",
              "| scene (px) | tiles | (a) model only (s) | (b) segment (s) | (b)/(a) | (b) peak RSS (MiB) | polygons |",
              "|---|---|---|---|---|---|---|"]
     for r in summary["results"]:
@@ -216,6 +218,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="tiles per model call (default: segment's default for the device)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--mask-only", action="store_true",
+                        help="(b) writes the mask alone, no polygons: the pipeline around the model without "
+                             "the vectoriser, whose cost follows the mask's regions (many with random weights)")
     add_common_options(parser, "runs of (a) and (b) per size; best kept (default: 1)",
                        "where scenes, model and outputs go; reused if present (default: a temp dir)")
     return parser.parse_args(argv)
@@ -227,12 +232,13 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
     batch = args.batch_size or default_batch_size(args.device)
     log(f"building the {args.backbone} checkpoint and scenes {args.sizes} in {work}")
     job = {"model": str(build_checkpoint(work / f"model_{args.backbone}.pt", args.backbone)),
-           "threads": threads, "batch_size": batch, "device": args.device, "out_dir": str(work)}
+           "threads": threads, "batch_size": batch, "device": args.device, "out_dir": str(work),
+           "mask_only": args.mask_only}
     scenes = {size: build_scene(work / f"scene_{size}.tif", size) for size in sorted(set(args.sizes))}
     rows = [measure(size, scene, job, args.repeat) for size, scene in scenes.items()]
     setup = {"command": command_line(SCRIPT), "machine": machine(),
              "torch": torch.__version__, "backbone": args.backbone, "threads": threads,
-             "batch_size": batch, "device": args.device, "repeat": args.repeat}
+             "batch_size": batch, "device": args.device, "repeat": args.repeat, "mask_only": args.mask_only}
     return summarise(rows, setup)
 
 

@@ -37,6 +37,10 @@ class _Request:
     reply: queue.Queue
 
 
+DELIVER_TIMEOUT_S = 30
+"""How long a finished pack's result may take to fetch before its callers are told it failed."""
+
+
 class PackingExecutor:
     """Wraps an executor so that items of concurrent ``map_unordered`` calls share tasks.
 
@@ -147,7 +151,10 @@ class PackingExecutor:
         """Hand each result (or the pack's error) to the call that asked for it."""
         self._running.release()
         try:
-            results = done.result()
+            # Done already; the timeout is for a Dask future, whose result() goes through its
+            # client's event loop: once that loop is closed it would wait forever, and the
+            # process would hang at exit joining this callback's thread (seen once in CI).
+            results = done.result(timeout=DELIVER_TIMEOUT_S)
         except BaseException as err:  # the pack failed as a whole: every caller hears of it
             results = [err] * len(pack)
         for request, result in zip(pack, results):
