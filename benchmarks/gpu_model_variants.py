@@ -115,7 +115,8 @@ def measure(backbone: str, tile: int, device: str, seconds: float, compile_model
     row["forward_bf16_cudnn_benchmark_b16"] = forward_rate(model, 16, tile, device, seconds)
     row["forward_bf16_channels_last_cudnn_benchmark_b16"] = forward_rate(last, 16, tile, device, seconds,
                                                                          channels_last=True)
-    row["predict_b16_cudnn_benchmark"] = predict_rate(model, 16, tile, device, seconds)
+    row["predict_b16_cudnn_benchmark"] = predict_rate(last if device == "cuda" else model, 16, tile, device,
+                                                      seconds)
     if compile_model:
         started = time.perf_counter()
         compiled = torch.compile(model)

@@ -301,6 +301,8 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
                 bar.update(result.tiles_run + result.tiles_skipped)
     except BaseException:
         outputs.discard()   # the run's error is the one raised, not a write's that it caused
+        if vectorizer is not None:
+            vectorizer.discard()
         raise
     finally:
         blocks.close()      # now, not when the traceback goes: blocks still running give up

@@ -154,7 +154,10 @@ class SeamGroups:
         members = sorted(group.members, key=lambda pid: (self._pieces[pid].window, pid))
         pieces = [self._pieces.pop(pid) for pid in members]
         for pid, piece in zip(members, pieces):
-            self._by_window[piece.window].remove(pid)
+            held = self._by_window[piece.window]
+            held.remove(pid)
+            if not held:                         # a scene's windows must not each leave a list
+                del self._by_window[piece.window]
             del self._parent[pid]
         return group.last, pieces[0].class_id, [piece.polygon for piece in pieces]
 

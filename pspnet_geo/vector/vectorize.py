@@ -150,6 +150,11 @@ class MaskVectorizer:
             self.on_polygons(polygon_frame(classes, polygons, self.class_names, self.crs))
             self.streamed += len(polygons)
 
+    def discard(self) -> None:
+        """Give up the windows still being polygonised (a failed or interrupted run), so the
+        shared pool does not spend itself on a result nobody takes."""
+        self.windows.cancel()
+
     def finish(self) -> Vectors:
         """Merge the seams, run the geometry clean-up and build the tables."""
         if self.assembler.pending_count:

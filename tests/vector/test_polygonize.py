@@ -137,6 +137,19 @@ def test_polygons_are_handed_out_as_windows_finish_and_few_are_held():
     assert max(held) < total / 8                               # a band of windows, not the scene
 
 
+def test_nothing_per_window_is_left_once_every_seam_is_joined():
+    # a scene of a million windows must not keep a record per window after its pieces went
+    mask = tall_mask()
+    grid = WindowGrid(*mask.shape, 10, 10)
+    builder = PolygonBuilder(grid, 0, NODATA)
+    for row, col in grid.cores():
+        window = grid.core(row, col)
+        builder.add(window, mask[window.toslices()])
+    builder.finish()
+    assert builder.held == 0
+    assert not builder._seams._by_window and not builder._seams._edges
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_chunks_are_the_same_whatever_order_the_windows_arrive_in(seed):
     mask = tall_mask(12)

@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import shapely
@@ -90,3 +92,20 @@ def test_a_forked_child_starts_its_own_pool():
     answer = os.read(read, 1)
     os.waitpid(child, 0)
     assert answer == b"1"
+
+
+def test_a_discarded_queue_gives_up_the_windows_not_yet_started(monkeypatch):
+    gate = threading.Event()
+    executor = ThreadPoolExecutor(1)
+    monkeypatch.setattr(pool, "shared_pool", lambda processes: executor)
+    monkeypatch.setattr(pool, "polygonise_window", lambda job, window: (gate.wait(5), {}))
+    taken = []
+    queue = pool.WindowQueue(None, 2, lambda *found: taken.append(found))
+    for window in range(4):
+        queue.add(window)
+    futures = list(queue._waiting)
+    queue.cancel()
+    gate.set()
+    executor.shutdown(wait=True)
+    assert not queue._waiting and not taken
+    assert [future.cancelled() for future in futures] == [False, True, True, True]
