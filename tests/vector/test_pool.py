@@ -32,9 +32,10 @@ def test_the_pool_gives_the_same_polygons_and_centerlines_as_the_calling_thread(
         assert shapely.equals_exact(got.geometry.values, want.geometry.values, tolerance=0).all()
 
 
-def test_small_masks_and_small_machines_stay_in_the_calling_thread_large_ones_get_a_process_per_four_cores():
+def test_small_masks_and_one_core_stay_in_the_calling_thread_large_ones_get_a_process_per_four_cores():
     assert pool.processes_for(pool.MIN_WINDOWS - 1, cores=64) == 0
-    assert pool.processes_for(1000, cores=2) == 0
+    assert pool.processes_for(1000, cores=1) == 0
+    assert pool.processes_for(1000, cores=2) == 1
     assert pool.processes_for(pool.MIN_WINDOWS, cores=4) == 1
     assert pool.processes_for(1000, cores=16) == 4
 
