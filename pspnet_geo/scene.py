@@ -19,6 +19,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
+from pspnet_geo.decoded_tiles import DecodedTiles
 from pspnet_geo.errors import BandMismatchError, RasterError, RunError, first_line
 from pspnet_geo.quiet import open_raster
 from pspnet_geo.sources import missing_vrt_sources
@@ -42,6 +43,8 @@ class Scene:
     transform: Affine
     nodata: float | None
     block_shape: tuple[int, int]
+    shared_tiles: bool = False
+    """Whether reads go through tiles decoded once for every thread (:mod:`~pspnet_geo.decoded_tiles`)."""
 
 
 def open_scene(path: str | os.PathLike) -> Scene:
@@ -55,12 +58,21 @@ def open_scene(path: str | os.PathLike) -> Scene:
                 scene = Scene(
                     path=path, width=src.width, height=src.height, count=src.count,
                     dtype=src.dtypes[0], crs=src.crs, transform=src.transform,
-                    nodata=src.nodata, block_shape=src.block_shapes[0],
+                    nodata=src.nodata, block_shape=src.block_shapes[0], shared_tiles=_decodes_tiles(src),
                 )
     except RasterioIOError as err:
         raise RasterError(f"{path} is not a raster GDAL can read ({first_line(err)})") from None
     _check_grid(scene)
     return scene
+
+
+def _decodes_tiles(src: DatasetReader) -> bool:
+    """Whether reading ``src`` decodes internal tiles worth sharing between threads: a local,
+    tiled, compressed GeoTIFF (a striped file's blocks span its width; a remote file's reads of
+    whole windows let GDAL merge its range requests)."""
+    height, width = src.block_shapes[0]
+    return (src.driver in ("GTiff", "COG") and src.compression is not None and os.path.exists(src.name)
+            and width < src.width and height * width <= 1024 * 1024)
 
 
 def _check_sources(path: str) -> None:
@@ -132,6 +144,14 @@ def read_finite(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndar
 
 
 def _read(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    if not scene.shared_tiles:
+        return _read_direct(scene, window, bands)
+    key = (scene.path, _version(scene.path), tuple(bands))
+    return _TILES.read(key, scene.block_shape, (scene.height, scene.width), window,
+                       lambda bounds: _read_direct(scene, bounds, bands))
+
+
+def _read_direct(scene: Scene, window: Window, bands: list[int]) -> tuple[np.ndarray, np.ndarray]:
     try:
         src = _OPEN.dataset(scene.path)
         return src.read(bands, window=window), src.dataset_mask(window=window) > 0
@@ -158,11 +178,7 @@ class _OpenScenes(threading.local):
         self.datasets: OrderedDict[str, tuple[tuple | None, DatasetReader]] = OrderedDict()
 
     def dataset(self, path: str) -> DatasetReader:
-        try:        # a replaced file is another inode or a new change time, whatever its size and mtime
-            stat = os.stat(path)
-            version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-        except OSError:     # a /vsi path or a URL: kept open as it is
-            version = None
+        version = _version(path)
         kept = self.datasets.pop(path, None)
         if kept is not None and kept[0] != version:
             kept[1].close()
@@ -181,4 +197,15 @@ class _OpenScenes(threading.local):
             kept[1].close()
 
 
+def _version(path: str) -> tuple | None:
+    """What tells a file replaced on disk from the one read before: another inode or a new
+    change time, whatever its size and mtime (None for a /vsi path or a URL)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
 _OPEN = _OpenScenes()
+_TILES = DecodedTiles()
