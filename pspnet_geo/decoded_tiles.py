@@ -7,8 +7,7 @@ blocks of 768 px (plus their 64 px halos) on 512 px tiles nearly every tile, twi
 threads (two threads reading ``segment``'s block windows of a deflate 8192^2 mosaic: 0.78 s
 through a dataset each, 0.51 s with each tile decoded once; ``benchmarks/host_micro.py``). Here each tile is read once, on whole
 tile bounds (so GDAL decodes it once), by whichever thread asks first; threads asking meanwhile
-wait for it. Tiles are kept, least recently used first out, within a byte budget: enough for
-a row of tiles across a wide scene, which the next row of blocks reads again.
+wait for it. Tiles are kept, least recently used first out, within a byte budget.
 """
 
 from __future__ import annotations
@@ -23,9 +22,10 @@ from rasterio.windows import Window
 
 ReadWindow = Callable[[Window], tuple[np.ndarray, np.ndarray]]
 
-BUDGET_BYTES = 384 * 2 ** 20
-"""Decoded tiles kept at most (a row of 512 px tiles of a 3-band uint8 scene 100,000 px wide
-is about 200 MB with its masks)."""
+BUDGET_BYTES = 64 * 2 ** 20
+"""Decoded tiles kept at most: about two rows of 512 px tiles across a 3-band uint8 scene
+16,384 px wide, with their masks (a wider scene shares the tiles of neighbouring blocks in a
+row, not those of the row below). Memory held does not grow with the scene."""
 
 
 class DecodedTiles:
