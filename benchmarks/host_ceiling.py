@@ -42,7 +42,7 @@ from segment_overhead import OVERLAP, TILE  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 STAGES = ("read", "arrange block", "normalise", "select tiles", "model (stand-in)", "blend",
-          "seams", "mask write", "vectorise", "vector write")
+          "seams", "mask write", "COG layout", "vectorise", "vector write")
 CLIENT_TARGET_MS = 10.0
 THROUGHPUT_TARGET = 30.0
 
@@ -102,6 +102,7 @@ def instrument(clock: StageClock) -> None:
     """Put the stand-in model in place and a timer around every stage (this process only)."""
     from pspnet_geo.checkpoint import Checkpoint
     from pspnet_geo.segmentation import blocks
+    from pspnet_geo.segmentation import raster_outputs
     from pspnet_geo.segmentation.raster_outputs import RasterOutputs
     from pspnet_geo.segmentation.stitch import Stitcher
     from pspnet_geo.vector.output import VectorOutput
@@ -112,6 +113,7 @@ def instrument(clock: StageClock) -> None:
              (blocks, "block_inputs", "select tiles"), (blocks, "_blend", "blend"),
              (Checkpoint, "normalise", "normalise"), (Stitcher, "add", "seams"),
              (RasterOutputs, "write", "mask write"), (RasterOutputs, "close", "mask write"),
+             (raster_outputs, "write_cog", "COG layout"),
              (MaskVectorizer, "add_piece", "vectorise"), (MaskVectorizer, "finish", "vectorise"),
              (VectorOutput, "add", "vector write"), (VectorOutput, "finish", "vector write")]
     for owner, name, stage in timed:

@@ -20,8 +20,14 @@ from pspnet_geo.errors import OutputError
 
 log = logging.getLogger(__name__)
 
-_SIDECARS = r"(\.aux\.xml|\.msk|\.ovr|-journal|-wal|-shm|\.spool\.gpkg(-journal|-wal|-shm)?)?"
-"""What GDAL and SQLite (and a vector stream's spool) may leave beside a temporary output."""
+_SIDECARS = (r"(\.aux\.xml|\.msk|\.ovr|-journal|-wal|-shm|\.spool\.gpkg(-journal|-wal|-shm)?"
+             r"|\.staged\.tif(\.aux\.xml)?)?")
+"""What GDAL and SQLite (and a vector stream's spool, a raster's staging file) may leave beside
+a temporary output."""
+
+MOVED_SIDECARS = (".aux.xml",)
+"""Files beside an output that belong to it (GDAL's auxiliary file: a mask's category names)
+and move into place with it; an older output's are removed when it is replaced without them."""
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -79,8 +85,20 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     try:
         yield temporary
         os.replace(temporary, path)
+        _move_sidecars(temporary, path)
     finally:
         _remove_with_sidecars(temporary)
+
+
+def _move_sidecars(temporary: Path, path: Path) -> None:
+    """Put the temporary output's own sidecars beside ``path``, replacing an older output's."""
+    for suffix in MOVED_SIDECARS:
+        source, target = temporary.with_name(temporary.name + suffix), path.with_name(path.name + suffix)
+        if source.exists():
+            os.replace(source, target)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:

@@ -16,6 +16,7 @@ from rasterio.windows import transform as window_transform
 
 from helpers import ATLANTA, BAD_INPUTS, CHIP, assert_one_line_error, make_checkpoint, write_chips
 from pspnet_geo.cli.main import cli
+from pspnet_geo.maskfile import category_names, mask_class_names
 
 FAST = ("--tile-size", "128", "--overlap", "32", "--no-progress")
 
@@ -190,6 +191,7 @@ def test_mosaic_chips_are_cut_from_one_seamless_segmentation(tmp_path, model):
                 assert (chip.read(1) == expected).all() and chip.transform == ref.window_transform(
                     Window(col, row, CHIP, CHIP))
             assert (out / f"aoi_{n % 2}" / f"chip_{n}.gpkg").is_file()
+            assert category_names(out / f"aoi_{n % 2}" / f"chip_{n}_mask.tif")[:2] == mask_class_names(reference)
     assert sorted(manifest(out)["entries"]) == ["aoi_0/chip_0", "aoi_0/chip_2", "aoi_1/chip_1",
                                                 "aoi_1/chip_3", "mosaic"]
     again = run(tmp_path / "chips", "-d", out, "-m", model, "--mosaic", *FAST)

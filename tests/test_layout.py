@@ -19,7 +19,7 @@ PACKAGE = Path(pspnet_geo.__file__).parent
 
 _EDGES = {"demonstration", "cli"}
 # Shared modules, below every wing: light ones (no torch), and the model's, which load torch.
-LIGHT = {"errors", "maskfile", "stamps", "outputs", "quiet", "scene", "decoded_tiles", "sources", "preview",
+LIGHT = {"errors", "maskfile", "stamps", "outputs", "quiet", "scene", "decoded_tiles", "cog", "sources", "preview",
          "labels", "datasets", "__init__"}
 HEAVY = {"models", "checkpoint"}
 _WINGS = {"vector", "segmentation", "batch", "training", "evaluation"}

@@ -38,3 +38,20 @@ def test_an_output_without_an_extension_leaves_other_outputs_temporaries_alone(t
     mine.write_text("x's")
     assert remove_stale_temporaries(tmp_path / "x") == [mine]
     assert other.exists()
+
+
+def test_an_outputs_auxiliary_file_moves_with_it_and_an_older_ones_goes(tmp_path):
+    out = tmp_path / "mask.tif"
+    with atomic_output(out) as temporary:
+        temporary.write_bytes(b"new")
+        (tmp_path / f"{temporary.name}.aux.xml").write_text("<PAMDataset/>")
+    assert (tmp_path / "mask.tif.aux.xml").read_text() == "<PAMDataset/>"
+    with atomic_output(out, overwrite=True) as temporary:
+        temporary.write_bytes(b"newer, without one")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.tif"]
+
+
+def test_a_killed_runs_staging_file_is_removed_with_its_temporary(tmp_path):
+    staged = tmp_path / ".mask.0123abcd.partial.tif.staged.tif"
+    staged.write_text("x")
+    assert remove_stale_temporaries(tmp_path / "mask.tif") == [staged] and not staged.exists()

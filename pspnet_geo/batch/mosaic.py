@@ -23,7 +23,7 @@ from pspnet_geo.batch.job import BatchJob
 from pspnet_geo.batch.manifest import Entry, Manifest
 from pspnet_geo.batch.vrt import ChipWindow, build_mosaic
 from pspnet_geo.errors import PspnetGeoError
-from pspnet_geo.maskfile import copy_classes
+from pspnet_geo.maskfile import copy_categories, copy_classes
 from pspnet_geo.outputs import atomic_output
 from pspnet_geo.segmentation.executors import Executor
 from pspnet_geo.segmentation.inference import load_checkpoint
@@ -92,3 +92,4 @@ def _cut(mosaic_mask: Path, chip: ChipWindow, out: Path) -> None:
         with rasterio.open(out, "w", **profile) as dst:
             dst.write(src.read(1, window=chip.window), 1)
             copy_classes(src, dst)
+    copy_categories(mosaic_mask, out)

@@ -5,8 +5,9 @@ ever held. Pieces are gathered into the file's internal blocks and each block is
 whole: GDAL loses the first part of a compressed block that its cache evicts before the rest of
 the block is written (found at 32768^2, where half-blocks of the mask read back as nodata with
 a 32 or 128 MB cache), so a block is never written in parts. What is held is the row of blocks
-still waiting for pieces. (A COG cannot be written window by window; convert the finished
-GeoTIFF with ``rio cogeo`` or ``gdal_translate -of COG`` if one is needed.)
+still waiting for pieces. At the end, outputs the user asked for are laid out as Cloud-Optimized
+GeoTIFFs with overviews in one more pass (:mod:`pspnet_geo.cog`), and the mask's class names
+are written as categories (:func:`~pspnet_geo.maskfile.write_categories`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from pspnet_geo.maskfile import NODATA_CLASS, write_classes
+from pspnet_geo.cog import STAGING_OPTIONS, write_cog
+from pspnet_geo.maskfile import NODATA_CLASS, write_categories, write_classes
 from pspnet_geo.quiet import open_raster
 from pspnet_geo.scene import Scene
 from pspnet_geo.segmentation.stitch import FinishedPiece
@@ -40,8 +43,7 @@ def _profile(scene: Scene, count: int, nodata: int | None) -> dict:
     return {
         "driver": "GTiff", "width": scene.width, "height": scene.height, "count": count,
         "dtype": "uint8", "crs": scene.crs, "transform": scene.transform, "nodata": nodata,
-        "tiled": True, "blockxsize": block, "blockysize": block, "compress": "deflate",
-        "BIGTIFF": "IF_SAFER",
+        "tiled": True, "blockxsize": block, "blockysize": block, "BIGTIFF": "IF_SAFER", **STAGING_OPTIONS,
     }
 
 
@@ -87,6 +89,8 @@ class BlockGatherer:
         return Window(left, top, min(self.block, self.width - left), min(self.block, self.height - top))
 
 
+STAGED_SUFFIX = ".staged.tif"
+
 WRITES_IN_FLIGHT = 16
 """Whole output blocks (256 px: 64 kB each for the mask, times the classes plus two with
 probabilities) waiting for the writer thread at most."""
@@ -94,19 +98,25 @@ probabilities) waiting for the writer thread at most."""
 
 class RasterOutputs:
     """The open mask (and optional probability) GeoTIFFs of one run, written by a thread of
-    their own: only that thread touches the files until :meth:`close`."""
+    their own: only that thread touches the files until :meth:`close`. They are written to
+    staging files beside ``mask_path`` and ``proba_path``; :meth:`close` lays each out as a COG
+    at its path (the mask only if ``mask_cog``: a mask kept only for a preview stays as staged)."""
 
     def __init__(self, scene: Scene, classes: ClassInfo, mask_path: os.PathLike,
-                 proba_path: os.PathLike | None) -> None:
+                 proba_path: os.PathLike | None, mask_cog: bool = True) -> None:
+        self.classes = classes
+        self.paths = [(Path(mask_path), "NEAREST" if mask_cog else None)]
+        if proba_path is not None:
+            self.paths.append((Path(proba_path), "AVERAGE"))
         profile = _profile(scene, 1, NODATA_CLASS)
-        self.mask = _create(mask_path, profile)
+        self.mask = _create(_staged(*self.paths[0]), profile)
         self.blocks = BlockGatherer(scene.height, scene.width, profile["blockxsize"],
                                     1 + (len(classes.names) + 1 if proba_path is not None else 0))
         write_classes(self.mask, classes.names, classes.colours)
         self.mask.set_band_description(1, "class id")
         self.proba = None
         if proba_path is not None:
-            self.proba = _create(proba_path, _profile(scene, len(classes.names), None))
+            self.proba = _create(_staged(*self.paths[1]), _profile(scene, len(classes.names), None))
             self.proba.scales = (1 / 255,) * len(classes.names)
             for band, name in enumerate(classes.names, start=1):
                 self.proba.set_band_description(band, f"probability of {name} (x255)")
@@ -137,11 +147,17 @@ class RasterOutputs:
 
     def close(self) -> None:
         """Finish the writes and close the files (a finished run has written every block:
-        ``blocks.pending_count`` 0); a failed write raises here."""
+        ``blocks.pending_count`` 0), then lay them out as COGs; a failed write raises here."""
         try:
             self._settle(0)
         finally:
             self._close_files()
+        for path, resampling in self.paths:
+            if resampling is not None:
+                write_cog(_staged(path, resampling), path, resampling)
+                _staged(path, resampling).unlink()
+        if self.paths[0][1] is not None:
+            write_categories(self.paths[0][0], self.classes.names, self.classes.colours)
 
     def discard(self) -> None:
         """Close the files of a failed or interrupted run: writes not started are dropped, the
@@ -149,6 +165,8 @@ class RasterOutputs:
         self._writer.shutdown(wait=True, cancel_futures=True)
         self._written.clear()
         self._close_files()
+        for path, resampling in self.paths:
+            _staged(path, resampling).unlink(missing_ok=True)
 
     def _close_files(self) -> None:
         self._writer.shutdown(wait=True, cancel_futures=True)
@@ -157,3 +175,9 @@ class RasterOutputs:
         finally:
             if self.proba is not None:
                 self.proba.close()
+
+
+def _staged(path: Path, resampling: str | None) -> Path:
+    """Where an output is written before its COG copy (the output itself if it gets none); a
+    sidecar name of the output's, which the output's clean-up removes after a killed run."""
+    return path if resampling is None else path.with_name(f"{path.name}{STAGED_SUFFIX}")

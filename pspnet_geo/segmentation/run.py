@@ -152,8 +152,8 @@ def segment_scene(
                                                     overwrite)) if out is not None else None
         outlines = Outlines(source, classes.colours, options.preview_size) if preview is not None else None
         vectorizer = _vectorizer(source, checkpoint, cleanup, output, outlines) if out or preview else None
-        counts = _run(source, model_path, settings, classes, executor, mask_tmp, proba_tmp,
-                      vectorizer, progress, journal_for)
+        counts = _run(source, model_path, settings, classes, executor, (mask_tmp, mask_out is not None),
+                      proba_tmp, vectorizer, progress, journal_for)
         vectors = vectorizer.finish() if vectorizer else None
         features = vectorizer.streamed + len(vectors.polygons) if vectors else 0
         vector_files = []
@@ -177,7 +177,7 @@ def _vector_output(out, layout: str, scene: Scene, checkpoint: Checkpoint, clean
     """The polygon file, written as polygons become final."""
     has_lines = scene.crs is not None and cleanup.has_centerlines
     return VectorOutput(out, layout, checkpoint.class_names, checkpoint.background, scene.crs, has_lines,
-                        overwrite)
+                        overwrite, colours=checkpoint.class_colours)
 
 
 def _vectorizer(scene: Scene, checkpoint: Checkpoint, cleanup: PostprocessConfig, output: VectorOutput | None,
@@ -267,11 +267,12 @@ def make_plan(scene: Scene, settings: InferenceSettings, slots: int) -> TilePlan
 
 
 def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: ClassInfo,
-         executor: Executor, mask_path: Path, proba_path: Path | None,
+         executor: Executor, mask: tuple[Path, bool], proba_path: Path | None,
          vectorizer: MaskVectorizer | None, progress: bool,
          journal_for: Callable[[TilePlan], BlockJournal | None]) -> tuple[int, int]:
     """Run every block (or take it from the plan's journal of saved blocks), streaming finished
-    pieces to disk and to the vectoriser; return (tiles run, tiles skipped)."""
+    pieces to disk and to the vectoriser; return (tiles run, tiles skipped). ``mask``: the
+    mask's path and whether it is an output (laid out as a COG) or only kept for a preview."""
     plan = make_plan(scene, settings, executor.slots)
     journal = journal_for(plan)
     log.info("%s: %d x %d px, %d tiles of %d px (overlap %d) in %d blocks", scene.path, scene.width,
@@ -287,7 +288,7 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
     if journal is not None:
         computed = chain(journal.saved(), _saving(computed, journal))
     stitcher = Stitcher(plan, len(classes.names), proba_path is not None)
-    outputs = RasterOutputs(scene, classes, mask_path, proba_path)
+    outputs = RasterOutputs(scene, classes, mask[0], proba_path, mask_cog=mask[1])
     run = skipped = non_finite = 0
     try:
         with tqdm(total=plan.tile_count, unit="tile", disable=not progress, dynamic_ncols=True) as bar:
