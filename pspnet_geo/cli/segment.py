@@ -43,7 +43,7 @@ _path = click.Path(dir_okay=False)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def segment_command(scene, **options) -> None:
     """Segment SCENE with PSPNet: class mask, probabilities and polygons on SCENE's own grid."""
-    result = segment(scene, **options)
+    result = segment(scene, **options, report=lambda line: click.echo(line, err=True))
     written = (result.out, result.mask_out, result.proba_out, options["preview"])
     outputs = ", ".join(str(p) for p in written if p)
     click.echo(f"{result.tiles_run} tiles run, {result.tiles_skipped} empty tiles skipped, "

@@ -13,6 +13,7 @@ are bit-identical across ``--workers`` and ``--threads``.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import signal
@@ -233,7 +234,18 @@ def _make_executor(workers: int, threads: int, scheduler: str | None, gpus: Sequ
                                dashboard_address=LOCAL_HTTP, silence_logs=logging.ERROR)
     client = Client(cluster)
     client.register_plugin(SingleThreadTorch())
-    return DaskExecutor(client)
+    return DaskExecutor(client, local_dashboard(client))
+
+
+DASHBOARD_EXTRA = "pip install 'pspnet-geo[dashboard]'"
+
+
+def local_dashboard(client) -> str:
+    """Where the embedded cluster's dashboard is served (its blocks' tasks and progress), or why
+    there is none: Dask serves it only with bokeh installed, an optional extra of ours."""
+    if importlib.util.find_spec("bokeh") is None:
+        return f"none (it needs bokeh: {DASHBOARD_EXTRA})"
+    return client.dashboard_link
 
 
 def _connect(address: str):

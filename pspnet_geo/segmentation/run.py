@@ -86,7 +86,7 @@ def segment(
     preview_size: int = 2048,
     overwrite: bool = False, download: bool = False, progress: bool = True,
     executor: Executor | None = None, resume: bool = False, max_tiles: int | None = None,
-    no_remote_sources: bool = False,
+    no_remote_sources: bool = False, report: Callable[[str], None] = log.info,
 ) -> SegmentResult:
     """Segment ``scene`` with a PSPNet checkpoint (``model``) or a named ``pipeline``.
 
@@ -100,7 +100,7 @@ def segment(
     (``OUT.parts/``) and, in a rerun, does not run those blocks again (see
     :mod:`~pspnet_geo.segmentation.journal`). A scene needing more than ``max_tiles`` tiles is
     refused before any work; with ``no_remote_sources``, so is a scene whose VRT names network
-    sources.
+    sources. ``report`` receives the Dask dashboard's address when a cluster runs the scene.
     """
     check_outputs(out, mask_out, proba_out, preview, layout, overwrite)   # before the settings, as ever
     inference = InferenceSettings(TilingSettings(tile_size, overlap, block_tiles),
@@ -112,7 +112,7 @@ def segment(
                                                          no_remote_sources),
                          out=out, mask_out=mask_out, proba_out=proba_out, preview=preview, model=model,
                          pipeline=pipeline, download=download, engine=engine, overwrite=overwrite,
-                         progress=progress, resume=resume)
+                         progress=progress, resume=resume, report=report)
 
 
 def segment_scene(
@@ -122,6 +122,7 @@ def segment_scene(
     pipeline: str | None = None, download: bool = False,
     engine: Executor | tuple[int, int | None, str | None, tuple[str, ...]] = (1, None, None, ()),
     overwrite: bool = False, progress: bool = True, resume: bool = False,
+    report: Callable[[str], None] = log.info,
 ) -> SegmentResult:
     """:func:`segment` with its settings already built and checked (as a batch job holds them).
     ``engine`` is an open executor, or the (workers, threads, scheduler, GPU ids) to open one with."""
@@ -145,6 +146,8 @@ def segment_scene(
         proba_tmp = stack.enter_context(atomic_output(proba_out, overwrite)) if proba_out else None
         classes = ClassInfo(tuple(checkpoint.class_names), tuple(map(tuple, checkpoint.class_colours)))
         executor = engine if not isinstance(engine, tuple) else stack.enter_context(open_executor(*engine))
+        if isinstance(engine, tuple) and executor.dashboard:
+            report(f"Dask dashboard: {executor.dashboard}")
         if not executor.remote:
             resolve_device(settings.device)
         cleanup = preset.postprocess if preset and options.postprocess else PostprocessConfig()

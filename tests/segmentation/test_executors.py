@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from distributed import Client, LocalCluster, WorkerPlugin
 
 from helpers import ATLANTA
 from pspnet_geo.segmentation.abandon import Abandoned
-from pspnet_geo.segmentation.executors import LOCAL_HTTP, LocalExecutor, open_executor
+from pspnet_geo.segmentation import executors
+from pspnet_geo.segmentation.executors import LOCAL_HTTP, LocalExecutor, local_dashboard, open_executor
 from pspnet_geo.errors import InputError, RunError
 from pspnet_geo.segmentation.run import segment
 from reference import blend_whole_scene
@@ -82,7 +84,16 @@ def test_executor_options_that_cannot_work_are_one_clear_error(options, message)
 
 def test_an_abandoned_dask_executor_starts_nothing_submitted_later():
     with open_executor(workers=2, threads=1) as executor:
+        assert executor.dashboard      # an address, or how to get one
         assert executor.submit(abs, -1).result() == 1
         executor.abandon()
         late = executor.submit(abs, -2)
         assert isinstance(late.exception(), Abandoned)
+
+
+def test_the_local_clusters_dashboard_is_its_address_or_how_to_get_one(monkeypatch):
+    client = SimpleNamespace(dashboard_link="http://127.0.0.1:40123/status")
+    monkeypatch.setattr(executors.importlib.util, "find_spec", lambda name: None)
+    assert local_dashboard(client) == "none (it needs bokeh: pip install 'pspnet-geo[dashboard]')"
+    monkeypatch.setattr(executors.importlib.util, "find_spec", lambda name: SimpleNamespace(name=name))
+    assert local_dashboard(client) == "http://127.0.0.1:40123/status"

@@ -47,9 +47,11 @@ def test_mask_equals_the_in_memory_reference_for_any_block_size(tmp_path, atlant
 
 @pytest.mark.slow
 def test_mask_is_identical_with_two_dask_workers(tmp_path, atlanta_model, atlanta_reference):
+    said = []
     segment(ATLANTA, mask_out=tmp_path / "mask.tif", model=atlanta_model, tile_size=TILE,
-            overlap=OVERLAP, block_tiles=2, workers=2, threads=1, progress=False)
+            overlap=OVERLAP, block_tiles=2, workers=2, threads=1, progress=False, report=said.append)
     assert np.array_equal(read_mask(tmp_path / "mask.tif"), atlanta_reference)
+    assert len(said) == 1 and said[0].startswith("Dask dashboard: ")
 
 
 def test_a_scene_smaller_than_one_tile(tmp_path, atlanta_model):
