@@ -19,9 +19,10 @@ from pspnet_geo.vector.vectorize import check_vector_output
 log = logging.getLogger(__name__)
 
 
-def check_outputs(out, mask_out, proba_out, preview, layout: str, overwrite: bool) -> None:
-    """Fail before a long run on anything wrong with the output paths."""
-    if out is None and mask_out is None and proba_out is None and preview is None:
+def check_outputs(out, mask_out, proba_out, preview, layout: str, overwrite: bool, returned: bool = False) -> None:
+    """Fail before a long run on anything wrong with the output paths (none at all is wrong
+    unless the mask is ``returned`` in memory)."""
+    if out is None and mask_out is None and proba_out is None and preview is None and not returned:
         raise InputError("nothing to write: give an output path "
                          "(--out, --mask-out, --proba-out or --preview)")
     if out is not None:

@@ -20,6 +20,7 @@ from functools import partial
 from itertools import chain
 from pathlib import Path
 
+from rasterio.io import DatasetReader
 from tqdm import tqdm
 
 from pspnet_geo.checkpoint import Checkpoint
@@ -36,6 +37,7 @@ from pspnet_geo.models.weights import resolve_weights
 from pspnet_geo.outputs import atomic_output, check_distinct
 from pspnet_geo.preview import Outlines, write_preview
 from pspnet_geo.scene import Scene, open_scene, select_bands
+from pspnet_geo.segmentation.arrays import read_mask_array, scene_path
 from pspnet_geo.segmentation.blocks import BlockJob, BlockResult, run_block
 from pspnet_geo.segmentation.checks import check_outputs, check_size, report_pace
 from pspnet_geo.segmentation.executors import Executor, open_executor
@@ -72,10 +74,12 @@ class SegmentResult:
     tiles_skipped: int
     seconds: float
     vector_files: list[Path]
+    mask_array: object | None = None
+    """The class mask as an xarray DataArray on the scene's grid, when asked for (``mask_array``)."""
 
 
 def segment(
-    scene: str | os.PathLike, out: str | os.PathLike | None = None, *,
+    scene: str | os.PathLike | DatasetReader | object, out: str | os.PathLike | None = None, *,
     model: str | os.PathLike | None = None, pipeline: str | None = None,
     mask_out: str | os.PathLike | None = None, proba_out: str | os.PathLike | None = None,
     tile_size: int | None = None, overlap: int | None = None, block_tiles: int | None = None,
@@ -86,9 +90,11 @@ def segment(
     preview_size: int = 2048,
     overwrite: bool = False, download: bool = False, progress: bool = True,
     executor: Executor | None = None, resume: bool = False, max_tiles: int | None = None,
-    no_remote_sources: bool = False, report: Callable[[str], None] = log.info,
+    no_remote_sources: bool = False, report: Callable[[str], None] = log.info, mask_array: bool = False,
 ) -> SegmentResult:
-    """Segment ``scene`` with a PSPNet checkpoint (``model``) or a named ``pipeline``.
+    """Segment ``scene`` (a path, an open rasterio dataset, or an xarray DataArray with a CRS:
+    see :mod:`~pspnet_geo.segmentation.arrays`) with a PSPNet checkpoint (``model``) or a named
+    ``pipeline``.
 
     Writes polygons to ``out`` (driver from the extension; ``layout`` single or per-class),
     cleaned by the pipeline's clean-up steps unless ``postprocess`` is False, the class mask to
@@ -101,18 +107,20 @@ def segment(
     :mod:`~pspnet_geo.segmentation.journal`). A scene needing more than ``max_tiles`` tiles is
     refused before any work; with ``no_remote_sources``, so is a scene whose VRT names network
     sources. ``report`` receives the Dask dashboard's address when a cluster runs the scene.
+    ``mask_array`` returns the class mask in memory, as ``result.mask_array``.
     """
-    check_outputs(out, mask_out, proba_out, preview, layout, overwrite)   # before the settings, as ever
+    check_outputs(out, mask_out, proba_out, preview, layout, overwrite, mask_array)   # before the settings, as ever
     inference = InferenceSettings(TilingSettings(tile_size, overlap, block_tiles),
                                   None if bands is None else tuple(bands), device, batch_size)
     chosen = chosen_gpus(gpus)
     check_gpu_options(chosen, workers, scheduler, device)
     engine = (workers, threads, scheduler, tuple(chosen)) if executor is None else executor
-    return segment_scene(scene, SegmentSettings(inference, postprocess, layout, preview_size, max_tiles,
-                                                         no_remote_sources),
-                         out=out, mask_out=mask_out, proba_out=proba_out, preview=preview, model=model,
-                         pipeline=pipeline, download=download, engine=engine, overwrite=overwrite,
-                         progress=progress, resume=resume, report=report)
+    settings = SegmentSettings(inference, postprocess, layout, preview_size, max_tiles, no_remote_sources)
+    with scene_path(scene) as path:
+        return segment_scene(path, settings, out=out, mask_out=mask_out, proba_out=proba_out, preview=preview,
+                             model=model, pipeline=pipeline, download=download, engine=engine,
+                             overwrite=overwrite, progress=progress, resume=resume, report=report,
+                             mask_array=mask_array)
 
 
 def segment_scene(
@@ -122,12 +130,12 @@ def segment_scene(
     pipeline: str | None = None, download: bool = False,
     engine: Executor | tuple[int, int | None, str | None, tuple[str, ...]] = (1, None, None, ()),
     overwrite: bool = False, progress: bool = True, resume: bool = False,
-    report: Callable[[str], None] = log.info,
+    report: Callable[[str], None] = log.info, mask_array: bool = False,
 ) -> SegmentResult:
     """:func:`segment` with its settings already built and checked (as a batch job holds them).
     ``engine`` is an open executor, or the (workers, threads, scheduler, GPU ids) to open one with."""
     started = time.perf_counter()
-    check_outputs(out, mask_out, proba_out, preview, options.layout, overwrite)
+    check_outputs(out, mask_out, proba_out, preview, options.layout, overwrite, mask_array)
     preset = load_pipeline(pipeline) if pipeline else None
     model_path = resolve_model(model, preset, download)
     if options.local_sources_only:
@@ -167,11 +175,12 @@ def segment_scene(
                           polygons=outlines, lines=vectors.lines,
                           bands=settings.bands, background=checkpoint.background, max_size=options.preview_size,
                           overwrite=overwrite)
+        array = read_mask_array(mask_tmp, classes.names) if mask_array else None
     _warn_if_empty(source, counts)
     return SegmentResult(
         Path(out) if out else None, Path(mask_out) if mask_out else None,
         Path(proba_out) if proba_out else None, features, *counts, time.perf_counter() - started,
-        vector_files,
+        vector_files, array,
     )
 
 
