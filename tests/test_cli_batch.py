@@ -44,8 +44,8 @@ def test_a_folder_gives_mirrored_outputs_a_manifest_and_a_merged_file(tmp_path, 
     for name, entry in entries.items():
         assert entry["status"] == "done" and entry["tiles"] > 0
         assert (out / f"{name}.gpkg").is_file() and (out / f"{name}_mask.tif").is_file()
-        assert len(gpd.read_file(out / f"{name}.gpkg")) == entry["features"]
-    merged = gpd.read_file(tmp_path / "all.gpkg")
+        assert len(gpd.read_file(out / f"{name}.gpkg", layer=name.split("/")[-1])) == entry["features"]
+    merged = gpd.read_file(tmp_path / "all.gpkg", layer="all")
     assert len(merged) == sum(e["features"] for e in entries.values()) > 0
     assert set(merged["source"]) == {e["source"] for e in entries.values()}
     assert "4 done, 0 already done, 0 failed" in result.output
@@ -55,14 +55,14 @@ def test_a_rerun_merges_every_input_once_in_input_order(tmp_path, model):
     write_chips(tmp_path / "chips")
     out, merged = tmp_path / "out", tmp_path / "all.gpkg"
     assert run(tmp_path / "chips", "-d", out, "-m", model, "--merge", merged, *FAST).exit_code == 0
-    first = gpd.read_file(merged)
+    first = gpd.read_file(merged, layer=merged.stem)
     (out / "aoi_1" / "chip_3_mask.tif").write_bytes(b"truncated")   # one input runs again, three do not
     again = run(tmp_path / "chips", "-d", out, "-m", model, "--merge", merged, *FAST)
     assert again.exit_code == 0 and "1 done, 3 already done" in again.output
-    second = gpd.read_file(merged)
+    second = gpd.read_file(merged, layer=merged.stem)
     entries = manifest(out)["entries"]
-    expected = pd.concat([gpd.read_file(out / f"{name}.gpkg").assign(source=entries[name]["source"])
-                          for name in sorted(entries)], ignore_index=True)
+    expected = pd.concat([gpd.read_file(out / f"{name}.gpkg", layer=name.split("/")[-1])
+                          .assign(source=entries[name]["source"]) for name in sorted(entries)], ignore_index=True)
     assert len(second) == len(first) == len(expected) > 0
     assert second["source"].tolist() == expected["source"].tolist() == first["source"].tolist()
     assert second.geometry.geom_equals_exact(expected.geometry, 0).all()
@@ -97,7 +97,7 @@ def test_a_merge_onto_a_file_the_batch_did_not_write_needs_overwrite(tmp_path, m
     assert again.exit_code == 0, again.output            # its own merged file: replaced on a rerun
     restarted = run(tmp_path / "chips", "-d", tmp_path / "out", "-m", model, "--merge", merged, "--restart", *FAST)
     assert restarted.exit_code == 0, restarted.output    # and when the inputs start over
-    assert len(gpd.read_file(merged)) > 0
+    assert len(gpd.read_file(merged, layer=merged.stem)) > 0
 
 
 def test_a_rerun_skips_what_is_done_and_redoes_what_changed(tmp_path, model):

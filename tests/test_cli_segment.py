@@ -70,7 +70,7 @@ def test_an_all_nodata_scene_warns_and_makes_no_polygons(tmp_path, landsat_model
                  landsat_model, "--bands", "1,2,3", "--tile-size", "128", "--no-progress")
     assert result.exit_code == 0, result.output
     assert "every pixel is nodata" in result.output
-    assert len(gpd.read_file(tmp_path / "o.gpkg")) == 0
+    assert len(gpd.read_file(tmp_path / "o.gpkg", layer="o")) == 0
 
 
 def test_a_raster_without_georeferencing_runs_in_pixel_coordinates(tmp_path, landsat_model):
@@ -78,7 +78,7 @@ def test_a_raster_without_georeferencing_runs_in_pixel_coordinates(tmp_path, lan
                  "--model", landsat_model, "--tile-size", "256", "--no-progress")
     assert result.exit_code == 0, result.output
     assert "no CRS" in result.output
-    polygons = gpd.read_file(tmp_path / "o.gpkg")
+    polygons = gpd.read_file(tmp_path / "o.gpkg", layer="o")
     assert polygons.crs is None and len(polygons) > 0
     assert polygons.total_bounds[2] <= 1024 and polygons.total_bounds[3] <= 768
 
@@ -123,7 +123,7 @@ def test_preview_and_one_layer_per_class(tmp_path, atlanta_model):
                  "--layout", "per-class", "--preview", tmp_path / "p.png", "--preview-size", 300,
                  "--tile-size", 256, "--no-progress")
     assert result.exit_code == 0, result.output
-    assert set(dict(pyogrio.list_layers(tmp_path / "b.gpkg"))) == {"class1"}
+    assert set(dict(pyogrio.list_layers(tmp_path / "b.gpkg"))) == {"class1", "layer_styles"}
     with rasterio.open(tmp_path / "p.png") as png:
         assert (png.width, png.height, png.count) == (300, 300, 4)      # the 900 px chip, a third
 

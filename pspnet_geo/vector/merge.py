@@ -7,7 +7,8 @@ file (``img1``), its centerline layer ``img1_centerlines``; in the merged file t
 inputs with and without a CRS (pixel coordinates) cannot be merged.
 Inputs join the merged file as they finish, in the batch's input order (so the same batch gives
 the same file, however many run at once), each read and written in record batches: memory
-holds one batch of features, never an input, never the batch.
+holds one batch of features, never an input, never the batch. Each merged layer takes the QGIS
+style of its role's first input that has one (the inputs share the batch's classes).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import shapely
 
 from pspnet_geo.errors import OutputError
 from pspnet_geo.vector.stream import LayerStream
+from pspnet_geo.vector.styles import read_style
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class VectorMerge:
         self._next = 0
         self._stream: LayerStream | None = None
         self._crs = None
+        self._styles: dict[str, str] = {}
         self.problem: str | None = None
 
     def __enter__(self) -> VectorMerge:
@@ -71,7 +74,7 @@ class VectorMerge:
         if self.problem is not None:
             raise OutputError(f"cannot merge into {self.out}: {self.problem}")
         if self._stream is not None:
-            self._stream.close()
+            self._stream.close(self._styles)
             log.info("merged %d files into %s (%s)", self.count, self.out,
                      ", ".join(f"{name}: {count}" for name, count in self._stream.counts.items()))
         return self.out
@@ -89,6 +92,8 @@ class VectorMerge:
                 continue
             if name not in self._stream.templates:
                 self._stream.add_layer(name, self._template(file, layer))
+            if name not in self._styles and (style := read_style(file, layer)) is not None:
+                self._styles[name] = style
             for chunk in _read_chunks(file, layer):
                 self._stream.append(name, _aligned(chunk.assign(source=source), self._crs))
 
@@ -108,11 +113,12 @@ def merge_vectors(sources: Sequence[tuple[str, Path]], out: str | os.PathLike) -
 
 def _layers(path: Path) -> list[tuple[str, Path, str]]:
     """(role, file, layer) of every layer of an input's output: its file, and for single-layer
-    formats the centerline file beside it."""
+    formats the centerline file beside it. Tables without geometry (a GeoPackage's
+    ``layer_styles``) are no layers of it."""
     sibling = path.with_name(f"{path.stem}_centerlines{path.suffix}")
     files = [path] + ([sibling] if sibling.exists() else [])
     return [(str(name)[len(path.stem):], file, str(name))
-            for file in files for name in pyogrio.list_layers(file)[:, 0]]
+            for file in files for name, geometry in pyogrio.list_layers(file) if geometry is not None]
 
 
 def _read_chunks(file: Path, layer: str) -> Iterator[gpd.GeoDataFrame]:

@@ -15,6 +15,8 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,7 +25,7 @@ import pyarrow.parquet
 import pyogrio
 
 from pspnet_geo.errors import OutputError
-from pspnet_geo.outputs import atomic_output
+from pspnet_geo.outputs import atomic_output, check_output_path
 from pspnet_geo.quiet import ignoring
 from pspnet_geo.vector.io import (
     GEOPARQUET,
@@ -33,6 +35,7 @@ from pspnet_geo.vector.io import (
     layer_files,
     write_ogr,
 )
+from pspnet_geo.vector.styles import sidecar_path, write_gpkg_styles
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,10 @@ class _Discarded(Exception):
 
 class LayerStream:
     """Named layers written to ``path`` (see :func:`~pspnet_geo.vector.io.layer_files`) as
-    chunks arrive; each layer is created by its first chunk, or empty from ``templates``."""
+    chunks arrive; each layer is created by its first chunk, or empty from ``templates``.
+    Layers given a QGIS style when the stream closes carry it: in the GeoPackage's
+    ``layer_styles`` table, or for the other formats in ``name.qml`` beside ``name.geojson``
+    (checked like the file itself when the stream opens, moved into place with it)."""
 
     def __init__(self, path: str | os.PathLike, templates: dict[str, gpd.GeoDataFrame], *,
                  overwrite: bool = False) -> None:
@@ -61,6 +67,8 @@ class LayerStream:
     def _open(self, file: Path, names: list[str]) -> None:
         """Start ``file``, under its temporary name, for the layers ``names``."""
         check_vector_path(file, self.overwrite)
+        if driver_for(file) != "GPKG":
+            check_output_path(sidecar_path(file), self.overwrite)
         temporary = self._stack.enter_context(atomic_output(file, self.overwrite))
         written = temporary if driver_for(file) == "GPKG" else temporary.with_name(temporary.name + ".spool.gpkg")
         for name in names:
@@ -107,9 +115,10 @@ class LayerStream:
         self._created.add(layer)
         self.counts[layer] += len(frame)
 
-    def close(self) -> list[Path]:
-        """Finish every file (empty layers, spools streamed into their format) and move them all
-        into place; the files written."""
+    def close(self, styles: Mapping[str, str] | None = None) -> list[Path]:
+        """Finish every file (empty layers, spools streamed into their format, the layers'
+        ``styles``: layer name to .qml document) and move them all into place; the files
+        written (without the .qml files beside them)."""
         if self._closed:
             raise RuntimeError("the layers were closed already")
         self._closed = True
@@ -121,9 +130,23 @@ class LayerStream:
             for file, temporary, written in {(f, t, w) for f, t, w in self._files.values()}:
                 if written != temporary:
                     _from_spool(written, temporary, driver_for(file), file)
+                self._style(file, temporary, styles or {})
         for layer, count in self.counts.items():
             log.info("wrote %d features to layer %s", count, layer)
         return list(dict.fromkeys(file for file, _, _ in self._files.values()))
+
+    def _style(self, file: Path, temporary: Path, styles: Mapping[str, str]) -> None:
+        """Write the styles of ``file``'s layers into its temporary GeoPackage, or the style of
+        its one layer to a temporary .qml that moves into place with it."""
+        layers = [layer for layer, (final, _, _) in self._files.items() if final == file and layer in styles]
+        try:
+            if driver_for(file) == "GPKG":
+                write_gpkg_styles(temporary, {layer: styles[layer] for layer in layers})
+            elif layers:
+                qml = self._stack.enter_context(atomic_output(sidecar_path(file), self.overwrite))
+                qml.write_text(styles[layers[0]], encoding="utf-8")
+        except (OSError, sqlite3.Error) as err:
+            raise OutputError(f"cannot write the style of {file}: {err}") from None
 
 
 

@@ -62,7 +62,7 @@ def vectorize_file(
     has_lines = crs is not None and cleanup is not None and cleanup.has_centerlines
     colours = _colours(preset, mask)
     outlines = Outlines(open_scene(image), colours, preview_size) if preview is not None else None
-    with VectorOutput(out, layout, names, background, crs, has_lines, overwrite) as output:
+    with VectorOutput(out, layout, names, background, crs, has_lines, overwrite, colours=colours) as output:
         def hand_out(frame: gpd.GeoDataFrame) -> None:
             output.add(frame)
             if outlines is not None:

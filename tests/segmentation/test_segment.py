@@ -119,7 +119,7 @@ def test_outputs_are_on_the_scenes_exact_grid(tmp_path, landsat_model):
         assert np.all(np.abs(probabilities[:, valid].astype(int).sum(axis=0) - 255) <= 2)
         assert np.mean(probabilities[:, valid].argmax(axis=0) == classes[valid]) > 0.99
         assert np.all(proba.dataset_mask()[~valid] == 0)
-    polygons = gpd.read_file(tmp_path / "polygons.gpkg")
+    polygons = gpd.read_file(tmp_path / "polygons.gpkg", layer="polygons")
     assert polygons.crs == scene.crs and len(polygons) == result.features > 0
     assert set(polygons.class_name) <= {"class1", "class2"} and (polygons.area > 0).all()
 
@@ -146,7 +146,7 @@ def test_an_all_nodata_scene_gives_an_empty_layer_and_a_warning(tmp_path, caplog
     with caplog.at_level(logging.WARNING):
         result = segment(scene, tmp_path / "out.gpkg", model=landsat_model, tile_size=128, progress=False)
     assert result.tiles_run == 0 and result.features == 0
-    assert len(gpd.read_file(tmp_path / "out.gpkg")) == 0
+    assert len(gpd.read_file(tmp_path / "out.gpkg", layer="out")) == 0
     assert "nodata" in caplog.text
 
 
@@ -164,7 +164,7 @@ def test_streamed_polygons_equal_vectorising_the_written_mask(tmp_path, atlanta_
     preset = load_pipeline("spacenet-buildings")
     expected = vectorize_mask(tmp_path / "m.tif", preset.class_names,
                               postprocess=preset.postprocess).polygons
-    streamed = gpd.read_file(tmp_path / "b.gpkg")
+    streamed = gpd.read_file(tmp_path / "b.gpkg", layer="b")
     assert result.features == len(streamed) == len(expected) > 0
     assert shapely.equals_exact(streamed.geometry.values, expected.geometry.values, 1e-6).all()
     raw = segment(ATLANTA, tmp_path / "raw.gpkg", model=atlanta_model, pipeline="spacenet-buildings",
@@ -211,7 +211,7 @@ def test_an_interrupted_scene_resumes_without_rerunning_its_finished_blocks(
     whole = segment(ATLANTA, out=tmp_path / "w.gpkg", model=atlanta_model, tile_size=TILE, overlap=OVERLAP,
                     progress=False)
     assert result.features == whole.features
-    got, want = gpd.read_file(tmp_path / "b.gpkg"), gpd.read_file(tmp_path / "w.gpkg")
+    got, want = gpd.read_file(tmp_path / "b.gpkg", layer="b"), gpd.read_file(tmp_path / "w.gpkg", layer="w")
     assert got.geometry.geom_equals_exact(want.geometry, tolerance=0).all()
 
 
@@ -329,6 +329,6 @@ def test_polygons_reach_the_output_file_before_the_last_block_finishes(tmp_path,
     expected = vectorize_mask(tmp_path / "m.tif", ["background", "building"]).polygons
     assert result.features == len(expected) > 20
     assert seen and 0.5 * len(expected) < seen[0] < len(expected)
-    got = gpd.read_file(tmp_path / "b.gpkg")
+    got = gpd.read_file(tmp_path / "b.gpkg", layer="b")
     assert sorted(shapely.normalize(got.geometry.values).tolist(), key=lambda g: g.wkb) == sorted(
         shapely.normalize(expected.geometry.values).tolist(), key=lambda g: g.wkb)
