@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pspnet_geo.errors import OutputError
+from pspnet_geo.paths import check_local_output
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,9 @@ and move into place with it; an older output's are removed when it is replaced w
 
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     """Fail early, with a clear message, if ``path`` cannot be written as a new output. An
-    existing directory, device or pipe is never replaced, with or without ``overwrite``."""
+    existing directory, device or pipe is never replaced, with or without ``overwrite``, and a
+    URL is refused (outputs are written locally: :func:`~pspnet_geo.paths.check_local_output`)."""
+    check_local_output(path)
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path} is a directory, not a file")

@@ -21,6 +21,7 @@ from rasterio.windows import Window
 
 from pspnet_geo.decoded_tiles import DecodedTiles
 from pspnet_geo.errors import BandMismatchError, RasterError, RunError, first_line
+from pspnet_geo.paths import check_exists, gdal_path
 from pspnet_geo.quiet import open_raster
 from pspnet_geo.sources import missing_vrt_sources
 
@@ -48,10 +49,10 @@ class Scene:
 
 
 def open_scene(path: str | os.PathLike) -> Scene:
-    """Describe the raster at ``path``, refusing grids pspnet-geo cannot write outputs on."""
-    path = os.fspath(path)
-    if not path.startswith("/vsi") and not os.path.exists(path):
-        raise RasterError(f"{path}: no such file")
+    """Describe the raster at ``path`` (a URL as GDAL names it, see :mod:`~pspnet_geo.paths`),
+    refusing grids pspnet-geo cannot write outputs on."""
+    path = gdal_path(path)
+    check_exists(path)
     _check_sources(path)
     try:
         with open_raster(path) as src:

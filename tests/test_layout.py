@@ -20,7 +20,7 @@ PACKAGE = Path(pspnet_geo.__file__).parent
 _EDGES = {"demonstration", "cli"}
 # Shared modules, below every wing: light ones (no torch), and the model's, which load torch.
 LIGHT = {"errors", "maskfile", "stamps", "outputs", "quiet", "scene", "decoded_tiles", "cog", "sources", "preview",
-         "labels", "datasets", "__init__"}
+         "paths", "gdal_env", "stac", "labels", "datasets", "__init__"}
 HEAVY = {"models", "checkpoint"}
 _WINGS = {"vector", "segmentation", "batch", "training", "evaluation"}
 _EVERYTHING = {path.name.removesuffix(".py") for path in PACKAGE.iterdir()

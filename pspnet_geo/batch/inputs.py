@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from pspnet_geo.datasets import CACHE_FOLDER, spacenet
 from pspnet_geo.errors import InputError
+from pspnet_geo.paths import gdal_path, is_virtual
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 DEEPGLOBE_IMAGE = "*_sat.jpg"
@@ -45,10 +46,13 @@ def find_inputs(spec: str | os.PathLike, exclude: str | os.PathLike | None = Non
 
 
 def _is_under(source: str, folder: Path) -> bool:
-    return not source.startswith("/vsi") and Path(source).resolve().is_relative_to(folder.resolve())
+    return not is_virtual(source) and Path(source).resolve().is_relative_to(folder.resolve())
 
 
 def _find(text: str) -> list[BatchInput]:
+    text = gdal_path(text)
+    if is_virtual(text):    # before the glob test: a URL's query may hold a ? or a [
+        return [BatchInput(text, PurePosixPath(PurePosixPath(text).stem))]
     if glob.has_magic(text):
         return _from_glob(text)
     path = Path(text)
@@ -56,7 +60,7 @@ def _find(text: str) -> list[BatchInput]:
         return _from_folder(path)
     if path.is_file() and path.suffix.lower() in (".txt", ".lst", ".csv"):
         return _from_list(path)
-    if path.is_file() or text.startswith("/vsi"):
+    if path.is_file():
         return [BatchInput(text, PurePosixPath(path.stem))]
     raise InputError(f"batch input {text} is not a glob, a folder, a list of paths or a raster")
 
@@ -124,11 +128,11 @@ def _skipped(path: Path, root: Path) -> bool:
 
 def _from_list(listing: Path) -> list[BatchInput]:
     lines = [line.strip() for line in listing.read_text().splitlines()]
-    entries = [line for line in lines if line and not line.startswith("#")]
+    entries = [gdal_path(line) for line in lines if line and not line.startswith("#")]
     if not entries:
         raise InputError(f"input list {listing} names no file")
-    urls = [BatchInput(e, PurePosixPath(PurePosixPath(e).stem)) for e in entries if e.startswith("/vsi")]
-    local = [(listing.parent / e).absolute() for e in entries if not e.startswith("/vsi")]
+    urls = [BatchInput(e, PurePosixPath(PurePosixPath(e).stem)) for e in entries if is_virtual(e)]
+    local = [(listing.parent / e).absolute() for e in entries if not is_virtual(e)]
     missing = [str(p) for p in local if not p.is_file()]
     if missing:
         raise InputError(f"input list {listing} names {len(missing)} missing files, first {missing[0]}")

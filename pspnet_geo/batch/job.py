@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pspnet_geo.batch.inputs import BatchInput
 from pspnet_geo.batch.manifest import Entry, Manifest
 from pspnet_geo.config.settings import SegmentSettings
 from pspnet_geo.errors import PspnetGeoError
+from pspnet_geo.gdal_env import GdalOptions
 from pspnet_geo.segmentation.executors import Executor
 from pspnet_geo.segmentation.run import segment_scene
 from pspnet_geo.stamps import file_stamp, fingerprint
@@ -25,6 +26,8 @@ class BatchJob:
     pipeline: str | None
     vector_format: str
     settings: SegmentSettings
+    gdal: GdalOptions = field(default_factory=GdalOptions)
+    """The GDAL options of the batch's caller, in force in the threads that run its inputs."""
 
     def outputs(self, item: BatchInput) -> tuple[Path, Path]:
         """The vector file and mask of ``item``."""
@@ -42,9 +45,10 @@ class BatchJob:
         vectors, mask = self.outputs(item)
         vectors.parent.mkdir(parents=True, exist_ok=True)
         try:
-            result = segment_scene(item.source, self.settings, out=vectors, mask_out=mask, model=self.model,
-                                   pipeline=self.pipeline, engine=executor, overwrite=True, progress=False,
-                                   resume=True)
+            with self.gdal.applied():
+                result = segment_scene(item.source, self.settings, out=vectors, mask_out=mask, model=self.model,
+                                       pipeline=self.pipeline, engine=executor, overwrite=True, progress=False,
+                                       resume=True)
         except PspnetGeoError as err:
             return self.failed(item, started, str(err))
         return self.done(item, started, [*result.vector_files, mask], result.features, result.tiles_run)

@@ -35,6 +35,8 @@ from pspnet_geo.config.settings import (
     TilingSettings,
 )
 from pspnet_geo.errors import InputError, OutputError
+from pspnet_geo.gdal_env import GdalOptions
+from pspnet_geo.paths import check_local_output
 from pspnet_geo.segmentation.blocks import BlockJob, run_block, run_blocks
 from pspnet_geo.segmentation.executors import Executor, check_executor_options, open_executor
 from pspnet_geo.segmentation.gpus import check_gpu_options, chosen_gpus
@@ -144,15 +146,16 @@ def run_batch(
 
 
 def _job(out_dir, model, pipeline, vector_format, settings: SegmentSettings, download, merge) -> BatchJob:
-    """The batch's settings, each checked before any input runs."""
+    """The batch's settings, each checked before any input runs, and its caller's GDAL options."""
     if vector_format not in VECTOR_FORMATS:
         raise InputError(f"vector format must be one of {', '.join(VECTOR_FORMATS)}, not {vector_format!r}")
     if merge is not None:
         check_vector_output(merge, "single", overwrite=True)
+    check_local_output(out_dir, "--out-dir")
     preset = load_pipeline(pipeline) if pipeline else None
     model_path = resolve_model(model, preset, download)
     load_checkpoint(model_path)
-    return BatchJob(Path(out_dir), model_path, pipeline, vector_format, settings)
+    return BatchJob(Path(out_dir), model_path, pipeline, vector_format, settings, GdalOptions.capture())
 
 
 def _tiles(job: BlockJob) -> int:

@@ -8,7 +8,8 @@ errors and exit codes: ``rio pspnet X ...`` does what ``pspnet-geo X ...`` does.
 Logging: rio's own ``-v``/``-q`` (before ``pspnet``) and this group's ``-v``/``-q`` (after it,
 as with ``pspnet-geo``) add up, on pspnet-geo's scale: warnings by default, ``-v`` info, ``-vv``
 debug, ``-q`` errors only. rio's ``-vvv`` also turns on GDAL's debug output, as for any rio
-command. The commands run inside rio's ``rasterio.Env``, so ``rio --aws-profile ...`` applies.
+command. The commands run inside rio's ``rasterio.Env``, so ``rio --aws-profile ...`` applies,
+in every thread and Dask worker that reads (:mod:`pspnet_geo.gdal_env`).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from shapely.geometry import box
 
 from pspnet_geo.errors import LabelError, RunError, first_line
 from pspnet_geo.labels.classes import ClassSpec
+from pspnet_geo.paths import gdal_path, is_virtual
 from pspnet_geo.quiet import open_raster
 from pspnet_geo.scene import Scene
 
@@ -38,8 +39,10 @@ RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2", ".png"}
 
 
 def is_raster_path(path: str | os.PathLike) -> bool:
-    """True when a label path names a label raster rather than a vector file."""
-    return Path(path).suffix.lower() in RASTER_SUFFIXES
+    """True when a label path names a label raster rather than a vector file (by its suffix,
+    before a URL's query)."""
+    text = gdal_path(path)
+    return Path(text.split("?")[0] if is_virtual(text) else text).suffix.lower() in RASTER_SUFFIXES
 
 
 def read_vector_labels(
@@ -50,8 +53,8 @@ def read_vector_labels(
     With no class column (``None``, or the column is missing and there is only one class
     besides background) every feature is the one non-background class.
     """
-    path = Path(path)
-    if not path.is_file():
+    path = gdal_path(path)      # a URL as GDAL names it; not a Path, which would merge its //
+    if not is_virtual(path) and not Path(path).is_file():
         raise LabelError(f"label file {path} does not exist")
     try:
         frame = gpd.read_file(path)
@@ -68,7 +71,7 @@ def read_vector_labels(
 
 
 def _class_ids(
-    frame: gpd.GeoDataFrame, path: Path, classes: ClassSpec, column: str | None, background: int | None
+    frame: gpd.GeoDataFrame, path: str, classes: ClassSpec, column: str | None, background: int | None
 ) -> np.ndarray:
     if column is None or column not in frame.columns:
         single = _single_class(classes, background)
@@ -145,11 +148,11 @@ class RasterLabels:
 
     def __init__(self, path: str, scene: Scene, ignore_index: int,
                  values: Mapping[int, int] | None = None) -> None:
-        self.path = path
+        self.path = gdal_path(path)
         self.ignore_index = ignore_index
         self.values = values
         try:
-            with open_raster(path) as src:
+            with open_raster(self.path) as src:
                     grid = (src.crs, src.transform, src.width, src.height)
                     self.nodata = src.nodata
         except RasterioIOError as err:

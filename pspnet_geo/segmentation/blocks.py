@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from rasterio.windows import Window
 
 from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.errors import PspnetGeoError
+from pspnet_geo.gdal_env import GdalOptions
 from pspnet_geo.scene import Scene, read_finite
 from pspnet_geo.segmentation.device_blend import DeviceAccumulator, blends_on_device, device_weights
 from pspnet_geo.segmentation.inference import (
@@ -48,6 +49,8 @@ class BlockJob:
     device: str
     batch_size: int | None
     with_probabilities: bool
+    gdal: GdalOptions = field(default_factory=GdalOptions)
+    """The caller's GDAL options, in force while the worker opens and reads the scene."""
 
 
 @dataclass
@@ -90,8 +93,11 @@ def run_blocks(jobs: list[BlockJob]) -> list[BlockResult | PspnetGeoError]:
 
 
 def _inputs_or_error(job: BlockJob, checkpoint: Checkpoint) -> BlockInputs | PspnetGeoError:
+    """The block's inputs, read under the caller's GDAL options (each thread keeps its scenes
+    open, so the read that opens one must have them too); a user's error in their place."""
     try:
-        return block_inputs(job.scene, job.plan, job.block, checkpoint, list(job.bands))
+        with job.gdal.applied():
+            return block_inputs(job.scene, job.plan, job.block, checkpoint, list(job.bands))
     except PspnetGeoError as err:
         return err
 

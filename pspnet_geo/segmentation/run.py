@@ -32,6 +32,7 @@ from pspnet_geo.config.settings import (
     TilingSettings,
 )
 from pspnet_geo.errors import InputError
+from pspnet_geo.gdal_env import GdalOptions
 from pspnet_geo.maskfile import NODATA_CLASS
 from pspnet_geo.models.weights import resolve_weights
 from pspnet_geo.outputs import atomic_output, check_distinct
@@ -290,10 +291,11 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
     log.info("%s: %d x %d px, %d tiles of %d px (overlap %d) in %d blocks", scene.path, scene.width,
              scene.height, plan.tile_count, plan.tile, plan.overlap, len(plan.blocks))
     done = journal.done if journal is not None else set()
+    gdal = GdalOptions.capture()    # the caller's, taken in its thread, for the workers' reads
     # Evaluated lazily, after journal.saved() has been read to the end: a damaged saved block
     # has left ``done`` by then, so it runs again.
     jobs = (BlockJob(scene, plan, block, settings.bands, model_path, settings.device,
-                     settings.batch_size, proba_path is not None)
+                     settings.batch_size, proba_path is not None, gdal)
             for block in plan.blocks if (block.row, block.col) not in done)
     blocks = executor.map_unordered(run_block, jobs, in_flight=2 * executor.slots)
     computed = _paced(blocks, scene, plan, executor.slots, done)
