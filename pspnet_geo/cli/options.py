@@ -22,6 +22,20 @@ class BandList(click.ParamType):
         return bands
 
 
+class AssetList(click.ParamType):
+    """A comma-separated list of STAC asset keys or common band names, e.g. ``red,green,blue``."""
+
+    name = "ASSETS"
+
+    def convert(self, value, param, ctx) -> list[str]:
+        if isinstance(value, list):
+            return value
+        names = [part.strip() for part in str(value).split(",") if part.strip()]
+        if not names:
+            self.fail(f"{value!r} names no asset", param, ctx)
+        return names
+
+
 class BackgroundClass(click.ParamType):
     """A class id, ``none`` (no background class), or nothing given (``auto``: the pipeline's
     background, else 0)."""

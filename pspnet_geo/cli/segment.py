@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from pspnet_geo.cli.options import BandList
+from pspnet_geo.cli.options import AssetList, BandList
 from pspnet_geo.config.settings import LAYOUTS
 from pspnet_geo.segmentation.run import segment
 
@@ -24,6 +24,8 @@ _path = click.Path(dir_okay=False)
 @click.option("--tile-size", type=int, help="Tile size in pixels.  [default: the pipeline's, else the model's training tile]")
 @click.option("--overlap", type=int, help="Pixels shared by neighbouring tiles, blended.  [default: the pipeline's, else tile/4]")
 @click.option("--block-tiles", type=int, help="Tiles per block side (the unit of work).  [default: about 768 px, aligned to the file's blocks where possible]")
+@click.option("--assets", type=AssetList(), help="For a STAC Item SCENE (.json): the assets to read, by key or common band name, e.g. red,green,blue.  [default: its one image asset]")
+@click.option("--stac-out", type=_path, help="A STAC Item (JSON) describing the outputs: footprint, grid, classes, the model's SHA-256.  [default: none]")
 @click.option("--bands", type=BandList(), help="Scene bands to read, e.g. 4,3,2.  [default: all, if the count matches the model]")
 @click.option("--batch-size", type=int, help="Tiles per model call.  [default: 1 on CPU, 8 on GPU]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -42,7 +44,7 @@ _path = click.Path(dir_okay=False)
 @click.option("--resume", is_flag=True, help="Keep finished blocks beside the outputs (OUT.parts/) and, when rerun after an interruption, do not run them again.  [default: off]")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def segment_command(scene, **options) -> None:
-    """Segment SCENE with PSPNet: class mask, probabilities and polygons on SCENE's own grid."""
+    """Segment SCENE (a raster, or a STAC Item) with PSPNet: class mask, probabilities and polygons on SCENE's own grid."""
     result = segment(scene, **options, report=lambda line: click.echo(line, err=True))
     written = (result.out, result.mask_out, result.proba_out, options["preview"])
     outputs = ", ".join(str(p) for p in written if p)

@@ -35,7 +35,7 @@ from pspnet_geo.errors import InputError
 from pspnet_geo.gdal_env import GdalOptions
 from pspnet_geo.maskfile import NODATA_CLASS
 from pspnet_geo.models.weights import resolve_weights
-from pspnet_geo.outputs import atomic_output, check_distinct
+from pspnet_geo.outputs import atomic_output, check_distinct, check_output_path
 from pspnet_geo.preview import Outlines, write_preview
 from pspnet_geo.scene import Scene, open_scene, select_bands
 from pspnet_geo.segmentation.arrays import read_mask_array, scene_path
@@ -53,6 +53,8 @@ from pspnet_geo.segmentation.raster_outputs import ClassInfo, RasterOutputs
 from pspnet_geo.segmentation.stitch import Stitcher
 from pspnet_geo.segmentation.tiling import TilePlan, aligned_block_tiles
 from pspnet_geo.sources import check_local_only
+from pspnet_geo.stac.inputs import is_stac_item, stac_scene
+from pspnet_geo.stac.outputs import record_run
 from pspnet_geo.stamps import file_stamp
 from pspnet_geo.vector.output import VectorOutput
 from pspnet_geo.vector.vectorize import MaskVectorizer
@@ -77,6 +79,8 @@ class SegmentResult:
     vector_files: list[Path]
     mask_array: object | None = None
     """The class mask as an xarray DataArray on the scene's grid, when asked for (``mask_array``)."""
+    model: Path | None = None
+    class_names: tuple[str, ...] = ()
 
 
 def segment(
@@ -92,6 +96,7 @@ def segment(
     overwrite: bool = False, download: bool = False, progress: bool = True,
     executor: Executor | None = None, resume: bool = False, max_tiles: int | None = None,
     no_remote_sources: bool = False, report: Callable[[str], None] = log.info, mask_array: bool = False,
+    assets: Sequence[str] | None = None, stac_out: str | os.PathLike | None = None,
 ) -> SegmentResult:
     """Segment ``scene`` (a path, an open rasterio dataset, or an xarray DataArray with a CRS:
     see :mod:`~pspnet_geo.segmentation.arrays`) with a PSPNet checkpoint (``model``) or a named
@@ -108,7 +113,9 @@ def segment(
     :mod:`~pspnet_geo.segmentation.journal`). A scene needing more than ``max_tiles`` tiles is
     refused before any work; with ``no_remote_sources``, so is a scene whose VRT names network
     sources. ``report`` receives the Dask dashboard's address when a cluster runs the scene.
-    ``mask_array`` returns the class mask in memory, as ``result.mask_array``.
+    ``mask_array`` returns the class mask in memory, as ``result.mask_array``. A STAC Item
+    (``.json``) as ``scene`` is read from its ``assets`` (see :mod:`pspnet_geo.stac.inputs`);
+    ``stac_out`` writes a STAC Item describing the outputs (:mod:`pspnet_geo.stac.outputs`).
     """
     check_outputs(out, mask_out, proba_out, preview, layout, overwrite, mask_array)   # before the settings, as ever
     inference = InferenceSettings(TilingSettings(tile_size, overlap, block_tiles),
@@ -117,11 +124,19 @@ def segment(
     check_gpu_options(chosen, workers, scheduler, device)
     engine = (workers, threads, scheduler, tuple(chosen)) if executor is None else executor
     settings = SegmentSettings(inference, postprocess, layout, preview_size, max_tiles, no_remote_sources)
-    with scene_path(scene) as path:
-        return segment_scene(path, settings, out=out, mask_out=mask_out, proba_out=proba_out, preview=preview,
-                             model=model, pipeline=pipeline, download=download, engine=engine,
-                             overwrite=overwrite, progress=progress, resume=resume, report=report,
-                             mask_array=mask_array)
+    if stac_out is not None:
+        check_output_path(stac_out, overwrite)
+    with contextlib.ExitStack() as stack:
+        path, item = stack.enter_context(scene_path(scene)), None
+        if is_stac_item(path):
+            path, item = stack.enter_context(stac_scene(path, assets))
+        result = segment_scene(path, settings, out=out, mask_out=mask_out, proba_out=proba_out, preview=preview,
+                               model=model, pipeline=pipeline, download=download, engine=engine,
+                               overwrite=overwrite, progress=progress, resume=resume, report=report,
+                               mask_array=mask_array)
+        if stac_out is not None:
+            record_run(stac_out, open_scene(path), result, pipeline, item, preview)
+    return result
 
 
 def segment_scene(
@@ -181,7 +196,7 @@ def segment_scene(
     return SegmentResult(
         Path(out) if out else None, Path(mask_out) if mask_out else None,
         Path(proba_out) if proba_out else None, features, *counts, time.perf_counter() - started,
-        vector_files, array,
+        vector_files, array, Path(model_path), classes.names,
     )
 
 
