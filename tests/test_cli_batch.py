@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import pyarrow.parquet
 import pytest
 import rasterio
 from click.testing import CliRunner
@@ -49,6 +51,24 @@ def test_a_folder_gives_mirrored_outputs_a_manifest_and_a_merged_file(tmp_path, 
     assert len(merged) == sum(e["features"] for e in entries.values()) > 0
     assert set(merged["source"]) == {e["source"] for e in entries.values()}
     assert "4 done, 0 already done, 0 failed" in result.output
+
+
+def test_geoparquet_outputs_carry_the_bbox_covering_column(tmp_path, model):
+    write_chips(tmp_path / "chips", corners=((0, 0), (0, 300)))
+    out = tmp_path / "out"
+    result = run(tmp_path / "chips", "-d", out, "-m", model, "--format", "parquet", "--merge",
+                 tmp_path / "all.parquet", *FAST)
+    assert result.exit_code == 0, result.output
+    for path in [*out.rglob("*.parquet"), tmp_path / "all.parquet"]:
+        table = pyarrow.parquet.read_table(path)
+        geo = json.loads(table.schema.metadata[b"geo"])
+        assert geo["columns"]["geometry"]["covering"]["bbox"]["xmin"] == ["bbox", "xmin"], path
+        frame = gpd.read_parquet(path)
+        assert len(frame) > 0 and frame.crs is not None
+        boxes = table.column("bbox").combine_chunks()
+        assert np.allclose(boxes.field("xmin").to_numpy(), frame.geometry.bounds["minx"].to_numpy())
+        assert np.allclose(boxes.field("ymax").to_numpy(), frame.geometry.bounds["maxy"].to_numpy())
+    assert len(list(out.rglob("*.parquet"))) == 2
 
 
 def test_a_rerun_merges_every_input_once_in_input_order(tmp_path, model):

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
@@ -38,7 +38,11 @@ from pspnet_geo.errors import InputError, OutputError
 from pspnet_geo.gdal_env import GdalOptions
 from pspnet_geo.paths import check_local_output
 from pspnet_geo.segmentation.blocks import BlockJob, run_block, run_blocks
-from pspnet_geo.segmentation.executors import Executor, check_executor_options, open_executor
+from pspnet_geo.segmentation.executors import (
+    Executor,
+    check_executor_options,
+    open_executor,
+)
 from pspnet_geo.segmentation.gpus import check_gpu_options, chosen_gpus
 from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoint
 from pspnet_geo.segmentation.journal import discard as discard_journal
@@ -50,7 +54,7 @@ from pspnet_geo.vector.vectorize import check_vector_output
 
 log = logging.getLogger(__name__)
 
-VECTOR_FORMATS = ("gpkg", "fgb", "geojson")
+VECTOR_FORMATS = ("gpkg", "fgb", "geojson", "parquet")
 MANIFEST_NAME = "manifest.json"
 
 
@@ -83,6 +87,7 @@ def run_batch(
     gpus: str | Sequence[str] | None = None, device: str = "auto", batch_size: int | None = None, tile_size: int | None = None,
     overlap: int | None = None, download: bool = False, progress: bool = True, max_tiles: int | None = None,
     no_remote_sources: bool = False, report: Callable[[str], None] = log.info,
+    assets: Sequence[str] | None = None, stac: bool = False,
 ) -> BatchResult:
     """Segment every input named by ``inputs`` (a glob, folder, list file or dataset split)
     into ``out_dir``; optionally merge all polygons into ``merge`` with a ``source`` column
@@ -92,7 +97,8 @@ def run_batch(
     ``gpus`` (``"all"`` or GPU ids) runs one local Dask worker pinned to each GPU.
     ``report`` receives the Dask dashboard address when a cluster runs the batch; an input
     needing more than ``max_tiles`` tiles, or (``no_remote_sources``) a VRT naming network
-    sources, fails before any work."""
+    sources, fails before any work. STAC Item inputs are read from their ``assets``; ``stac``
+    writes a STAC Item describing each input's outputs beside them (``NAME.stac.json``)."""
     started = time.perf_counter()
     check_executor_options(workers, threads, scheduler)
     chosen = chosen_gpus(gpus)
@@ -100,7 +106,8 @@ def run_batch(
     settings = SegmentSettings(InferenceSettings(TilingSettings(tile_size, overlap), device=device,
                                                  batch_size=batch_size), postprocess=postprocess,
                                max_tiles=max_tiles, local_sources_only=no_remote_sources)
-    job = _job(out_dir, model, pipeline, vector_format, settings, download, merge)
+    job = replace(_job(out_dir, model, pipeline, vector_format, settings, download, merge),
+                  assets=tuple(assets) if assets else None, stac=stac)
     items = find_inputs(inputs, exclude=job.out_dir)
     manifest = Manifest.open(job.out_dir / MANIFEST_NAME, {**_identity(job), "mosaic": mosaic}, restart)
     if merge is not None and Path(merge).exists() and not (overwrite or manifest.wrote(Path(merge))):

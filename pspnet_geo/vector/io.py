@@ -95,7 +95,7 @@ def layer_files(path: str | os.PathLike, layers: list[str]) -> dict[Path, list[s
 def _write(gdf: gpd.GeoDataFrame, temporary: Path, driver: str, layer: str, path: Path) -> None:
     try:
         if driver == GEOPARQUET:
-            gdf.to_parquet(temporary)
+            gdf.to_parquet(temporary, write_covering_bbox=True)   # the same bbox column as streamed files
         else:
             write_ogr(gdf, temporary, driver, layer)
     except WRITE_ERRORS as err:

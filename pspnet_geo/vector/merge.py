@@ -24,6 +24,12 @@ import pyogrio
 import shapely
 
 from pspnet_geo.errors import OutputError
+from pspnet_geo.vector.parquet import (
+    is_parquet,
+    parquet_chunks,
+    parquet_crs,
+    parquet_template,
+)
 from pspnet_geo.vector.stream import LayerStream
 from pspnet_geo.vector.styles import read_style
 
@@ -81,7 +87,7 @@ class VectorMerge:
 
     def _append(self, source: str, path: Path) -> None:
         for role, file, layer in _layers(path):
-            name, crs = self.out.stem + role, pyogrio.read_info(file, layer=layer)["crs"]
+            name, crs = self.out.stem + role, _crs(file, layer)
             if self._stream is None:
                 self._crs = crs
                 self._stream = LayerStream(self.out, {name: self._template(file, layer)}, overwrite=True)
@@ -99,7 +105,7 @@ class VectorMerge:
 
     def _template(self, file: Path, layer: str) -> gpd.GeoDataFrame:
         """The merged layer's columns: the input layer's, plus ``source``."""
-        empty = gpd.read_file(file, layer=layer, max_features=0)
+        empty = parquet_template(file) if is_parquet(file) else gpd.read_file(file, layer=layer, max_features=0)
         return _aligned(empty.assign(source=pd.Series(dtype=str)), self._crs)
 
 
@@ -117,12 +123,22 @@ def _layers(path: Path) -> list[tuple[str, Path, str]]:
     ``layer_styles``) are no layers of it."""
     sibling = path.with_name(f"{path.stem}_centerlines{path.suffix}")
     files = [path] + ([sibling] if sibling.exists() else [])
+    if is_parquet(path):        # one layer a file, named after it
+        return [(file.stem[len(path.stem):], file, file.stem) for file in files]
     return [(str(name)[len(path.stem):], file, str(name))
             for file in files for name, geometry in pyogrio.list_layers(file) if geometry is not None]
 
 
+def _crs(file: Path, layer: str):
+    """The layer's CRS (None without one)."""
+    return parquet_crs(file) if is_parquet(file) else pyogrio.read_info(file, layer=layer)["crs"]
+
+
 def _read_chunks(file: Path, layer: str) -> Iterator[gpd.GeoDataFrame]:
     """The layer's features, ``READ_BATCH`` at a time, in file order."""
+    if is_parquet(file):
+        yield from parquet_chunks(file, READ_BATCH)
+        return
     with pyogrio.open_arrow(file, layer=layer, batch_size=READ_BATCH, use_pyarrow=True) as (meta, reader):
         geometry = meta["geometry_name"] or "wkb_geometry"
         for batch in reader:

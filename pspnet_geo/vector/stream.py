@@ -23,6 +23,7 @@ import geopandas as gpd
 import pyarrow
 import pyarrow.parquet
 import pyogrio
+import shapely
 
 from pspnet_geo.errors import OutputError
 from pspnet_geo.outputs import atomic_output, check_output_path
@@ -177,9 +178,15 @@ def _from_spool(spool: Path, temporary: Path, driver: str, path: Path) -> None:
         spool.unlink(missing_ok=True)
 
 
+BBOX = pyarrow.struct([(name, pyarrow.float64()) for name in ("xmin", "ymin", "xmax", "ymax")])
+"""GeoParquet 1.1's bounding-box covering column: readers (DuckDB, GDAL, geopandas) skip row
+groups outside a query's box from the column statistics, without decoding a geometry."""
+
+
 def _to_geoparquet(spool: Path, layer: str, temporary: Path) -> None:
     """GeoParquet 1.1 from the spool, one row group per batch, with the bounding box and
-    geometry types of the whole layer (known from the spool before the first row is written)."""
+    geometry types of the whole layer (known from the spool before the first row is written)
+    and a ``bbox`` covering column of each row's box."""
     info = pyogrio.read_info(spool, layer=layer, force_total_bounds=True)
     with pyogrio.open_arrow(spool, layer=layer, batch_size=_BATCH, use_pyarrow=True) as (meta, reader):
         geometry = meta["geometry_name"] or "wkb_geometry"
@@ -187,11 +194,19 @@ def _to_geoparquet(spool: Path, layer: str, temporary: Path) -> None:
         names = ["geometry" if name == geometry else name for name in schema.names]
         fields = [pyarrow.field(n, pyarrow.binary() if n == "geometry" else f.type) for n, f in zip(names, schema)]
         geo = _geo_metadata(meta["crs"], info)
-        out_schema = pyarrow.schema(fields, metadata={b"geo": json.dumps(geo).encode()})
+        out_schema = pyarrow.schema([*fields, pyarrow.field("bbox", BBOX)], metadata={b"geo": json.dumps(geo).encode()})
         with pyarrow.parquet.ParquetWriter(temporary, out_schema) as writer:
             for batch in reader:
                 columns = [column.cast(field.type) for column, field in zip(batch.columns, fields)]
-                writer.write_batch(pyarrow.RecordBatch.from_arrays(columns, schema=out_schema))
+                boxes = _boxes(columns[names.index("geometry")])
+                writer.write_batch(pyarrow.RecordBatch.from_arrays([*columns, boxes], schema=out_schema))
+
+
+def _boxes(wkb: pyarrow.Array) -> pyarrow.StructArray:
+    """Each geometry's (xmin, ymin, xmax, ymax), as the covering column stores them."""
+    bounds = shapely.bounds(shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)))
+    return pyarrow.StructArray.from_arrays([pyarrow.array(bounds[:, i]) for i in range(4)],
+                                           fields=list(BBOX))
 
 
 def _geo_metadata(crs: str | None, info: dict) -> dict:
@@ -204,6 +219,7 @@ def _geo_metadata(crs: str | None, info: dict) -> dict:
         column["crs"] = CRS.from_user_input(crs).to_json_dict()
     if info.get("total_bounds") is not None and info["features"]:
         column["bbox"] = [float(v) for v in info["total_bounds"]]
+    column["covering"] = {"bbox": {key: ["bbox", key] for key in ("xmin", "ymin", "xmax", "ymax")}}
     return {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
 
 
