@@ -14,10 +14,11 @@ import pytest
 import rasterio
 import rasterio.warp
 from click.testing import CliRunner
-from helpers import AERIAL, ATLANTA, assert_one_line_error
+from helpers import AERIAL, ATLANTA, assert_one_line_error, write_chips
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterExtension
 
+from pspnet_geo.batch.inputs import find_inputs
 from pspnet_geo.cli.main import cli
 from pspnet_geo.errors import InputError
 from pspnet_geo.segmentation.run import segment
@@ -122,3 +123,38 @@ def test_the_cli_reads_an_item_by_its_band_names(tmp_path, atlanta_model):
     assert_one_line_error(CliRunner().invoke(cli, ["segment", str(tmp_path / "broken.json"), "-m", str(atlanta_model),
                                                    "--mask-out", str(tmp_path / "m2.tif")]),
                           "broken.json is not a STAC Item")
+
+
+def test_a_batch_over_an_item_collection_names_outputs_by_item_and_describes_each(tmp_path, atlanta_model):
+    chips = write_chips(tmp_path / "chips", corners=((0, 0), (0, 300)))
+    items = []
+    for n, chip in enumerate(chips):
+        item = pystac.Item(f"scene/{n}", {"type": "Point", "coordinates": [0, 0]}, [0, 0, 0, 0], WHEN, {})
+        item.add_asset("image", pystac.Asset(str(chip.relative_to(tmp_path)), media_type=pystac.MediaType.GEOTIFF,
+                                             roles=["data"]))
+        items.append(item)
+    collection = tmp_path / "collection.json"
+    collection.write_text(json.dumps(pystac.ItemCollection(items).to_dict(transform_hrefs=False)))
+    out = tmp_path / "out"
+    args = ["batch", str(collection), "-d", str(out), "-m", str(atlanta_model), "--stac", "--tile-size", "128",
+            "--overlap", "32", "--no-progress"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    for n, chip in enumerate(chips):
+        assert np.array_equal(read(out / f"scene_{n}_mask.tif")[0] != 255, read(chip)[0] != 0)
+        described = pystac.Item.from_file(str(out / f"scene_{n}.stac.json"))
+        assert Path(described.assets["mask"].get_absolute_href()) == out / f"scene_{n}_mask.tif"
+        assert described.id == f"scene_{n}" and described.get_single_link("derived_from").href.endswith(
+            "collection.json")      # a collection's Items have no file of their own
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["entries"]) == ["scene_0", "scene_1"]
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0 and "0 done, 2 already done" in again.output
+
+
+def test_a_folder_of_items_is_a_batch_of_them_and_other_json_is_left_out(tmp_path, atlanta_model):
+    (tmp_path / "items").mkdir()
+    write_item(tmp_path / "items", {"visual": {"href": str(ATLANTA)}})
+    (tmp_path / "items" / "notes.json").write_text('{"not": "stac"}')
+    found = find_inputs(tmp_path / "items")
+    assert [(item.name.as_posix(), Path(item.source).name) for item in found] == [("atlanta", "item.json")]

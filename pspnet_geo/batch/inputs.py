@@ -1,7 +1,9 @@
 """What a batch runs over: the input rasters and the name each one's outputs take.
 
 An input specification is a glob, a folder, a text file listing one path or URL per line, or
-a dataset split as it ships (relative paths in a list are relative to the list). A folder gives its rasters, recursively. A DeepGlobe split
+a dataset split as it ships (relative paths in a list are relative to the list), or a STAC
+Item or ItemCollection file. A folder gives its rasters, recursively, or when it has none its
+STAC Items (each ``.json`` file that is one). A DeepGlobe split
 (``*_sat.jpg`` beside ``*_mask.png``) gives only its satellite images, and a SpaceNet
 product folder (``PS-RGB/``, ``MUL/``...) its chips. Output names mirror the input paths below
 the folder, the glob's fixed prefix or the listed files' common folder, so chips with the same
@@ -19,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from pspnet_geo.datasets import CACHE_FOLDER, spacenet
 from pspnet_geo.errors import InputError
 from pspnet_geo.paths import gdal_path, is_virtual
+from pspnet_geo.stac.inputs import item_sources, safe_name
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 DEEPGLOBE_IMAGE = "*_sat.jpg"
@@ -60,6 +63,8 @@ def _find(text: str) -> list[BatchInput]:
         return _from_folder(path)
     if path.is_file() and path.suffix.lower() in (".txt", ".lst", ".csv"):
         return _from_list(path)
+    if path.is_file() and path.suffix.lower() == ".json":
+        return _unique(_from_stac(path, PurePosixPath()))
     if path.is_file():
         return [BatchInput(text, PurePosixPath(path.stem))]
     raise InputError(f"batch input {text} is not a glob, a folder, a list of paths or a raster")
@@ -107,7 +112,12 @@ def _from_folder(folder: Path) -> list[BatchInput]:
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in RASTER_SUFFIXES
                        and p.is_file() and not _skipped(p, folder))
     if not files:
-        raise InputError(f"folder {folder} holds no raster ({', '.join(RASTER_SUFFIXES)} or {DEEPGLOBE_IMAGE})")
+        items = [item for path in sorted(folder.rglob("*.json")) if not _skipped(path, folder)
+                 for item in _from_stac(path, PurePosixPath(path.parent.relative_to(folder).as_posix()), quiet=True)]
+        if items:
+            return _unique(items)
+        raise InputError(f"folder {folder} holds no raster ({', '.join(RASTER_SUFFIXES)} or {DEEPGLOBE_IMAGE}) "
+                         "and no STAC Item")
     return _named(_each_file_once(_one_spacenet_product(folder, files), folder), folder)
 
 
@@ -120,6 +130,19 @@ def _one_spacenet_product(folder: Path, files: list[Path]) -> list[Path]:
     chosen = spacenet.choose_product(folder, products, None)
     log.info("%s: segmenting the %s chips (products: %s)", folder, chosen, ", ".join(sorted(products)))
     return sorted(path for chips in products[chosen].values() for path in chips)
+
+
+def _from_stac(document: Path, folder: PurePosixPath, quiet: bool = False) -> list[BatchInput]:
+    """Each Item of a STAC Item or ItemCollection file, named by its id (in ``folder``); a file
+    that is no STAC document is refused, or with ``quiet`` (a folder's other JSON) left out."""
+    try:
+        found = item_sources(document)
+    except InputError:
+        if not quiet:
+            raise
+        log.debug("%s is no STAC Item; left out", document)
+        return []
+    return [BatchInput(source, folder / safe_name(item_id)) for source, item_id in found]
 
 
 def _skipped(path: Path, root: Path) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from pspnet_geo.batch.run import VECTOR_FORMATS, run_batch
+from pspnet_geo.cli.options import AssetList
 
 _path = click.Path(dir_okay=False)
 
@@ -17,6 +18,8 @@ _path = click.Path(dir_okay=False)
 @click.option("--merge", type=_path, help="Also write every input's polygons into this one file, with a source column.  [default: none]")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --merge file this batch did not write.  [default: off]")
 @click.option("--format", "vector_format", type=click.Choice(VECTOR_FORMATS), default="gpkg", show_default=True, help="Vector format of each input's polygons.")
+@click.option("--assets", type=AssetList(), help="For STAC Item inputs: the assets to read, by key or common band name, e.g. red,green,blue.  [default: each Item's one image asset]")
+@click.option("--stac", is_flag=True, help="Describe each input's outputs with a STAC Item beside them (NAME.stac.json).  [default: off]")
 @click.option("--postprocess/--no-postprocess", default=True, show_default=True, help="Run the pipeline's clean-up steps on the polygons.")
 @click.option("--mosaic", is_flag=True, help="The inputs are pieces of one mosaic: segment them as one virtual scene, so predictions blend across chip borders, then cut per-chip outputs.  [default: off]")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails.  [default: go on, record it]")
@@ -37,7 +40,8 @@ _path = click.Path(dir_okay=False)
 @click.pass_context
 def batch_command(ctx: click.Context, inputs: str, **options) -> None:
     """Segment every raster named by INPUTS: a glob, a folder (a SpaceNet product folder or a
-    DeepGlobe split too), or a text file with one path per line. Rerunning the same command
+    DeepGlobe split too), a text file with one path per line, or a STAC Item or ItemCollection
+    (a folder of Items too). Rerunning the same command
     resumes: inputs already done are skipped, failed or unfinished ones run again. Exits 1
     when any input failed."""
     result = run_batch(inputs, **options, report=lambda line: click.echo(line, err=True))

@@ -31,18 +31,47 @@ IMAGE_TYPES = ("image/tiff", "image/jp2", "image/png", "image/jpeg", "applicatio
 
 
 def is_stac_item(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a STAC Item or ItemCollection document (by its extension)."""
-    return os.fspath(path).lower().endswith(".json")
+    """Whether ``path`` names a STAC Item (or ``COLLECTION#ID``) by its extension."""
+    return os.fspath(path).partition("#")[0].lower().endswith(".json")
 
 
 def read_item(source: str | os.PathLike) -> pystac.Item:
-    """The Item at ``source`` (a file or URL), with its hrefs made absolute."""
+    """The Item at ``source`` (a file or URL, or ``COLLECTION#ID``: one Item of an
+    ItemCollection), with its hrefs made absolute."""
+    location, _, wanted = os.fspath(source).partition("#")
     try:
-        item = pystac.Item.from_file(os.fspath(source))
+        if wanted:
+            item = _from_collection(location, wanted)
+        else:
+            item = pystac.Item.from_file(location)
     except (OSError, ValueError, KeyError, pystac.STACError) as err:
-        raise InputError(f"{source} is not a STAC Item pspnet-geo can read: {err}") from None
+        raise InputError(f"{location} is not a STAC Item pspnet-geo can read: {err}") from None
     item.make_asset_hrefs_absolute()
     return item
+
+
+def _from_collection(location: str, wanted: str) -> pystac.Item:
+    for item in pystac.ItemCollection.from_file(location):
+        if item.id == wanted:
+            if item.get_self_href() is None:    # relative hrefs are relative to the collection's file
+                item.set_self_href(location)
+            return item
+    raise KeyError(f"no Item {wanted!r} in it")
+
+
+def item_sources(document: str | os.PathLike) -> list[tuple[str, str]]:
+    """(source, Item id) of each Item a STAC document holds: an Item, or an ItemCollection
+    (``COLLECTION#ID`` sources, which :func:`read_item` reads)."""
+    location = os.fspath(document)
+    try:
+        data = pystac.StacIO.default().read_json(location)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{location} is not a STAC document pspnet-geo can read: {err}") from None
+    if data.get("type") == "FeatureCollection":
+        return [(f"{location}#{feature['id']}", feature["id"]) for feature in data.get("features", [])]
+    if data.get("type") == "Feature" and "id" in data:
+        return [(location, data["id"])]
+    raise InputError(f"{location} is neither a STAC Item nor an ItemCollection")
 
 
 def chosen_assets(item: pystac.Item, names: Sequence[str] | None) -> list[tuple[str, pystac.Asset]]:
@@ -97,7 +126,7 @@ def item_scene(item: pystac.Item, names: Sequence[str] | None, folder: Path) -> 
     paths = [gdal_path(asset.href) for _, asset in chosen]
     if len(paths) == 1:
         return paths[0]
-    return str(_stack(item.id, [key for key, _ in chosen], paths, folder / f"{_safe(item.id)}.vrt"))
+    return str(_stack(item.id, [key for key, _ in chosen], paths, folder / f"{safe_name(item.id)}.vrt"))
 
 
 def _stack(item_id: str, keys: list[str], paths: list[str], vrt: Path) -> Path:
@@ -137,5 +166,7 @@ def _gdal_type(dtype: str) -> str:
             "int32": "Int32", "float32": "Float32", "float64": "Float64"}[dtype]
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "item"
+def safe_name(name: str) -> str:
+    """``name`` (an Item id) as one file name: no folders, nothing hidden, nothing empty."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".")
+    return safe or "item"

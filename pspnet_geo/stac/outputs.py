@@ -59,7 +59,8 @@ def write_run_item(path: str | os.PathLike, record: RunRecord) -> pystac.Item:
     path = Path(path).absolute()
     footprint = _footprint(scene)
     when = record.source_item.datetime if record.source_item is not None else None
-    item = pystac.Item(id=path.stem, geometry=shapely.geometry.mapping(footprint), bbox=list(footprint.bounds),
+    item_id = path.name.removesuffix(".json").removesuffix(".stac")     # NAME.stac.json -> NAME
+    item = pystac.Item(id=item_id, geometry=shapely.geometry.mapping(footprint), bbox=list(footprint.bounds),
                        datetime=when or dt.datetime.now(dt.timezone.utc), properties={})
     _describe_outputs(item, record)
     _describe_grid(item, scene)
