@@ -26,15 +26,21 @@ STAGING_OPTIONS = {"compress": "zstd", "zstd_level": 1}
 BLOCK = 512
 """The COG's tile size (GDAL's COG default; overviews use the same)."""
 
+COPY_CACHE_MB = 64
+"""GDAL's block cache during the copy, which reads the staged file in order: with GDAL's
+default (5% of RAM) the copy of a 16384^2 mask held 140 MiB more and was no faster (0.88 s
+against 0.78 s with 64 MB); the cache would grow with the scene up to that default."""
+
 
 def write_cog(staged: str | os.PathLike, target: str | os.PathLike, resampling: str) -> None:
     """Copy the tiled GeoTIFF ``staged`` to ``target`` as a COG whose overviews are made with
     ``resampling`` (a GDAL name: ``NEAREST`` for class ids, which never invents a class at a
     boundary, ``AVERAGE`` for probabilities). Overviews halve the size until a tile holds it."""
     started = time.perf_counter()
-    rasterio.shutil.copy(os.fspath(staged), os.fspath(target), driver="COG", COMPRESS="DEFLATE",
-                         BLOCKSIZE=str(BLOCK), OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER",
-                         NUM_THREADS="ALL_CPUS")
+    with rasterio.Env(GDAL_CACHEMAX=COPY_CACHE_MB):
+        rasterio.shutil.copy(os.fspath(staged), os.fspath(target), driver="COG", COMPRESS="DEFLATE",
+                             BLOCKSIZE=str(BLOCK), OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER",
+                             NUM_THREADS="ALL_CPUS")
     log.info("laid %s out as a COG in %.2f s", target, time.perf_counter() - started)
 
 
