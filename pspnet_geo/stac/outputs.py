@@ -92,7 +92,7 @@ def _footprint(scene: Scene) -> shapely.Polygon:
     right, bottom = scene.transform @ (scene.width, scene.height)
     outline = shapely.box(min(left, right), min(top, bottom), max(left, right), max(top, bottom))
     geometry = rasterio.warp.transform_geom(scene.crs, "EPSG:4326", shapely.geometry.mapping(
-        shapely.segmentize(outline, max(outline.length / 400, 1e-9))))
+        shapely.segmentize(outline, max(outline.length / 64, 1e-9))))   # 16 points a side: curved edges in WGS 84
     return shapely.geometry.shape(geometry)
 
 
