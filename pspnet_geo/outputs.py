@@ -22,9 +22,9 @@ from pspnet_geo.paths import check_local_output
 log = logging.getLogger(__name__)
 
 _SIDECARS = (r"(\.aux\.xml|\.msk|\.ovr|-journal|-wal|-shm|\.spool\.gpkg(-journal|-wal|-shm)?"
-             r"|\.staged\.tif(\.aux\.xml)?)?")
-"""What GDAL and SQLite (and a vector stream's spool, a raster's staging file) may leave beside
-a temporary output."""
+             r"|\.staged\.tif(\.aux\.xml)?|(\.msk)?\.ovr\.tmp)?")
+"""What GDAL and SQLite (and a vector stream's spool, a raster's staging file, the COG driver's
+overviews in the making) may leave beside a temporary output."""
 
 MOVED_SIDECARS = (".aux.xml",)
 """Files beside an output that belong to it (GDAL's auxiliary file: a mask's category names)
@@ -87,21 +87,28 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
     try:
         yield temporary
+        _forget_sidecars(path)
         os.replace(temporary, path)
         _move_sidecars(temporary, path)
     finally:
         _remove_with_sidecars(temporary)
 
 
-def _move_sidecars(temporary: Path, path: Path) -> None:
-    """Put the temporary output's own sidecars beside ``path``, replacing an older output's."""
+def _forget_sidecars(path: Path) -> None:
+    """Remove an older output's sidecars before it is replaced: a run killed between the two
+    moves must not leave the new output beside the old one's (a mask with another model's
+    class names)."""
     for suffix in MOVED_SIDECARS:
-        source, target = temporary.with_name(temporary.name + suffix), path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(path.name + suffix).unlink()
+
+
+def _move_sidecars(temporary: Path, path: Path) -> None:
+    """Put the temporary output's own sidecars beside ``path``."""
+    for suffix in MOVED_SIDECARS:
+        source = temporary.with_name(temporary.name + suffix)
         if source.exists():
-            os.replace(source, target)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                target.unlink()
+            os.replace(source, path.with_name(path.name + suffix))
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:

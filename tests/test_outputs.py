@@ -52,6 +52,8 @@ def test_an_outputs_auxiliary_file_moves_with_it_and_an_older_ones_goes(tmp_path
 
 
 def test_a_killed_runs_staging_file_is_removed_with_its_temporary(tmp_path):
-    staged = tmp_path / ".mask.0123abcd.partial.tif.staged.tif"
-    staged.write_text("x")
-    assert remove_stale_temporaries(tmp_path / "mask.tif") == [staged] and not staged.exists()
+    left = [tmp_path / ".mask.0123abcd.partial.tif.staged.tif", tmp_path / ".mask.0123abcd.partial.tif.ovr.tmp",
+            tmp_path / ".mask.0123abcd.partial.tif.msk.ovr.tmp"]
+    for path in left:
+        path.write_text("x")
+    assert sorted(remove_stale_temporaries(tmp_path / "mask.tif")) == sorted(left)
