@@ -37,7 +37,7 @@ from pspnet_geo.batch.run import run_batch  # noqa: E402
 from pspnet_geo.segmentation.inference import default_batch_size, load_model, predict  # noqa: E402
 from pspnet_geo.scene import open_scene  # noqa: E402
 from pspnet_geo.config.settings import InferenceSettings, TilingSettings  # noqa: E402
-from pspnet_geo.segmentation.run import make_plan  # noqa: E402
+from pspnet_geo.segmentation.planning import make_plan  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 TILE, OVERLAP = 256, 64

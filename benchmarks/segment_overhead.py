@@ -40,7 +40,8 @@ from pspnet_geo.segmentation.inference import default_batch_size, load_model, pr
 from pspnet_geo.models import PSPNet  # noqa: E402
 from pspnet_geo.scene import Scene, open_scene  # noqa: E402
 from pspnet_geo.config.settings import InferenceSettings, TilingSettings  # noqa: E402
-from pspnet_geo.segmentation.run import make_plan, segment  # noqa: E402
+from pspnet_geo.segmentation.planning import make_plan  # noqa: E402
+from pspnet_geo.segmentation.run import segment  # noqa: E402
 from pspnet_geo.segmentation.tiling import Block, TilePlan  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()

@@ -20,7 +20,7 @@ from pystac.extensions.raster import RasterExtension
 
 from pspnet_geo.batch.inputs import find_inputs
 from pspnet_geo.cli.main import cli
-from pspnet_geo.errors import InputError
+from pspnet_geo.errors import InputError, OutputError
 from pspnet_geo.segmentation.run import segment
 from pspnet_geo.stac.inputs import item_scene, read_item
 
@@ -79,7 +79,9 @@ def test_an_item_of_one_image_segments_like_the_image_and_its_outputs_are_descri
         assert projection.transform == list(src.transform)[:6]
         west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
     assert item.bbox == pytest.approx([west, south, east, north], abs=1e-6)
-    assert item.properties["label:classes"] == [{"name": None, "classes": list(result.class_names)}]
+    assert item.properties["label:classes"] == [{"name": None, "classes": [0, 1]}]
+    assert [(c["value"], c["description"]) for c in item.assets["mask"].extra_fields["classification:classes"]] \
+        == list(enumerate(result.class_names))
     assert item.properties["label:type"] == "raster" and item.properties["label:tasks"] == ["segmentation"]
     assert json.loads((tmp_path / "out" / "result.json").read_text())["assets"]["mask"]["href"] == "./mask.tif"
     assert Path(item.assets["mask"].get_absolute_href()) == tmp_path / "out" / "mask.tif"
@@ -104,6 +106,15 @@ def test_assets_on_other_grids_or_not_there_are_refused_by_name(tmp_path):
     item = read_item(write_item(tmp_path, assets))
     with pytest.raises(InputError, match="B1 .* and B2 .* are on different grids"):
         item_scene(item, ["red", "green", "blue"], tmp_path)
+    (tmp_path / "wide").mkdir()
+    bands = split_bands(tmp_path / "wide")
+    with rasterio.open(tmp_path / "wide" / "B3.tif") as src:
+        profile, pixels = src.profile, src.read()
+    with rasterio.open(tmp_path / "wide" / "B3.tif", "w", **{**profile, "dtype": "uint16"}) as dst:
+        dst.write(pixels.astype("uint16"))
+    mixed = read_item(write_item(tmp_path / "wide", bands))
+    with pytest.raises(InputError, match="B1 .uint8, nodata None. and B3 .uint16, nodata None. differ"):
+        item_scene(mixed, ["red", "green", "blue"], tmp_path)
     with pytest.raises(InputError, match="no asset named or with the band 'nir'"):
         item_scene(item, ["nir"], tmp_path)
     with pytest.raises(InputError, match="choose its assets with --assets"):
@@ -158,3 +169,21 @@ def test_a_folder_of_items_is_a_batch_of_them_and_other_json_is_left_out(tmp_pat
     (tmp_path / "items" / "notes.json").write_text('{"not": "stac"}')
     found = find_inputs(tmp_path / "items")
     assert [(item.name.as_posix(), Path(item.source).name) for item in found] == [("atlanta", "item.json")]
+
+
+def test_an_item_output_that_cannot_work_is_refused_before_the_run(tmp_path, atlanta_model):
+    (tmp_path / "atlanta.tif").write_bytes(Path(ATLANTA).read_bytes())
+    item_path = write_item(tmp_path, {"visual": {"href": "atlanta.tif"}})
+    options = {"model": atlanta_model, "progress": False, "mask_out": tmp_path / "m.tif"}
+    with pytest.raises(OutputError, match="--stac-out .* is the input"):
+        segment(item_path, stac_out=item_path, overwrite=True, **options)
+    with pytest.raises(OutputError, match="--stac-out and --mask-out are the same file"):
+        segment(ATLANTA, stac_out=tmp_path / "m.tif", **options)
+    plain = tmp_path / "plain.tif"
+    with rasterio.open(ATLANTA) as src:
+        profile = {k: v for k, v in src.profile.items() if k not in ("crs", "transform")}
+        with rasterio.open(plain, "w", **profile) as dst:
+            dst.write(src.read())
+    with pytest.raises(InputError, match="needs a georeferenced scene"):
+        segment(plain, stac_out=tmp_path / "r.json", **options)
+    assert not (tmp_path / "m.tif").exists() and not (tmp_path / "r.json").exists()

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from pspnet_geo.datasets import CACHE_FOLDER, spacenet
 from pspnet_geo.errors import InputError
 from pspnet_geo.paths import gdal_path, is_virtual
-from pspnet_geo.stac.inputs import item_sources, safe_name
+from pspnet_geo.stac.inputs import is_stac_item, item_sources, safe_name
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 DEEPGLOBE_IMAGE = "*_sat.jpg"
@@ -53,6 +53,8 @@ def _is_under(source: str, folder: Path) -> bool:
 
 
 def _find(text: str) -> list[BatchInput]:
+    if is_stac_item(text) and "://" in text:     # a STAC URL is pystac's to read, not GDAL's
+        return _unique(_from_stac(text, PurePosixPath()))
     text = gdal_path(text)
     if is_virtual(text):    # before the glob test: a URL's query may hold a ? or a [
         return [BatchInput(text, PurePosixPath(PurePosixPath(text).stem))]
@@ -64,7 +66,7 @@ def _find(text: str) -> list[BatchInput]:
     if path.is_file() and path.suffix.lower() in (".txt", ".lst", ".csv"):
         return _from_list(path)
     if path.is_file() and path.suffix.lower() == ".json":
-        return _unique(_from_stac(path, PurePosixPath()))
+        return _unique(_from_stac(str(path), PurePosixPath()))
     if path.is_file():
         return [BatchInput(text, PurePosixPath(path.stem))]
     raise InputError(f"batch input {text} is not a glob, a folder, a list of paths or a raster")
@@ -132,7 +134,7 @@ def _one_spacenet_product(folder: Path, files: list[Path]) -> list[Path]:
     return sorted(path for chips in products[chosen].values() for path in chips)
 
 
-def _from_stac(document: Path, folder: PurePosixPath, quiet: bool = False) -> list[BatchInput]:
+def _from_stac(document: str | Path, folder: PurePosixPath, quiet: bool = False) -> list[BatchInput]:
     """Each Item of a STAC Item or ItemCollection file, named by its id (in ``folder``); a file
     that is no STAC document is refused, or with ``quiet`` (a folder's other JSON) left out."""
     try:

@@ -20,7 +20,7 @@ from pspnet_geo.scene import open_scene
 from pspnet_geo.segmentation.executors import Executor
 from pspnet_geo.segmentation.run import segment_scene
 from pspnet_geo.stac.inputs import is_stac_item, stac_scene
-from pspnet_geo.stac.outputs import record_run
+from pspnet_geo.stac.outputs import check_describable, record_run
 from pspnet_geo.stamps import file_stamp, fingerprint
 
 
@@ -47,7 +47,8 @@ class BatchJob:
 
     def is_done(self, manifest: Manifest, item: BatchInput) -> bool:
         """Whether ``item``, unchanged since, has outputs as the manifest recorded them."""
-        return manifest.is_done(str(item.name), file_stamp(_document(item.source)))
+        described = not self.stac or self._item_path(item).exists()    # --stac added on a rerun
+        return described and manifest.is_done(str(item.name), file_stamp(_document(item.source)))
 
     def run(self, item: BatchInput, executor: Executor) -> Entry:
         """Segment one input; its outputs replace any left by an earlier, unrecorded run.
@@ -57,6 +58,8 @@ class BatchJob:
         vectors.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self.gdal.applied(), _scene(item.source, self.assets) as (scene, stac_item):
+                if self.stac:
+                    check_describable(open_scene(scene))
                 result = segment_scene(scene, self.settings, out=vectors, mask_out=mask, model=self.model,
                                        pipeline=self.pipeline, engine=executor, overwrite=True, progress=False,
                                        resume=True)
@@ -68,9 +71,12 @@ class BatchJob:
 
     def _describe(self, item: BatchInput, scene: str, result, stac_item) -> Path:
         """Write the STAC Item of one input's outputs beside them; its path."""
-        path = (self.out_dir / item.name).with_name(f"{item.name.name}.stac.json")
+        path = self._item_path(item)
         record_run(path, open_scene(scene), result, self.pipeline, stac_item)
         return path
+
+    def _item_path(self, item: BatchInput) -> Path:
+        return (self.out_dir / item.name).with_name(f"{item.name.name}.stac.json")
 
     def done(self, item: BatchInput, started: float, files: list[Path], features: int,
              tiles: int | None) -> Entry:

@@ -47,7 +47,7 @@ from pspnet_geo.segmentation.gpus import check_gpu_options, chosen_gpus
 from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoint
 from pspnet_geo.segmentation.journal import discard as discard_journal
 from pspnet_geo.segmentation.packing import PackingExecutor
-from pspnet_geo.segmentation.run import resolve_model
+from pspnet_geo.segmentation.planning import resolve_model
 from pspnet_geo.stamps import content_hash
 from pspnet_geo.vector.merge import VectorMerge
 from pspnet_geo.vector.vectorize import check_vector_output
@@ -175,7 +175,8 @@ def _identity(job: BatchJob) -> dict:
     return {"model": content_hash(job.model), "pipeline": job.pipeline,
             "vector_format": job.vector_format, "postprocess": job.settings.postprocess,
             "options": {"batch_size": inference.batch_size, "tile_size": inference.tiling.tile_size,
-                        "overlap": inference.tiling.overlap}}
+                        "overlap": inference.tiling.overlap},
+            **({"assets": list(job.assets)} if job.assets else {})}   # absent otherwise: older manifests match
 
 
 def iter_all(pairs: list) -> Iterator:

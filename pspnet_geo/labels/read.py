@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
+import pyogrio
 import numpy as np
 import pandas as pd
 from rasterio.errors import RasterioIOError
@@ -57,7 +58,7 @@ def read_vector_labels(
     if not is_virtual(path) and not Path(path).is_file():
         raise LabelError(f"label file {path} does not exist")
     try:
-        frame = gpd.read_file(path)
+        frame = gpd.read_file(path, layer=_only_spatial_layer(path))
     except Exception as err:  # pyogrio raises several unrelated types for unreadable files
         raise LabelError(f"{path} is not a vector file GDAL can read ({first_line(err)})") from None
     frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
@@ -181,3 +182,16 @@ class RasterLabels:
 
 def _fmt(bounds: Sequence[float]) -> str:
     return "(" + ", ".join(f"{value:.6g}" for value in bounds) + ")"
+
+
+def _only_spatial_layer(path: str) -> str | None:
+    """The file's one layer with geometries when it also holds tables without (a GeoPackage
+    styled in QGIS, or written by pspnet-geo, lists ``layer_styles``); None to let GDAL choose
+    (any other file, and remote ones: no extra request for them)."""
+    if is_virtual(path) or not path.lower().endswith(".gpkg"):
+        return None
+    try:
+        spatial = [name for name, geometry in pyogrio.list_layers(path) if geometry is not None]
+    except Exception:  # unreadable: the read that follows reports it
+        return None
+    return spatial[0] if len(spatial) == 1 else None

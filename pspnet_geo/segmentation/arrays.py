@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -40,8 +41,11 @@ def scene_path(scene: str | os.PathLike | DatasetReader | object) -> Iterator[st
     elif is_data_array(scene):
         with tempfile.TemporaryDirectory(prefix="pspnet-geo-array-") as folder:
             yield _array_to_file(scene, Path(folder) / "scene.tif")
-    else:
+    elif isinstance(scene, (str, os.PathLike)):
         yield scene
+    else:
+        raise InputError(f"a scene is a path, an open rasterio dataset or an xarray DataArray, not a "
+                         f"{type(scene).__name__}")
 
 
 def _array_to_file(array, path: Path) -> Path:
@@ -54,8 +58,9 @@ def _array_to_file(array, path: Path) -> Path:
         raise InputError("the DataArray has no CRS; set one with .rio.write_crs(...) first")
     if array.ndim not in (2, 3):
         raise InputError(f"the DataArray has {array.ndim} dimensions; a scene is (band, y, x) or (y, x)")
-    array.rio.to_raster(path, tiled=True, blockxsize=512, blockysize=512, compress="deflate",
-                        windowed=array.chunks is not None)
+    lazy = array.chunks is not None     # the lock makes dask compute each chunk once, not per window
+    array.rio.to_raster(path, tiled=True, blockxsize=512, blockysize=512, compress="deflate", windowed=lazy,
+                        lock=threading.Lock() if lazy else None)
     return path
 
 

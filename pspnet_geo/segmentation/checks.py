@@ -7,12 +7,14 @@ a scene far larger than meant, a run whose first block shows it will take all ni
 from __future__ import annotations
 
 import logging
+import os
 
 from pspnet_geo.config.settings import TilingSettings
 from pspnet_geo.errors import InputError
-from pspnet_geo.outputs import check_output_path
+from pspnet_geo.outputs import check_distinct, check_output_path
 from pspnet_geo.preview import preview_path_check
 from pspnet_geo.scene import Scene
+from pspnet_geo.segmentation.arrays import is_data_array
 from pspnet_geo.segmentation.tiling import TilePlan
 from pspnet_geo.vector.vectorize import check_vector_output
 
@@ -55,3 +57,21 @@ def report_pace(scene: Scene, plan: TilePlan, first_block_s: float, slots: int, 
     log.log(level, "%s: %d tiles in %d blocks (%d to run); at the pace of the first, about %.1f h "
             "(--max-tiles refuses runs above a size)", scene.path, plan.tile_count, len(plan.blocks),
             blocks_left, projected / 3600)
+
+
+def check_request(scene, outputs: dict[str, object], stac_out, resume: bool, scheduler: str | None,
+                  overwrite: bool) -> None:
+    """Refuse, before any work, what ``segment``'s Python-only inputs cannot do: a STAC Item
+    output replacing the input or another output, ``resume`` with no output file to keep the
+    finished blocks beside, an in-memory scene that a remote scheduler's workers cannot open.
+    ``outputs`` maps each option's name to its path (or None)."""
+    if stac_out is not None:
+        check_output_path(stac_out, overwrite)
+        check_distinct([("the input", scene)] if isinstance(scene, (str, os.PathLike)) else [],
+                       [("--stac-out", stac_out), *outputs.items()])
+    if resume and all(path is None for path in outputs.values()):
+        raise InputError("--resume keeps the finished blocks beside an output file; give one")
+    in_memory = is_data_array(scene) or str(getattr(scene, "name", "")).startswith("/vsimem/")
+    if scheduler and in_memory:
+        raise InputError("an in-memory scene cannot reach the workers of a Dask scheduler; write it to a "
+                         "path they can read")

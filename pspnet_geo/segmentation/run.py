@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import partial
 from itertools import chain
 from pathlib import Path
@@ -24,37 +24,40 @@ from rasterio.io import DatasetReader
 from tqdm import tqdm
 
 from pspnet_geo.checkpoint import Checkpoint
-from pspnet_geo.config.pipelines import Pipeline, load_pipeline
+from pspnet_geo.config.pipelines import load_pipeline
 from pspnet_geo.config.postprocess import PostprocessConfig
 from pspnet_geo.config.settings import (
     InferenceSettings,
     SegmentSettings,
     TilingSettings,
 )
-from pspnet_geo.errors import InputError
 from pspnet_geo.gdal_env import GdalOptions
 from pspnet_geo.maskfile import NODATA_CLASS
-from pspnet_geo.models.weights import resolve_weights
-from pspnet_geo.outputs import atomic_output, check_distinct, check_output_path
+from pspnet_geo.outputs import atomic_output, check_distinct
 from pspnet_geo.preview import Outlines, write_preview
-from pspnet_geo.scene import Scene, open_scene, select_bands
+from pspnet_geo.scene import Scene, open_scene
 from pspnet_geo.segmentation.arrays import read_mask_array, scene_path
 from pspnet_geo.segmentation.blocks import BlockJob, BlockResult, run_block
-from pspnet_geo.segmentation.checks import check_outputs, check_size, report_pace
+from pspnet_geo.segmentation.checks import (
+    check_outputs,
+    check_request,
+    check_size,
+    report_pace,
+)
 from pspnet_geo.segmentation.executors import Executor, open_executor
 from pspnet_geo.segmentation.gpus import check_gpu_options, chosen_gpus
 from pspnet_geo.segmentation.inference import (
-    expected_batch_size,
     load_checkpoint,
     resolve_device,
 )
 from pspnet_geo.segmentation.journal import BlockJournal
+from pspnet_geo.segmentation.planning import fill_settings, make_plan, resolve_model
 from pspnet_geo.segmentation.raster_outputs import ClassInfo, RasterOutputs
 from pspnet_geo.segmentation.stitch import Stitcher
-from pspnet_geo.segmentation.tiling import TilePlan, aligned_block_tiles
+from pspnet_geo.segmentation.tiling import TilePlan
 from pspnet_geo.sources import check_local_only
 from pspnet_geo.stac.inputs import is_stac_item, stac_scene
-from pspnet_geo.stac.outputs import record_run
+from pspnet_geo.stac.outputs import check_describable, record_run
 from pspnet_geo.stamps import file_stamp
 from pspnet_geo.vector.output import VectorOutput
 from pspnet_geo.vector.vectorize import MaskVectorizer
@@ -124,12 +127,14 @@ def segment(
     check_gpu_options(chosen, workers, scheduler, device)
     engine = (workers, threads, scheduler, tuple(chosen)) if executor is None else executor
     settings = SegmentSettings(inference, postprocess, layout, preview_size, max_tiles, no_remote_sources)
-    if stac_out is not None:
-        check_output_path(stac_out, overwrite)
+    check_request(scene, {"--out": out, "--mask-out": mask_out, "--proba-out": proba_out, "--preview": preview},
+                  stac_out, resume, scheduler, overwrite)
     with contextlib.ExitStack() as stack:
         path, item = stack.enter_context(scene_path(scene)), None
         if is_stac_item(path):
             path, item = stack.enter_context(stac_scene(path, assets))
+        if stac_out is not None:
+            check_describable(open_scene(path))
         result = segment_scene(path, settings, out=out, mask_out=mask_out, proba_out=proba_out, preview=preview,
                                model=model, pipeline=pipeline, download=download, engine=engine,
                                overwrite=overwrite, progress=progress, resume=resume, report=report,
@@ -160,7 +165,7 @@ def segment_scene(
                    [("--out", out), ("--mask-out", mask_out), ("--proba-out", proba_out), ("--preview", preview)])
     source = open_scene(scene)
     checkpoint = load_checkpoint(model_path)
-    settings = _settings(source, checkpoint, preset, options.inference)
+    settings = fill_settings(source, checkpoint, preset, options.inference)
     check_size(source, settings.tiling, options.max_tiles)
     outputs = (out, mask_out, proba_out, preview)
     journal_for = (partial(_journal, source, model_path, settings, outputs, len(checkpoint.class_names))
@@ -221,42 +226,6 @@ def _vectorizer(scene: Scene, checkpoint: Checkpoint, cleanup: PostprocessConfig
                           nodata=NODATA_CLASS, postprocess=cleanup, on_polygons=hand_out)
 
 
-def resolve_model(model: str | os.PathLike | None, preset: Pipeline | None, download: bool = False) -> str:
-    """The checkpoint to run: ``model``, else the preset's weights."""
-    if model is not None:
-        return os.fspath(model)
-    if preset is None:
-        raise InputError("no model: give --model CHECKPOINT or --pipeline NAME")
-    return os.fspath(resolve_weights(preset, download=download))
-
-
-def _settings(scene: Scene, checkpoint: Checkpoint, preset: Pipeline | None,
-              asked: InferenceSettings) -> InferenceSettings:
-    """``asked`` with every default filled in: tiling from the preset, else the checkpoint's
-    training tile and a quarter tile of overlap; the preset's bands when the scene has more."""
-    if preset is not None:
-        tiling = asked.tiling.resolved(preset.tiling.tile_size, preset.tiling.overlap)
-    else:
-        tiling = _model_tiling(asked.tiling, checkpoint)
-    tiling = tiling.for_model(checkpoint.model.output_stride)
-    bands = asked.bands
-    if bands is None and preset is not None and scene.count != checkpoint.model.in_channels:
-        bands = preset.bands
-    chosen = select_bands(scene, None if bands is None else list(bands), checkpoint.model.in_channels)
-    return replace(asked, tiling=tiling, bands=tuple(chosen))
-
-
-def _model_tiling(asked: TilingSettings, checkpoint: Checkpoint) -> TilingSettings:
-    """``asked`` with the model's training tile where no tile was asked for; a model trained on
-    tiles smaller than the tile rule allows (older versions accepted them) asks for --tile-size."""
-    try:
-        return asked.resolved(checkpoint.tile_size).for_model(checkpoint.model.output_stride)
-    except InputError as err:
-        if asked.tile_size is not None:
-            raise
-        raise InputError(f"{err} (the model's training tile); give a --tile-size the rule allows") from None
-
-
 def _journal(scene: Scene, model_path: str, settings: InferenceSettings, outputs: tuple, classes: int,
              plan: TilePlan) -> BlockJournal | None:
     """The saved blocks of this run, beside its first output, for this scene, model, settings
@@ -279,19 +248,6 @@ def _temporary(stack: contextlib.ExitStack, path, overwrite: bool, suffix: str) 
         return stack.enter_context(atomic_output(path, overwrite))
     folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="pspnet-geo-"))
     return Path(folder) / f"mask{suffix}"
-
-
-def make_plan(scene: Scene, settings: InferenceSettings, slots: int) -> TilePlan:
-    """The tile plan, with blocks small enough that every execution slot has work, sized for
-    the batch of the asked device (on a cluster, the workers' device may differ)."""
-    tiling = settings.tiling
-    batch = expected_batch_size(settings.device, settings.batch_size)
-    block_tiles = tiling.block_tiles or aligned_block_tiles(tiling.tile_size - tiling.overlap,
-                                                            scene.block_shape[0], batch)
-    plan = TilePlan(scene.height, scene.width, tiling.tile_size, tiling.overlap, block_tiles)
-    while tiling.block_tiles is None and plan.block_tiles > 1 and len(plan.blocks) < 2 * slots:
-        plan = TilePlan(scene.height, scene.width, tiling.tile_size, tiling.overlap, plan.block_tiles // 2)
-    return plan
 
 
 def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: ClassInfo,

@@ -132,10 +132,16 @@ def item_scene(item: pystac.Item, names: Sequence[str] | None, folder: Path) -> 
 def _stack(item_id: str, keys: list[str], paths: list[str], vrt: Path) -> Path:
     """A VRT with band i the first band of ``paths[i]``, refusing assets on other grids."""
     grids = [_grid(path) for path in paths]
+    first = grids[0]
     for key, grid in zip(keys[1:], grids[1:]):
-        if grid[:4] != grids[0][:4]:
-            raise InputError(f"STAC Item {item_id}: assets {keys[0]} ({grids[0][1]}x{grids[0][0]} px) and {key} "
+        if grid[:4] != first[:4]:
+            raise InputError(f"STAC Item {item_id}: assets {keys[0]} ({first[1]}x{first[0]} px) and {key} "
                              f"({grid[1]}x{grid[0]} px) are on different grids; choose assets of one resolution")
+        if grid[4:] != first[4:]:   # one read takes every band: one dtype; nodata must mean the same
+            raise InputError(f"STAC Item {item_id}: assets {keys[0]} ({first[4]}, nodata {first[5]}) and {key} "
+                             f"({grid[4]}, nodata {grid[5]}) differ in data type or nodata; stack them yourself")
+    if first[4] not in _GDAL_TYPES:
+        raise InputError(f"STAC Item {item_id}: assets of type {first[4]} cannot be stacked")
     height, width, crs, transform = grids[0][:4]
     root = ET.Element("VRTDataset", rasterXSize=str(width), rasterYSize=str(height))
     ET.SubElement(root, "SRS").text = crs.to_wkt() if crs else ""
@@ -161,9 +167,12 @@ def _grid(path: str) -> tuple:
         raise InputError(f"cannot open STAC asset {path}: {err}") from None
 
 
+_GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
+               "int32": "Int32", "float32": "Float32", "float64": "Float64"}
+
+
 def _gdal_type(dtype: str) -> str:
-    return {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
-            "int32": "Int32", "float32": "Float32", "float64": "Float64"}[dtype]
+    return _GDAL_TYPES[dtype]
 
 
 def safe_name(name: str) -> str:

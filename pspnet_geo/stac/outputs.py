@@ -24,11 +24,13 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
 from pspnet_geo.errors import InputError
 from pspnet_geo.maskfile import NODATA_CLASS
+from pspnet_geo.outputs import atomic_output
 from pspnet_geo.scene import Scene
 from pspnet_geo.stamps import content_hash
 
 PROCESSING = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
 LABEL = "https://stac-extensions.github.io/label/v1.0.1/schema.json"
+CLASSIFICATION = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
 """Written by hand: pystac's own class for it warns on import that it is deprecated (the
 extension is unmaintained upstream), yet it is what catalogues of labels use."""
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
@@ -51,11 +53,16 @@ class RunRecord:
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
-def write_run_item(path: str | os.PathLike, record: RunRecord) -> pystac.Item:
-    """Write the Item describing ``record`` as JSON at ``path``; the Item."""
-    scene = record.scene
+def check_describable(scene: Scene) -> None:
+    """Refuse, before the run, a scene a STAC Item cannot describe (no CRS: no footprint)."""
     if scene.crs is None:
-        raise InputError(f"--stac-out needs a georeferenced scene; {scene.path} has no CRS")
+        raise InputError(f"a STAC Item needs a georeferenced scene; {scene.path} has no CRS")
+
+
+def write_run_item(path: str | os.PathLike, record: RunRecord) -> pystac.Item:
+    """Write the Item describing ``record`` as JSON at ``path`` (atomically); the Item."""
+    scene = record.scene
+    check_describable(scene)
     path = Path(path).absolute()
     footprint = _footprint(scene)
     when = record.source_item.datetime if record.source_item is not None else None
@@ -73,7 +80,8 @@ def write_run_item(path: str | os.PathLike, record: RunRecord) -> pystac.Item:
         item.add_link(pystac.Link("derived_from", record.source_item.get_self_href(), pystac.MediaType.JSON))
     item.set_self_href(str(path))
     item.make_asset_hrefs_relative()
-    item.save_object(include_self_link=False, dest_href=str(path))
+    with atomic_output(path, overwrite=True) as temporary:
+        item.save_object(include_self_link=False, dest_href=str(temporary))
     return item
 
 
@@ -118,12 +126,21 @@ def _describe_grid(item: pystac.Item, scene: Scene) -> None:
 
 
 def _describe_classes(item: pystac.Item, names: Sequence[str]) -> None:
-    """The label extension's fields for a raster label: its classes are the mask's values."""
-    item.stac_extensions.append(LABEL)
+    """The label extension's fields for a raster label (its classes are the mask's pixel
+    values), and what each value means with the classification extension on the mask."""
+    item.stac_extensions += [LABEL, CLASSIFICATION]
     item.properties.update({"label:description": "class mask predicted by PSPNet (pspnet-geo)",
                             "label:type": "raster", "label:properties": None,
-                            "label:classes": [{"name": None, "classes": list(names)}],
+                            "label:classes": [{"name": None, "classes": list(range(len(names)))}],
                             "label:tasks": ["segmentation"]})
+    if "mask" in item.assets:
+        item.assets["mask"].extra_fields["classification:classes"] = [
+            {"value": value, "name": _slug(name), "description": name} for value, name in enumerate(names)]
+
+
+def _slug(name: str) -> str:
+    """A class name as the classification extension's ``name`` allows (letters, digits, _ and -)."""
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name) or "class"
 
 
 def _version() -> str:

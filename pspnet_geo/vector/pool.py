@@ -30,6 +30,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,34 +84,64 @@ class WindowQueue:
     """Windows polygonised in order, in the shared pool when ``processes`` > 0, else at once.
 
     At most twice the processes' windows are in flight; :meth:`add` hands each result to
-    ``take`` once every window given before it has been taken.
+    ``take`` once every window given before it has been taken. Where processes cannot start or
+    die (no ``/dev/shm``, a sandbox, the OOM killer), the windows are polygonised in the calling
+    thread instead, with a warning: slower, the same result.
     """
 
     def __init__(self, job: WindowJob, processes: int,
                  take: Callable[[WindowPieces, dict[int, np.ndarray]], None]) -> None:
         self.job, self.take = job, take
-        self._pool = shared_pool(processes) if processes > 0 else None
+        self._pool = _started(processes) if processes > 0 else None
         self._limit = 2 * processes
-        self._waiting: deque[Future] = deque()
+        self._waiting: deque[tuple[Future, MaskWindow]] = deque()
 
     def add(self, window: MaskWindow) -> None:
         """Polygonise ``window`` (now, or in the pool)."""
         if self._pool is None:
             self.take(*polygonise_window(self.job, window))
             return
-        self._waiting.append(self._pool.submit(polygonise_window, self.job, window))
-        while len(self._waiting) > self._limit or (self._waiting and self._waiting[0].done()):
-            self.take(*self._waiting.popleft().result())
+        try:
+            self._waiting.append((self._pool.submit(polygonise_window, self.job, window), window))
+        except (BrokenProcessPool, RuntimeError) as err:
+            self._give_up_pool(err)
+            self.add(window)
+            return
+        while len(self._waiting) > self._limit or (self._waiting and self._waiting[0][0].done()):
+            self._take_next()
 
     def drain(self) -> None:
         """Take every window still in flight."""
         while self._waiting:
-            self.take(*self._waiting.popleft().result())
+            self._take_next()
 
     def cancel(self) -> None:
         """Give up the windows in flight (a failed or interrupted run)."""
         while self._waiting:
-            self._waiting.popleft().cancel()
+            self._waiting.popleft()[0].cancel()
+
+    def _take_next(self) -> None:
+        future, window = self._waiting.popleft()
+        try:
+            found = future.result()
+        except BrokenProcessPool as err:
+            self._give_up_pool(err)
+            found = polygonise_window(self.job, window)
+        self.take(*found)
+
+    def _give_up_pool(self, err: BaseException) -> None:
+        if self._pool is not None:
+            log.warning("the polygonising processes stopped (%s); polygonising in this thread", err)
+        self._pool = None
+
+
+def _started(processes: int) -> ProcessPoolExecutor | None:
+    """The shared pool, or None where processes cannot be started here."""
+    try:
+        return shared_pool(processes)
+    except (OSError, ImportError, NotImplementedError) as err:
+        log.warning("cannot start polygonising processes (%s); polygonising in this thread", err)
+        return None
 
 
 _POOL: ProcessPoolExecutor | None = None

@@ -68,3 +68,13 @@ def test_arrays_and_datasets_that_cannot_be_scenes_are_refused_in_one_line(atlan
         pass
     with pytest.raises(InputError, match="closed"):
         run(dataset, atlanta_model)
+
+
+def test_requests_only_a_file_or_a_local_run_can_serve_are_refused(atlanta_model):
+    with rioxarray.open_rasterio(ATLANTA) as scene:
+        with pytest.raises(InputError, match="cannot reach the workers of a Dask scheduler"):
+            run(scene, atlanta_model, scheduler="tcp://127.0.0.1:1")
+        with pytest.raises(InputError, match="--resume keeps the finished blocks beside an output file"):
+            run(scene, atlanta_model, resume=True)
+    with pytest.raises(InputError, match="not a list"):
+        run([1, 2], atlanta_model)

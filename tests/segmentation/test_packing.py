@@ -13,7 +13,8 @@ from pspnet_geo.segmentation.blocks import BlockJob, run_blocks
 from pspnet_geo.errors import RunError
 from pspnet_geo.scene import open_scene
 from pspnet_geo.config.settings import InferenceSettings, TilingSettings
-from pspnet_geo.segmentation.run import make_plan, segment
+from pspnet_geo.segmentation.planning import make_plan
+from pspnet_geo.segmentation.run import segment
 
 CORNERS = ((0, 0), (0, 300), (300, 0), (300, 300))
 OPTIONS = dict(tile_size=128, overlap=32, batch_size=8, progress=False)

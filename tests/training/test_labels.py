@@ -18,6 +18,7 @@ from pspnet_geo.errors import InputError, LabelError
 from pspnet_geo.scene import open_scene
 from pspnet_geo.labels.classes import parse_classes, parse_label_values, raster_value_map
 from pspnet_geo.labels.read import RasterLabels, VectorLabels, read_vector_labels
+from pspnet_geo.vector.styles import Category, layer_qml, write_gpkg_styles
 
 ATLANTA_DIR = Path(pspnet_geo.__file__).parent / "sample_data" / "spacenet_atlanta_buildings"
 IMAGE = ATLANTA_DIR / "image.tif"
@@ -260,3 +261,12 @@ def test_the_integer_values_of_a_class_file_map_a_label_raster(tmp_path):
     labels = RasterLabels(str(path), open_scene(IMAGE), 255, raster_value_map(spec))
     labels = labels.read(Window(0, 0, 20, 40))
     assert (labels[:10] == 1).all() and (labels[10:30] == 2).all() and (labels[30:] == 7).all()
+
+
+def test_a_styled_geopackage_is_read_from_its_one_layer_of_features(tmp_path):
+    # an output of pspnet-geo (or a file QGIS styled) also lists its layer_styles table
+    path = tmp_path / "labels.gpkg"
+    gpd.read_file(BUILDINGS).assign(class_name="building").to_file(path, layer="buildings")
+    write_gpkg_styles(path, {"buildings": layer_qml([Category("building", (255, 0, 0))])})
+    frame = read_vector_labels(path, parse_classes("background,building"), None, background=0)
+    assert len(frame) == len(gpd.read_file(BUILDINGS)) and set(frame["class_id"]) == {1}

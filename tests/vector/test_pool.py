@@ -9,7 +9,8 @@ import sys
 import textwrap
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import shapely
@@ -104,9 +105,36 @@ def test_a_discarded_queue_gives_up_the_windows_not_yet_started(monkeypatch):
     queue = pool.WindowQueue(None, 2, lambda *found: taken.append(found))
     for window in range(4):
         queue.add(window)
-    futures = list(queue._waiting)
+    futures = [future for future, _ in queue._waiting]
     queue.cancel()
     gate.set()
     executor.shutdown(wait=True)
     assert not queue._waiting and not taken
     assert [future.cancelled() for future in futures] == [False, True, True, True]
+
+
+def test_windows_are_polygonised_in_the_thread_when_processes_cannot_start_or_die(monkeypatch, caplog):
+    def no_processes(processes):
+        raise OSError("Function not implemented: /dev/shm")
+
+    monkeypatch.setattr(pool, "shared_pool", no_processes)
+    monkeypatch.setattr(pool, "polygonise_window", lambda job, window: (window, {}))
+    taken = []
+    queue = pool.WindowQueue(None, 2, lambda pieces, lines: taken.append(pieces))
+    for window in range(3):
+        queue.add(window)
+    assert taken == [0, 1, 2] and "cannot start polygonising processes" in caplog.text
+
+    class Dying(ThreadPoolExecutor):
+        def submit(self, fn, *args):
+            future = Future()
+            future.set_exception(BrokenProcessPool("a worker was killed"))
+            return future
+
+    monkeypatch.setattr(pool, "shared_pool", lambda processes: Dying(1))
+    taken.clear()
+    queue = pool.WindowQueue(None, 1, lambda pieces, lines: taken.append(pieces))
+    for window in range(4):
+        queue.add(window)
+    queue.drain()
+    assert taken == [0, 1, 2, 3] and "polygonising processes stopped" in caplog.text
