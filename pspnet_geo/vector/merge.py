@@ -31,7 +31,7 @@ from pspnet_geo.vector.parquet import (
     parquet_template,
 )
 from pspnet_geo.vector.stream import LayerStream
-from pspnet_geo.vector.styles import read_style
+from pspnet_geo.vector.styles import merged_qml, read_style
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ class VectorMerge:
                 continue
             if name not in self._stream.templates:
                 self._stream.add_layer(name, self._template(file, layer))
-            if name not in self._styles and (style := read_style(file, layer)) is not None:
-                self._styles[name] = style
+            if (style := read_style(file, layer)) is not None:
+                self._styles[name] = merged_qml([self._styles[name], style]) if name in self._styles else style
             for chunk in _read_chunks(file, layer):
                 self._stream.append(name, _aligned(chunk.assign(source=source), self._crs))
 

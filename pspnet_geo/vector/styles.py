@@ -74,6 +74,24 @@ def layer_qml(categories: Sequence[Category], lines: bool = False) -> str:
     return _DOCTYPE + ET.tostring(root, encoding="unicode") + "\n"
 
 
+def merged_qml(documents: Sequence[str]) -> str:
+    """One style holding every category of ``documents`` (styles written by :func:`layer_qml`
+    for layers merged into one), each value with the colour of the first document that has it:
+    QGIS draws no feature whose value has no category."""
+    found: dict[str, Colour] = {}
+    lines = False
+    for document in documents:
+        root = ET.fromstring(document.split("\n", 1)[1] if document.startswith("<!DOCTYPE") else document)
+        symbols = {symbol.get("name"): symbol for symbol in root.iter("symbol")}
+        for category in root.iter("category"):
+            symbol = symbols[category.get("symbol")]
+            lines = lines or symbol.get("type") == "line"
+            props = {prop.get("k"): prop.get("v") for prop in symbol.iter("prop")}
+            colour = props.get("line_color") or props.get("outline_color") or "0,0,0,255"
+            found.setdefault(category.get("value"), tuple(int(v) for v in colour.split(",")[:3]))
+    return layer_qml([Category(name, colour) for name, colour in found.items()], lines=lines)
+
+
 def _symbol(name: str, kind: str, colour: Colour) -> ET.Element:
     """A one-layer QGIS symbol in ``colour``: fill (translucent, opaque outline) or line. The
     properties are written both as QGIS 3's option map and as the older ``prop`` elements, so

@@ -18,6 +18,7 @@ from pspnet_geo.config.pipelines import load_pipeline
 from pspnet_geo.errors import OutputError
 from pspnet_geo.maskfile import write_classes
 from pspnet_geo.vector import stream
+from pspnet_geo.vector.styles import Category, layer_qml, merged_qml
 from pspnet_geo.vector.merge import merge_vectors
 from pspnet_geo.vector.vectorize_file import vectorize_file
 
@@ -179,3 +180,14 @@ def test_a_merged_file_takes_the_style_of_its_inputs(tmp_path):
     assert len(gpd.read_file(merged, layer="all")) == 4
     found = styles(merged)
     assert list(found) == ["all"] and [value for value, _, _ in renderer(found["all"][-1])[2]] == NAMES[1:]
+
+
+def test_a_merged_layer_is_styled_for_every_class_of_its_inputs():
+    # a class first met in a later input (a road class in the third chip) must still be drawn
+    first = layer_qml([Category("building", (255, 0, 0)), Category("road", (0, 255, 0))], lines=True)
+    later = layer_qml([Category("road", (0, 0, 255)), Category("track", (9, 9, 9))], lines=True)
+    root = ET.fromstring(merged_qml([first, later]).split("\n", 1)[1])
+    assert [c.get("value") for c in root.iter("category")] == ["building", "road", "track"]
+    colours = [{p.get("k"): p.get("v") for p in s.iter("prop")}["line_color"] for s in root.iter("symbol")]
+    assert colours == ["255,0,0,255", "0,255,0,255", "9,9,9,255"]
+    assert {s.get("type") for s in root.iter("symbol")} == {"line"}
