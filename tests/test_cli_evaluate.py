@@ -192,6 +192,7 @@ def test_road_metrics_need_a_pipeline_with_centerlines(tmp_path, run):
     assert result.exit_code == 0, result.output
     roads_report = json.loads((tmp_path / "r.json").read_text())["roads"]
     assert roads_report["length_precision"] == pytest.approx(1.0) and roads_report["length_recall"] == pytest.approx(1.0)
+    assert roads_report["apls"] == pytest.approx(1.0) and "APLS" in result.output    # the same network
     plain = run("evaluate", mask, tmp_path / "truth.gpkg", "--classes", "background,road",
                 "--class-column", "class_name", "--roads", "road")
     assert plain.exit_code == 2 and "road metrics need centerlines" in plain.output

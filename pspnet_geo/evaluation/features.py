@@ -131,9 +131,9 @@ def road_section(chips: list[tuple[str, str, str]], truth: FeatureTruth, per_til
     for name, mask, label in chips:
         polygons, lines = truth.predicted(mask)
         scores.append((name, road_scores(lines, truth.truth(label, mask), predicted_polygons=polygons)))
-    return ScoreSection("roads", "Roads (buffered IoU, centerline length within distance)",
+    return ScoreSection("roads", "Roads (buffered IoU, centerline length within distance, APLS)",
                         truth.spec.names[truth.class_id],
-                        ["IoU", "length precision", "length recall", "length F1", "truth km"], _road_row,
+                        ["IoU", "length precision", "length recall", "length F1", "APLS", "truth km"], _road_row,
                         RoadScores.combine(s for _, s in scores), scores if per_tile else [])
 
 
@@ -145,4 +145,4 @@ def _object_row(s: ObjectScores) -> list[str]:
 
 def _road_row(s: RoadScores) -> list[str]:
     return [f"{s.iou:.3f}", f"{s.length_precision:.3f}", f"{s.length_recall:.3f}",
-            f"{s.length_f1:.3f}", f"{s.truth_length_m / 1000:.3f}"]
+            f"{s.length_f1:.3f}", f"{s.apls:.3f}", f"{s.truth_length_m / 1000:.3f}"]

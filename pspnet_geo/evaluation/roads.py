@@ -13,9 +13,12 @@
   needs no spacing and has no sampling error. Overlapping lines are merged first so a
   doubled road is not counted twice.
 
+- APLS (SpaceNet 3's path-length similarity of the two networks as graphs; see
+  :mod:`~pspnet_geo.evaluation.apls`), per chip; the total is the mean over chips, as SpaceNet
+  scores it.
+
 Scores whose denominator is 0 (no roads on that side) are 0, as for building F1; the lengths
-and areas are kept so chips can be combined exactly. APLS (path-length similarity) is not
-computed: it needs a routable graph with snapped control points, which is left for later.
+and areas are kept so chips can be combined exactly.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 import shapely
 
 from pspnet_geo.errors import InputError
+from pspnet_geo.evaluation.apls import apls
 from pspnet_geo.evaluation.objects import (
     harmonic_mean,
     polygons_to_score,
@@ -57,6 +61,13 @@ class RoadScores:
     truth_length_near_prediction_m: float
     distance_m: float
     width_m: float
+    apls_sum: float = 0.0
+    """APLS of each chip scored, summed (SpaceNet's total is the mean over chips)."""
+    apls_chips: int = 0
+
+    @property
+    def apls(self) -> float:
+        return ratio(self.apls_sum, self.apls_chips)
 
     @property
     def iou(self) -> float:
@@ -82,6 +93,7 @@ class RoadScores:
             "length_precision": self.length_precision,
             "length_recall": self.length_recall,
             "length_f1": self.length_f1,
+            "apls": self.apls,
         }
 
     @classmethod
@@ -134,6 +146,8 @@ def road_scores(
         truth_length_near_prediction_m=length_within(truth, predicted, distance_m),
         distance_m=distance_m,
         width_m=width_m,
+        apls_sum=apls(predicted, truth).score,
+        apls_chips=1,
     )
 
 
