@@ -127,7 +127,9 @@ def _bands(text: str) -> list[int]:
               help="auto (cuda if available), cpu, cuda or cuda:N.")
 @click.option("--backbone-weights", default=_DEFAULTS["backbone_weights"], show_default=True,
               callback=_none_or(str),
-              help="auto (ImageNet weights if already in the torch cache), a state dict file, or "
+              help="auto (ImageNet weights if already in the torch cache), imagenet (download "
+                   "torchvision's ImageNet weights into the torch cache if missing, hash-checked), a "
+                   "ResNet state dict file (RGB, or with the image's bands: multispectral weights), or "
                    "'none' for random initialisation.")
 @click.option("--overwrite", is_flag=True, default=_DEFAULTS["overwrite"], show_default=True,
               help="Replace an existing checkpoint file.")

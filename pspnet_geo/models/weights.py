@@ -74,8 +74,9 @@ def download_backbone_weights(backbone: str) -> Path:
         try:
             torch.hub.download_url_to_file(weights.url, str(path), progress=True,
                                            hash_prefix=digest.group(1) if digest else None)
-        except (OSError, RuntimeError) as err:
-            raise RunError(f"could not download {weights.url}: {err}") from None
+        except (OSError, RuntimeError) as err:     # no network, or a file whose hash does not match
+            raise RunError(f"could not download {weights.url} ({err}); without network, put the file in "
+                           f"{path.parent}") from None
     return path
 
 
@@ -94,16 +95,27 @@ def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     return (mean * (3 / in_channels)).expand(-1, in_channels, -1, -1).contiguous()
 
 
+PREFIXES = ("module.", "backbone.", "encoder.", "model.")
+"""Key prefixes other projects' ResNet state dicts carry (a DataParallel wrap, a backbone or
+encoder attribute), removed so the keys are torchvision's."""
+
+
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a torchvision ResNet state dict file, as a CheckpointError if unreadable."""
+    """The tensors of a ResNet state dict file with torchvision's key names (one common prefix
+    removed), as a CheckpointError if unreadable. Read with ``weights_only``: no pickled code."""
     if not path.is_file():
         raise CheckpointError(f"backbone weight file {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # torch.load fails in many ways on a file that is not its own
         raise CheckpointError(f"{path} is not a torch weight file, or is damaged") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]     # a training checkpoint of another project
+    for prefix in PREFIXES:
+        if isinstance(state, dict) and "conv1.weight" not in state and f"{prefix}conv1.weight" in state:
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if not isinstance(state, dict) or "conv1.weight" not in state:
-        raise CheckpointError(f"{path} is not a torchvision ResNet state dict")
+        raise CheckpointError(f"{path} is not a ResNet state dict (no conv1.weight)")
     return state
 
 
@@ -112,12 +124,17 @@ def load_backbone_weights(
 ) -> Path | None:
     """Load ImageNet weights into a ResNetBackbone; return the file used, None for random init.
 
-    ``source``: "auto" = the cached torchvision file if there is one, None = keep the random
-    initialisation, anything else = the path of a torchvision ResNet state dict.
+    ``source``: "auto" = the cached torchvision file if there is one, "imagenet" = torchvision's
+    file, downloaded into the torch cache if it is not there (the user asked for it), None =
+    keep the random initialisation, anything else = the path of a ResNet state dict: RGB
+    ImageNet weights (adapted to the image's bands) or weights whose first convolution takes
+    exactly the image's bands (multispectral pretraining, such as TorchGeo's or SSL4EO's).
     """
     if source is None:
         return None
-    if source == "auto":
+    if source == "imagenet":
+        path = cached_weights_path(backbone) or download_backbone_weights(backbone)
+    elif source == "auto":
         path = cached_weights_path(backbone)
         if path is None:
             log.info("no ImageNet weights for %s in %s; the backbone starts from random init",
@@ -126,10 +143,12 @@ def load_backbone_weights(
     else:
         path = Path(source)
     state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith("fc.")}
-    if state["conv1.weight"].shape[1] != 3:
-        raise CheckpointError(f"{path} is not an RGB ImageNet model (stem has "
-                              f"{state['conv1.weight'].shape[1]} input channels)")
-    state["conv1.weight"] = adapt_first_conv(state["conv1.weight"], module.conv1.in_channels)
+    given, wanted = state["conv1.weight"].shape[1], module.conv1.in_channels
+    if given == 3 and wanted != 3:
+        state["conv1.weight"] = adapt_first_conv(state["conv1.weight"], wanted)
+    elif given != wanted:
+        raise CheckpointError(f"{path}: its first convolution takes {given} bands, the image has {wanted}; "
+                              "give weights for the image's bands, or RGB weights")
     try:
         module.load_state_dict(state)
     except RuntimeError:

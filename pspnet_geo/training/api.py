@@ -262,7 +262,7 @@ def _validation_batches(data: TrainingData, split: Split, size: int,
 
 def _weights_used(backbone: str, backbone_weights: PathLike | None) -> str:
     """Where the backbone's starting weights came from, for the metadata."""
-    if backbone_weights == "auto":
+    if backbone_weights in ("auto", "imagenet"):
         cached = cached_weights_path(backbone)
         return str(cached) if cached else "none (random initialisation)"
     return "none (random initialisation)" if backbone_weights is None else os.fspath(backbone_weights)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from pspnet_geo.errors import CheckpointError, InputError
+from pspnet_geo.errors import CheckpointError, InputError, RunError
 from pspnet_geo.models import PSPNet
 from pspnet_geo.models.backbone import ResNetBackbone
 from pspnet_geo.models.ppm import PyramidPooling
@@ -211,3 +211,31 @@ def test_bad_weight_paths_are_checkpoint_errors(tmp_path, cached_resnet18, hub_d
     resnet18_file = hub_dir / "checkpoints" / "resnet18-f37072fd.pth"
     with pytest.raises(CheckpointError, match="does not hold resnet34 weights"):
         PSPNet(2, backbone="resnet34", backbone_weights=resnet18_file)
+
+
+def test_multispectral_weights_load_when_their_bands_match_the_image(tmp_path, hub_dir) -> None:
+    torch.manual_seed(2)
+    state = {f"module.{k}": v for k, v in resnet18().state_dict().items()}     # as a wrapped model saves it
+    state["module.conv1.weight"] = torch.randn(64, 4, 7, 7)
+    path = tmp_path / "ssl4eo_resnet18_4band.pth"
+    torch.save(state, path)
+    model = PSPNet(2, in_channels=4, backbone="resnet18", backbone_weights=path)
+    torch.testing.assert_close(model.backbone.conv1.weight.detach(), state["module.conv1.weight"])
+    with pytest.raises(CheckpointError, match="first convolution takes 4 bands, the image has 13"):
+        PSPNet(2, in_channels=13, backbone="resnet18", backbone_weights=path)
+
+
+def test_imagenet_weights_come_from_the_cache_or_a_download_asked_for(cached_resnet18, hub_dir,
+                                                                       monkeypatch) -> None:
+    model = PSPNet(2, backbone="resnet18", backbone_weights="imagenet")      # cached: no download
+    torch.testing.assert_close(model.backbone.conv1.weight.detach(), cached_resnet18["conv1.weight"])
+    fetched = []
+
+    def offline(url, dst, progress=True, hash_prefix=None):
+        fetched.append((url, hash_prefix))
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(RunError, match=r"could not download .*resnet34.* without network, put the file in"):
+        PSPNet(2, backbone="resnet34", backbone_weights="imagenet")
+    assert fetched and fetched[0][1]        # the download is checked against the hash in its name
