@@ -48,6 +48,7 @@ from pspnet_geo.segmentation.inference import expected_batch_size, load_checkpoi
 from pspnet_geo.segmentation.journal import discard as discard_journal
 from pspnet_geo.segmentation.packing import PackingExecutor
 from pspnet_geo.segmentation.planning import resolve_model
+from pspnet_geo.segmentation.tta import parse_scales
 from pspnet_geo.stamps import content_hash
 from pspnet_geo.vector.merge import VectorMerge
 from pspnet_geo.vector.vectorize import check_vector_output
@@ -87,7 +88,8 @@ def run_batch(
     gpus: str | Sequence[str] | None = None, device: str = "auto", batch_size: int | None = None, tile_size: int | None = None,
     overlap: int | None = None, download: bool = False, progress: bool = True, max_tiles: int | None = None,
     no_remote_sources: bool = False, report: Callable[[str], None] = log.info,
-    assets: Sequence[str] | None = None, stac: bool = False,
+    assets: Sequence[str] | None = None, stac: bool = False, tta: str = "none",
+    scales: str | Sequence[float] | None = None,
 ) -> BatchResult:
     """Segment every input named by ``inputs`` (a glob, folder, list file or dataset split)
     into ``out_dir``; optionally merge all polygons into ``merge`` with a ``source`` column
@@ -104,7 +106,8 @@ def run_batch(
     chosen = chosen_gpus(gpus)
     check_gpu_options(chosen, workers, scheduler, device)
     settings = SegmentSettings(InferenceSettings(TilingSettings(tile_size, overlap), device=device,
-                                                 batch_size=batch_size), postprocess=postprocess,
+                                                 batch_size=batch_size, tta=tta, scales=parse_scales(scales)),
+                               postprocess=postprocess,
                                max_tiles=max_tiles, local_sources_only=no_remote_sources)
     job = replace(_job(out_dir, model, pipeline, vector_format, settings, download, merge),
                   assets=tuple(assets) if assets else None, stac=stac)
@@ -176,7 +179,9 @@ def _identity(job: BatchJob) -> dict:
             "vector_format": job.vector_format, "postprocess": job.settings.postprocess,
             "options": {"batch_size": inference.batch_size, "tile_size": inference.tiling.tile_size,
                         "overlap": inference.tiling.overlap},
-            **({"assets": list(job.assets)} if job.assets else {})}   # absent otherwise: older manifests match
+            **({"assets": list(job.assets)} if job.assets else {}),    # absent unless set: older manifests match
+            **({"tta": [inference.tta, list(inference.scales)]} if inference.tta != "none"
+               or tuple(inference.scales) != (1.0,) else {})}
 
 
 def iter_all(pairs: list) -> Iterator:

@@ -6,6 +6,7 @@ import click
 
 from pspnet_geo.batch.run import VECTOR_FORMATS, run_batch
 from pspnet_geo.cli.options import AssetList
+from pspnet_geo.config.settings import TTA_MODES
 
 _path = click.Path(dir_okay=False)
 
@@ -29,6 +30,8 @@ _path = click.Path(dir_okay=False)
 @click.option("--files-in-flight", type=click.IntRange(min=1), help="Inputs segmented at once.  [default: the workers' slots, at least 2]")
 @click.option("--tile-size", type=int, help="Tile size in pixels.  [default: the pipeline's, else the model's]")
 @click.option("--overlap", type=click.IntRange(min=0), help="Pixels shared by neighbouring tiles.  [default: the pipeline's, else tile/4]")
+@click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True, help="Test-time augmentation of each tile: none, flip or d4, averaged in probability space.")
+@click.option("--scales", help="Also run each tile resampled by these factors, e.g. 0.75,1,1.25.  [default: 1]")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Tiles per model call.  [default: 1 on CPU, 8 on GPU]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--workers", default=1, show_default=True, help="Worker processes; more than 1 starts a local Dask cluster.")

@@ -7,7 +7,7 @@ import logging
 import click
 
 from pspnet_geo.cli.options import AssetList, BandList
-from pspnet_geo.config.settings import LAYOUTS
+from pspnet_geo.config.settings import LAYOUTS, TTA_MODES
 from pspnet_geo.segmentation.run import segment
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ _path = click.Path(dir_okay=False)
 @click.option("--assets", type=AssetList(), help="For a STAC Item SCENE (.json): the assets to read, by key or common band name, e.g. red,green,blue.  [default: its one image asset]")
 @click.option("--stac-out", type=_path, help="A STAC Item (JSON) describing the outputs: footprint, grid, classes, the model's SHA-256.  [default: none]")
 @click.option("--bands", type=BandList(), help="Scene bands to read, e.g. 4,3,2.  [default: all, if the count matches the model]")
+@click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True, help="Test-time augmentation of each tile: none, flip (and its mirror) or d4 (the eight symmetries of the square), averaged in probability space.")
+@click.option("--scales", help="Also run each tile resampled by these factors, e.g. 0.75,1,1.25 (multi-scale testing).  [default: 1]")
 @click.option("--batch-size", type=int, help="Tiles per model call.  [default: 1 on CPU, 8 on GPU]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--workers", default=1, show_default=True, help="Worker processes; more than 1 starts a local Dask cluster.")

@@ -75,6 +75,10 @@ def check_device_name(device: str) -> None:
         raise InputError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
 
+TTA_MODES = ("none", "flip", "d4")
+"""Test-time augmentations: one pass, with its mirror, the eight symmetries of the square."""
+
+
 @dataclass(frozen=True)
 class InferenceSettings:
     """How the blocks of a run are processed: everything but the scene and the model.
@@ -87,9 +91,17 @@ class InferenceSettings:
     bands: tuple[int, ...] | None = None
     device: str = "auto"
     batch_size: int | None = None
+    tta: str = "none"
+    """Test-time augmentation of each tile: none, flip or d4 (see segmentation/tta.py)."""
+    scales: tuple[float, ...] = (1.0,)
+    """Scales each tile is also run at, its logits resampled back."""
 
     def __post_init__(self) -> None:
         check_device_name(self.device)
+        if self.tta not in TTA_MODES:
+            raise InputError(f"--tta must be one of {', '.join(TTA_MODES)}, not {self.tta!r}")
+        if not self.scales or any(not 0.25 <= s <= 4 for s in self.scales):
+            raise InputError(f"--scales must be factors between 0.25 and 4, got {list(self.scales)}")
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.bands is not None and not self.bands:

@@ -20,7 +20,11 @@ from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.errors import PspnetGeoError
 from pspnet_geo.gdal_env import GdalOptions
 from pspnet_geo.scene import Scene, read_finite
-from pspnet_geo.segmentation.device_blend import DeviceAccumulator, blends_on_device, device_weights
+from pspnet_geo.segmentation.device_blend import (
+    DeviceAccumulator,
+    blends_on_device,
+    device_weights,
+)
 from pspnet_geo.segmentation.inference import (
     default_batch_size,
     device_gate,
@@ -35,6 +39,7 @@ from pspnet_geo.segmentation.stitch import (
     PartialPiece,
 )
 from pspnet_geo.segmentation.tiling import Block, TilePlan
+from pspnet_geo.segmentation.tta import Augmentation
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class BlockJob:
     with_probabilities: bool
     gdal: GdalOptions = field(default_factory=GdalOptions)
     """The caller's GDAL options, in force while the worker opens and reads the scene."""
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    """Test-time augmentation of each tile (:mod:`.tta`); shared by the jobs of one model call."""
 
 
 @dataclass
@@ -86,7 +93,7 @@ def run_blocks(jobs: list[BlockJob]) -> list[BlockResult | PspnetGeoError]:
     arrays = [array for inputs in prepared if isinstance(inputs, BlockInputs) for array in inputs.arrays]
     on_device = device if blends_on_device(device) else None
     logits = predict(model, arrays, first.batch_size or default_batch_size(device), device,
-                     on_device=on_device is not None)
+                     on_device=on_device is not None, augmentation=first.augmentation)
     with device_gate(device):       # the model runs lazily, inside the blend: both under the gate
         return [inputs if isinstance(inputs, PspnetGeoError) else _blend(job, inputs, checkpoint, logits, on_device)
                 for job, inputs in zip(jobs, prepared)]

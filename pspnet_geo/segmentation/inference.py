@@ -23,9 +23,13 @@ from pspnet_geo.checkpoint import Checkpoint
 from pspnet_geo.config.settings import check_device_name
 from pspnet_geo.errors import CheckpointError, InputError
 from pspnet_geo.segmentation import abandon
+from pspnet_geo.segmentation.tta import Augmentation, augmented_logits
 from pspnet_geo.stamps import file_stamp
 
 log = logging.getLogger(__name__)
+
+PLAIN = Augmentation()
+"""One pass per tile: the model's own logits."""
 
 
 def resolve_device(device: str) -> str:
@@ -96,9 +100,10 @@ def _model_cached(path: str, mtime_ns: int, size: int, device: str):
 
 
 def predict(model: torch.nn.Module, tiles: Iterable[np.ndarray], batch_size: int, device: str,
-            on_device: bool = False) -> Iterator[np.ndarray | torch.Tensor]:
+            on_device: bool = False, augmentation: Augmentation = PLAIN) -> Iterator[np.ndarray | torch.Tensor]:
     """Float32 logits (classes, h, w) for each normalised tile (bands, h, w), in order: numpy
-    arrays, or (``on_device``) tensors left on ``device`` for blending there.
+    arrays, or (``on_device``) tensors left on ``device`` for blending there. With an
+    ``augmentation``, the mean over its passes (:mod:`.tta`).
 
     Tiles are stacked a batch at a time, so a caller can hand over a lazy sequence. On an
     executor thread, gives up between batches once the block's run is over (:mod:`.abandon`).
@@ -106,11 +111,11 @@ def predict(model: torch.nn.Module, tiles: Iterable[np.ndarray], batch_size: int
     source = iter(tiles)
     while batch := list(islice(source, batch_size)):
         abandon.check()     # a block whose run is over stops here (Ctrl-C, a failed run)
-        yield from _predict_batch(model, np.stack(batch), batch_size, device, on_device)
+        yield from _predict_batch(model, np.stack(batch), batch_size, device, on_device, augmentation)
 
 
 def _predict_batch(model: torch.nn.Module, batch: np.ndarray, batch_size: int, device: str,
-                   on_device: bool = False) -> np.ndarray | torch.Tensor:
+                   on_device: bool = False, augmentation: Augmentation = PLAIN) -> np.ndarray | torch.Tensor:
     count = len(batch)
     if count < batch_size:
         padding = np.zeros((batch_size - count, *batch.shape[1:]), dtype=batch.dtype)
@@ -121,7 +126,7 @@ def _predict_batch(model: torch.nn.Module, batch: np.ndarray, batch_size: int, d
         # unchanged (python benchmarks/gpu_model_variants.py, docs/benchmarks.md).
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), _autocast(device):
-        logits = model(inputs)
+        logits = model(inputs) if augmentation.is_plain else augmented_logits(model, inputs, augmentation)
     if on_device:       # a tensor of its own, outside inference mode, to be weighted in place
         return logits[:count].to(torch.float32, memory_format=torch.contiguous_format, copy=True)
     return logits[:count].float().contiguous().cpu().numpy()     # (a channels-last model's are not)

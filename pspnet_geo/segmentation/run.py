@@ -55,6 +55,7 @@ from pspnet_geo.segmentation.planning import fill_settings, make_plan, resolve_m
 from pspnet_geo.segmentation.raster_outputs import ClassInfo, RasterOutputs
 from pspnet_geo.segmentation.stitch import Stitcher
 from pspnet_geo.segmentation.tiling import TilePlan
+from pspnet_geo.segmentation.tta import augmentation_of, parse_scales
 from pspnet_geo.sources import check_local_only
 from pspnet_geo.stac.inputs import is_stac_item, stac_scene
 from pspnet_geo.stac.outputs import check_describable, record_run
@@ -100,6 +101,7 @@ def segment(
     executor: Executor | None = None, resume: bool = False, max_tiles: int | None = None,
     no_remote_sources: bool = False, report: Callable[[str], None] = log.info, mask_array: bool = False,
     assets: Sequence[str] | None = None, stac_out: str | os.PathLike | None = None,
+    tta: str = "none", scales: str | Sequence[float] | None = None,
 ) -> SegmentResult:
     """Segment ``scene`` (a path, an open rasterio dataset, or an xarray DataArray with a CRS:
     see :mod:`~pspnet_geo.segmentation.arrays`) with a PSPNet checkpoint (``model``) or a named
@@ -119,10 +121,13 @@ def segment(
     ``mask_array`` returns the class mask in memory, as ``result.mask_array``. A STAC Item
     (``.json``) as ``scene`` is read from its ``assets`` (see :mod:`pspnet_geo.stac.inputs`);
     ``stac_out`` writes a STAC Item describing the outputs (:mod:`pspnet_geo.stac.outputs`).
+    ``tta`` (``none``, ``flip``, ``d4``) and ``scales`` (``"0.75,1,1.25"``) run each tile
+    augmented and average the passes (:mod:`~pspnet_geo.segmentation.tta`).
     """
     check_outputs(out, mask_out, proba_out, preview, layout, overwrite, mask_array)   # before the settings, as ever
     inference = InferenceSettings(TilingSettings(tile_size, overlap, block_tiles),
-                                  None if bands is None else tuple(bands), device, batch_size)
+                                  None if bands is None else tuple(bands), device, batch_size, tta,
+                                  parse_scales(scales))
     chosen = chosen_gpus(gpus)
     check_gpu_options(chosen, workers, scheduler, device)
     engine = (workers, threads, scheduler, tuple(chosen)) if executor is None else executor
@@ -266,7 +271,7 @@ def _run(scene: Scene, model_path: str, settings: InferenceSettings, classes: Cl
     # Evaluated lazily, after journal.saved() has been read to the end: a damaged saved block
     # has left ``done`` by then, so it runs again.
     jobs = (BlockJob(scene, plan, block, settings.bands, model_path, settings.device,
-                     settings.batch_size, proba_path is not None, gdal)
+                     settings.batch_size, proba_path is not None, gdal, augmentation_of(settings))
             for block in plan.blocks if (block.row, block.col) not in done)
     blocks = executor.map_unordered(run_block, jobs, in_flight=2 * executor.slots)
     computed = _paced(blocks, scene, plan, executor.slots, done)

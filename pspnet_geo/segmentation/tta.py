@@ -1,0 +1,109 @@
+"""Test-time augmentation: each tile through the model flipped, rotated and rescaled, averaged.
+
+The PSPNet paper reports its best scores with flipped and multi-scale testing; mmsegmentation
+offers flip plus multi-scale, geoai the eight symmetries of the square (D4). Here:
+
+- ``flips``: ``none``, ``flip`` (the tile and its left-right mirror) or ``d4`` (the eight
+  symmetries: four rotations, each mirrored or not; imagery seen from above has no up);
+- ``scales``: each tile also resampled by these factors (bilinear), its logits resampled back.
+
+Every pass's logits are turned back to the tile's frame and size, and the passes are averaged
+in probability space (the mean of their softmaxes), as mmsegmentation averages them: a pass
+that is very sure of a wrong class weighs no more than its probability. The mean is handed on
+as log-probabilities, which the blend of overlapping tiles treats like any logits (their
+softmax is the mean). Passes of one tile are averaged before the tile is weighted, so the mask
+stays the same for any block size and worker count; the passes of a batch go through the model
+together, one call per scale. Off (one pass, the model's own logits), nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pspnet_geo.config.settings import InferenceSettings
+from pspnet_geo.errors import InputError
+
+Transform = tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]
+
+
+def _rotation(turns: int, mirrored: bool) -> Transform:
+    """A symmetry of the square and its inverse, on (N, C, H, W) tensors."""
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        x = torch.flip(x, dims=(3,)) if mirrored else x
+        return torch.rot90(x, turns, dims=(2, 3))
+
+    def inverse(x: torch.Tensor) -> torch.Tensor:
+        x = torch.rot90(x, -turns, dims=(2, 3))
+        return torch.flip(x, dims=(3,)) if mirrored else x
+    return forward, inverse
+
+
+TRANSFORMS: dict[str, list[Transform]] = {
+    "none": [_rotation(0, False)],
+    "flip": [_rotation(0, False), _rotation(0, True)],
+    "d4": [_rotation(turns, mirrored) for mirrored in (False, True) for turns in range(4)],
+}
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Which passes each tile gets (see the module docstring; checked in
+    :class:`~pspnet_geo.config.settings.InferenceSettings`); the default is one plain pass."""
+
+    flips: str = "none"
+    scales: tuple[float, ...] = (1.0,)
+
+    @property
+    def is_plain(self) -> bool:
+        return self.flips == "none" and tuple(self.scales) == (1.0,)
+
+    @property
+    def passes(self) -> int:
+        return len(TRANSFORMS[self.flips]) * len(self.scales)
+
+
+def parse_scales(text: str | Sequence[float] | None) -> tuple[float, ...]:
+    """``0.75,1,1.25`` (or factors already) as factors (None: the tile's own size only)."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return (1.0,)
+    if not isinstance(text, str):
+        return tuple(float(factor) for factor in text)
+    try:
+        return tuple(float(part) for part in str(text).split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"--scales takes factors such as 0.75,1,1.25, not {text!r}") from None
+
+
+def augmentation_of(settings: InferenceSettings) -> Augmentation:
+    return Augmentation(settings.tta, tuple(settings.scales))
+
+
+def augmented_logits(model: torch.nn.Module, inputs: torch.Tensor, augmentation: Augmentation) -> torch.Tensor:
+    """Log of the mean class probabilities of every pass of each tile of ``inputs`` (N, C, H, W):
+    (N, classes, H, W), float32."""
+    height, width = inputs.shape[-2:]
+    transforms = TRANSFORMS[augmentation.flips]
+    total = None
+    for scale in augmentation.scales:
+        scaled = inputs if scale == 1.0 else F.interpolate(
+            inputs, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False)
+        for group in _same_shape_groups(transforms, scaled.shape[-2] == scaled.shape[-1]):
+            outputs = model(torch.cat([forward(scaled) for forward, _ in group]))
+            for (_, inverse), logits in zip(group, outputs.float().chunk(len(group))):
+                logits = inverse(logits)
+                if logits.shape[-2:] != (height, width):
+                    logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+                probabilities = logits.softmax(dim=1)
+                total = probabilities if total is None else total + probabilities
+    return (total / augmentation.passes).clamp_min(1e-12).log()
+
+
+def _same_shape_groups(transforms: list[Transform], square: bool) -> list[list[Transform]]:
+    """All passes in one model call, unless a quarter turn changes a non-square tile's shape."""
+    if square:
+        return [transforms]
+    return [[t] for t in transforms]
