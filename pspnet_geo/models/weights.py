@@ -1,9 +1,11 @@
-"""ImageNet weights for the backbone: found in the torch hub cache, never downloaded unasked.
+"""Pretrained weights for the backbone: found in the torch hub cache, never downloaded unasked.
 
 pspnet-geo runs on machines without network access, so ``backbone_weights="auto"`` only uses a
-torchvision weight file that is already in ``torch.hub.get_dir()/checkpoints``; fetching one is
-a separate, explicit step (:func:`download_backbone_weights`). The RGB stem filters are adapted
-to any number of bands (:func:`adapt_first_conv`).
+torchvision weight file that is already in ``torch.hub.get_dir()/checkpoints``; ``"imagenet"``
+(``train --backbone-weights imagenet``) downloads it there when missing, because the user asked
+(:func:`download_backbone_weights`). The RGB stem filters are adapted to any number of bands
+(:func:`adapt_first_conv`); a state dict whose stem takes the image's bands (multispectral
+pretraining) is used as it is.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def cached_weights_path(backbone: str) -> Path | None:
 def download_backbone_weights(backbone: str) -> Path:
     """Download torchvision's default ImageNet weights for ``backbone`` into the torch cache.
 
-    Only for an explicit user request (a ``--download-weights`` flag): nothing else downloads.
+    Only for an explicit user request (``--backbone-weights imagenet``): nothing else downloads.
     """
     weights = WEIGHTS[backbone].DEFAULT
     path = _cache_folder() / _file_name(weights)
@@ -95,14 +97,20 @@ def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     return (mean * (3 / in_channels)).expand(-1, in_channels, -1, -1).contiguous()
 
 
-PREFIXES = ("module.", "backbone.", "encoder.", "model.")
-"""Key prefixes other projects' ResNet state dicts carry (a DataParallel wrap, a backbone or
-encoder attribute), removed so the keys are torchvision's."""
+def _stem_prefix(state: dict) -> str | None:
+    """The prefix before a ResNet's own keys in another project's state dict (``module.`` of a
+    DataParallel wrap, ``module.encoder_q.`` of a MoCo checkpoint, ``backbone.``...): the
+    shortest ``P`` with ``P + "conv1.weight"`` and ``P + "layer1.0.conv1.weight"`` both there."""
+    found = [key[:-len("conv1.weight")] for key in state
+             if isinstance(key, str) and key.endswith("conv1.weight") and not key.endswith(".0.conv1.weight")]
+    found = [prefix for prefix in found if f"{prefix}layer1.0.conv1.weight" in state]
+    return min(found, key=len) if found else None
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a ResNet state dict file with torchvision's key names (one common prefix
-    removed), as a CheckpointError if unreadable. Read with ``weights_only``: no pickled code."""
+    """The tensors of a ResNet state dict file with torchvision's key names (another project's
+    prefix removed), as a CheckpointError if unreadable. Read with ``weights_only``: no pickled
+    code."""
     if not path.is_file():
         raise CheckpointError(f"backbone weight file {path} does not exist")
     try:
@@ -111,9 +119,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is not a torch weight file, or is damaged") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]     # a training checkpoint of another project
-    for prefix in PREFIXES:
-        if isinstance(state, dict) and "conv1.weight" not in state and f"{prefix}conv1.weight" in state:
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if isinstance(state, dict) and "conv1.weight" not in state:
+        prefix = _stem_prefix(state)
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)} if prefix else state
     if not isinstance(state, dict) or "conv1.weight" not in state:
         raise CheckpointError(f"{path} is not a ResNet state dict (no conv1.weight)")
     return state

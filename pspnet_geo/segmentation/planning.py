@@ -7,6 +7,7 @@ import os
 from dataclasses import replace
 
 from pspnet_geo.checkpoint import Checkpoint
+from pspnet_geo.config.models import min_tile
 from pspnet_geo.config.pipelines import Pipeline
 from pspnet_geo.config.settings import InferenceSettings, TilingSettings
 from pspnet_geo.errors import InputError
@@ -34,6 +35,10 @@ def fill_settings(scene: Scene, checkpoint: Checkpoint, preset: Pipeline | None,
     else:
         tiling = model_tiling(asked.tiling, checkpoint)
     tiling = tiling.for_model(checkpoint.model.output_stride)
+    smallest = round(tiling.tile_size * min(asked.scales))
+    if smallest < min_tile(checkpoint.model.output_stride):     # the pooling bins would be near empty
+        raise InputError(f"--scales {min(asked.scales)} makes {smallest} px tiles, under the "
+                         f"{min_tile(checkpoint.model.output_stride)} px this model needs; use larger scales or tiles")
     bands = asked.bands
     if bands is None and preset is not None and scene.count != checkpoint.model.in_channels:
         bands = preset.bands

@@ -5,7 +5,8 @@ offers flip plus multi-scale, geoai the eight symmetries of the square (D4). Her
 
 - ``flips``: ``none``, ``flip`` (the tile and its left-right mirror) or ``d4`` (the eight
   symmetries: four rotations, each mirrored or not; imagery seen from above has no up);
-- ``scales``: each tile also resampled by these factors (bilinear), its logits resampled back.
+- ``scales``: each tile run resampled by each of these factors (bilinear; include 1 for its own
+  size), its logits resampled back to the tile's size.
 
 Every pass's logits are turned back to the tile's frame and size, and the passes are averaged
 in probability space (the mean of their softmaxes), as mmsegmentation averages them: a pass
@@ -70,11 +71,13 @@ def parse_scales(text: str | Sequence[float] | None) -> tuple[float, ...]:
     """``0.75,1,1.25`` (or factors already) as factors (None: the tile's own size only)."""
     if text is None or (isinstance(text, str) and not text.strip()):
         return (1.0,)
-    if not isinstance(text, str):
-        return tuple(float(factor) for factor in text)
     try:
+        if isinstance(text, (int, float)):
+            return (float(text),)
+        if not isinstance(text, str):
+            return tuple(float(factor) for factor in text)
         return tuple(float(part) for part in str(text).split(",") if part.strip())
-    except ValueError:
+    except (TypeError, ValueError):
         raise InputError(f"--scales takes factors such as 0.75,1,1.25, not {text!r}") from None
 
 
@@ -82,20 +85,24 @@ def augmentation_of(settings: InferenceSettings) -> Augmentation:
     return Augmentation(settings.tta, tuple(settings.scales))
 
 
-def augmented_logits(model: torch.nn.Module, inputs: torch.Tensor, augmentation: Augmentation) -> torch.Tensor:
+def augmented_logits(model: torch.nn.Module, inputs: torch.Tensor, augmentation: Augmentation,
+                     chunk: int | None = None) -> torch.Tensor:
     """Log of the mean class probabilities of every pass of each tile of ``inputs`` (N, C, H, W):
-    (N, classes, H, W), float32."""
+    (N, classes, H, W), float32. The passes go through the model ``chunk`` tiles at a time
+    (default: all passes of a scale in one call), so memory stays that of a plain batch."""
     height, width = inputs.shape[-2:]
-    transforms = TRANSFORMS[augmentation.flips]
     total = None
     for scale in augmentation.scales:
-        scaled = inputs if scale == 1.0 else F.interpolate(
-            inputs, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False)
-        for group in _same_shape_groups(transforms, scaled.shape[-2] == scaled.shape[-1]):
-            outputs = model(torch.cat([forward(scaled) for forward, _ in group]))
-            for (_, inverse), logits in zip(group, outputs.float().chunk(len(group))):
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        scaled = inputs if size == (height, width) else F.interpolate(
+            inputs, size=size, mode="bilinear", align_corners=False)
+        for group in _same_shape_groups(TRANSFORMS[augmentation.flips], size[0] == size[1]):
+            variants = torch.cat([forward(scaled) for forward, _ in group])
+            step = chunk or len(variants)
+            outputs = torch.cat([model(variants[i:i + step]).float() for i in range(0, len(variants), step)])
+            for (_, inverse), logits in zip(group, outputs.chunk(len(group))):
                 logits = inverse(logits)
-                if logits.shape[-2:] != (height, width):
+                if logits.shape[-2:] != (height, width):    # the same sizes back: no sub-pixel shift
                     logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
                 probabilities = logits.softmax(dim=1)
                 total = probabilities if total is None else total + probabilities

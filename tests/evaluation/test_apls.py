@@ -51,10 +51,21 @@ def test_an_extra_spur():
 
 
 def test_a_longer_detour_is_penalised_by_its_extra_length():
-    # the prediction goes round a 30 m bump between 40 and 60 m: 0-100 is 160 m instead of 100
+    # the prediction goes round a 30 m bump between 40 and 60 m (160 m in all). Truth onto it:
+    # the 50 m point is 10 m from it (1), 0-100 is 160 m for 100 (0.6), 50-100 (1) -> 1 - 2.6/3.
+    # It onto the truth: points at 0, 50 (40,10), 100 (50,30), 150 (90,0) and 160 m along; only
+    # 0, 90 and 100 m have counterparts: 0-90 150 for 90 (0.4), 0-100 160 for 100 (0.375),
+    # 90-100 exact, the other 7 routes 1 -> 1 - 7.775/10
     detour = lines([(0, 0), (40, 0), (40, 30), (60, 30), (60, 0), (100, 0)])
     result = apls(detour, STRAIGHT)
-    assert 0 < result.truth_onto_prediction < 1 and result.score < 1
+    assert result.truth_onto_prediction == pytest.approx(2 / 15)
+    assert result.prediction_onto_truth == pytest.approx(0.2225)
+
+
+def test_a_small_loop_has_routes_of_its_own():
+    # a roundabout shorter than the 50 m spacing is one node with a loop: it gets a point across
+    ring = lines([(5 * np.cos(a), 5 * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 40)])
+    assert apls(ring, ring).score == pytest.approx(1.0)
 
 
 def test_empty_networks():

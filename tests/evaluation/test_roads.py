@@ -130,6 +130,8 @@ def test_combine_sums_lengths_and_areas(crossroads, partial_prediction):
     total = RoadScores.combine([a, b])
     assert total.length_recall == pytest.approx((1010 + 2000) / 4000)
     assert total.as_dict()["length_precision"] == pytest.approx((1005 + 2000) / 3400)
+    assert b.apls == pytest.approx(1.0) and a.apls < 1
+    assert total.apls == pytest.approx((a.apls + b.apls) / 2) and total.apls_chips == 2     # SpaceNet's mean
 
 
 def test_vegas_mask_area_iou_equals_the_pixel_iou():

@@ -215,12 +215,12 @@ def test_bad_weight_paths_are_checkpoint_errors(tmp_path, cached_resnet18, hub_d
 
 def test_multispectral_weights_load_when_their_bands_match_the_image(tmp_path, hub_dir) -> None:
     torch.manual_seed(2)
-    state = {f"module.{k}": v for k, v in resnet18().state_dict().items()}     # as a wrapped model saves it
-    state["module.conv1.weight"] = torch.randn(64, 4, 7, 7)
+    state = {f"module.encoder_q.{k}": v for k, v in resnet18().state_dict().items()}     # as MoCo saves it
+    state["module.encoder_q.conv1.weight"] = torch.randn(64, 4, 7, 7)
     path = tmp_path / "ssl4eo_resnet18_4band.pth"
     torch.save(state, path)
     model = PSPNet(2, in_channels=4, backbone="resnet18", backbone_weights=path)
-    torch.testing.assert_close(model.backbone.conv1.weight.detach(), state["module.conv1.weight"])
+    torch.testing.assert_close(model.backbone.conv1.weight.detach(), state["module.encoder_q.conv1.weight"])
     with pytest.raises(CheckpointError, match="first convolution takes 4 bands, the image has 13"):
         PSPNet(2, in_channels=13, backbone="resnet18", backbone_weights=path)
 

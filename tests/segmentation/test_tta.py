@@ -49,6 +49,14 @@ def test_flips_average_probabilities_of_the_mirrored_back_passes():
     torch.testing.assert_close(got[0, 0], torch.full((4, 6), 0.5))     # the ramp cancels out
 
 
+def test_d4_on_a_non_square_tile_averages_all_eight_passes():
+    x = torch.randn(2, 1, 4, 6)
+    model = Ramp()
+    expected = sum(inverse(model(forward(x))).softmax(dim=1) for forward, inverse in TRANSFORMS["d4"]) / 8
+    got = augmented_logits(model, x, Augmentation("d4"), chunk=3).exp()
+    torch.testing.assert_close(got, expected)
+
+
 def test_scaled_passes_come_back_at_the_tiles_size():
     x = torch.randn(3, 2, 16, 16)
     got = augmented_logits(Ramp(), x, Augmentation("flip", (0.5, 1.0, 1.5)))
@@ -63,6 +71,9 @@ def test_bad_settings_are_one_line_errors():
         InferenceSettings(scales=(0.1, 1.0))
     with pytest.raises(InputError, match="--scales takes factors"):
         parse_scales("1,big")
+    with pytest.raises(InputError, match="--scales takes factors"):
+        parse_scales(["x"])
+    assert parse_scales(1.25) == (1.25,) and parse_scales([0.5, 1]) == (0.5, 1.0)
     assert parse_scales("0.75, 1,1.25") == (0.75, 1.0, 1.25) and parse_scales(None) == (1.0,)
 
 
@@ -72,7 +83,7 @@ def read(path):
 
 
 def test_augmented_masks_are_the_same_for_any_block_size_and_differ_from_plain(tmp_path, atlanta_model):
-    options = {"model": atlanta_model, "tile_size": 256, "overlap": 64, "progress": False}
+    options = {"model": atlanta_model, "tile_size": 256, "overlap": 64, "progress": False, "batch_size": 3}
     for name, extra in {"plain": {}, "flip_1": {"tta": "flip", "block_tiles": 1},
                         "flip_3": {"tta": "flip", "block_tiles": 3}}.items():
         segment(ATLANTA, mask_out=tmp_path / f"{name}.tif", proba_out=tmp_path / f"{name}_p.tif",
