@@ -14,8 +14,6 @@ Agg backend); no QGIS needed.
 from __future__ import annotations
 
 import argparse
-import sqlite3
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import geopandas as gpd
@@ -29,6 +27,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 import pspnet_geo  # noqa: E402
 from pspnet_geo.maskfile import NODATA_CLASS, category_names, mask_colours  # noqa: E402
+from pspnet_geo.vector.styles import qml_categories, read_style  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent
 SCENE = Path(pspnet_geo.__file__).parent / "sample_data" / "spacenet_atlanta_buildings" / "image.tif"
@@ -43,18 +42,10 @@ def stretched(path: Path) -> tuple[np.ndarray, tuple]:
     return np.clip((pixels - low) / (high - low), 0, 1), (left, right, bottom, top)
 
 
-def qml_categories(gpkg: Path, layer: str) -> list[tuple[str, tuple[float, ...], tuple[float, ...]]]:
+def categories(gpkg: Path, layer: str) -> list[tuple[str, tuple[float, ...], tuple[float, ...]]]:
     """(value, fill RGBA, outline RGBA) of each category of the layer's default QGIS style."""
-    with sqlite3.connect(f"file:{gpkg}?mode=ro", uri=True) as db:
-        qml = db.execute("SELECT styleQML FROM layer_styles WHERE f_table_name = ? AND useAsDefault",
-                         (layer,)).fetchone()[0]
-    root = ET.fromstring(qml.split("\n", 1)[1])         # past the DOCTYPE line
-    symbols = {symbol.get("name"): symbol for symbol in root.iter("symbol")}
-    found = []
-    for category in root.iter("category"):
-        options = {o.get("name"): o.get("value") for o in symbols[category.get("symbol")].iter("Option")}
-        found.append((category.get("value"), _rgba(options["color"]), _rgba(options["outline_color"])))
-    return found
+    return [(value, _rgba(props["color"]), _rgba(props["outline_color"]))
+            for value, _, props in qml_categories(read_style(gpkg, layer))]
 
 
 def _rgba(text: str) -> tuple[float, ...]:
@@ -87,7 +78,7 @@ def main() -> None:
     left.set_title("buildings_mask.tif: colour table, GDAL category names")
     polygons = gpd.read_file(gpkg, layer="buildings")
     handles = []
-    for value, fill, outline in qml_categories(gpkg, "buildings"):
+    for value, fill, outline in categories(gpkg, "buildings"):
         chosen = polygons[polygons["class_name"] == value]
         chosen.plot(ax=right, facecolor=fill, edgecolor=outline, linewidth=1.2)
         handles.append(Patch(facecolor=fill, edgecolor=outline, label=f"{value} ({len(chosen)} polygons)"))

@@ -26,7 +26,8 @@ STAGING_OPTIONS = {"compress": "zstd", "zstd_level": 1}
 BLOCK = 512
 """The COG's tile size (GDAL's COG default; overviews use the same)."""
 # The copy fills GDAL's block cache like any read (it is process-wide, at most GDAL_CACHEMAX,
-# 5% of RAM by default): about 140 MiB more at the end of a 16384^2 run. It is not lowered
+# 5% of RAM by default): peak memory of a 16384^2 host-ceiling run rose from about 1245 to
+# 1295-1330 MiB with it (benchmarks/host_ceiling.py, docs/benchmarks.md). It is not lowered
 # here: GDAL's cache size is one setting for the whole process, and a batch's other scenes
 # read through it while this copy runs.
 

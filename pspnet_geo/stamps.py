@@ -8,6 +8,7 @@ the block journal of a resumable run and the manifest of a batch.
 from __future__ import annotations
 
 import hashlib
+from importlib.metadata import PackageNotFoundError, version
 import os
 
 _CHUNK = 1 << 20
@@ -37,3 +38,12 @@ def fingerprint(path: str | os.PathLike) -> dict | None:
     stamp = file_stamp(path)
     return None if stamp is None else {"size": stamp["size"], "mtime_ns": stamp["mtime_ns"],
                                        "sha256": content_hash(path)}
+
+
+def package_version() -> str:
+    """pspnet-geo's installed version, as results record what made them ("unknown" when it
+    runs from a source tree that was never installed)."""
+    try:
+        return version("pspnet-geo")
+    except PackageNotFoundError:
+        return "unknown"

@@ -19,7 +19,7 @@ from pspnet_geo.gdal_env import GdalOptions
 from pspnet_geo.scene import open_scene
 from pspnet_geo.segmentation.executors import Executor
 from pspnet_geo.segmentation.run import segment_scene
-from pspnet_geo.stac.inputs import is_stac_item, stac_scene
+from pspnet_geo.stac.inputs import document_of, is_stac_item, stac_scene
 from pspnet_geo.stac.outputs import check_describable, record_run
 from pspnet_geo.stamps import file_stamp, fingerprint
 
@@ -103,4 +103,4 @@ def _scene(source: str, assets: tuple[str, ...] | None) -> Iterator[tuple[str, p
 
 def _document(source: str) -> str:
     """The file whose stamp says whether an input changed (an ItemCollection's, for its Items)."""
-    return source.partition("#")[0] if is_stac_item(source) else source
+    return document_of(source) if is_stac_item(source) else source

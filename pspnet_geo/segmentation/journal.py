@@ -20,7 +20,6 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,6 +29,7 @@ from pspnet_geo.errors import OutputError
 from pspnet_geo.segmentation.blocks import BlockResult
 from pspnet_geo.segmentation.block_arrays import from_arrays, to_arrays
 from pspnet_geo.segmentation.tiling import TilePlan
+from pspnet_geo.stamps import package_version
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class BlockJournal:
 
     def __init__(self, folder: str | os.PathLike, identity: dict, plan: TilePlan, classes: int) -> None:
         self.folder, self.plan, self.classes = Path(folder), plan, classes
-        identity = json.loads(json.dumps({**identity, "pspnet_geo": _version(), "format": FORMAT}, sort_keys=True))
+        identity = json.loads(json.dumps({**identity, "pspnet_geo": package_version(), "format": FORMAT}, sort_keys=True))
         if self.folder.is_symlink():
             raise OutputError(f"{self.folder} is a symbolic link; resumable blocks are kept only in a "
                               "folder of their own")
@@ -146,13 +146,6 @@ def _stored_identity(folder: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return stored if isinstance(stored, dict) and "format" in stored else None
-
-
-def _version() -> str:
-    try:
-        return version("pspnet-geo")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _key(path: Path) -> tuple[int, int] | None:

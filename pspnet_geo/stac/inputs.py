@@ -21,24 +21,24 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pystac
-import rasterio
-from rasterio.errors import RasterioIOError
+from rasterio.dtypes import dtype_rev, typename_fwd
 
 from pspnet_geo.errors import InputError
 from pspnet_geo.paths import gdal_path
+from pspnet_geo.scene import Scene, open_scene
 
 IMAGE_TYPES = ("image/tiff", "image/jp2", "image/png", "image/jpeg", "application/x-hdf")
 
 
 def is_stac_item(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a STAC Item (or ``COLLECTION#ID``) by its extension."""
-    return os.fspath(path).partition("#")[0].lower().endswith(".json")
+    return document_of(os.fspath(path)).lower().endswith(".json")
 
 
 def read_item(source: str | os.PathLike) -> pystac.Item:
     """The Item at ``source`` (a file or URL, or ``COLLECTION#ID``: one Item of an
     ItemCollection), with its hrefs made absolute."""
-    location, _, wanted = os.fspath(source).partition("#")
+    location, _, wanted = os.fspath(source).partition("#")   # see document_of
     try:
         if wanted:
             item = _from_collection(location, wanted)
@@ -130,26 +130,26 @@ def item_scene(item: pystac.Item, names: Sequence[str] | None, folder: Path) -> 
 
 
 def _stack(item_id: str, keys: list[str], paths: list[str], vrt: Path) -> Path:
-    """A VRT with band i the first band of ``paths[i]``, refusing assets on other grids."""
-    grids = [_grid(path) for path in paths]
-    first = grids[0]
-    for key, grid in zip(keys[1:], grids[1:]):
-        if grid[:4] != first[:4]:
-            raise InputError(f"STAC Item {item_id}: assets {keys[0]} ({first[1]}x{first[0]} px) and {key} "
-                             f"({grid[1]}x{grid[0]} px) are on different grids; choose assets of one resolution")
-        if grid[4:] != first[4:]:   # one read takes every band: one dtype; nodata must mean the same
-            raise InputError(f"STAC Item {item_id}: assets {keys[0]} ({first[4]}, nodata {first[5]}) and {key} "
-                             f"({grid[4]}, nodata {grid[5]}) differ in data type or nodata; stack them yourself")
-    if first[4] not in _GDAL_TYPES:
-        raise InputError(f"STAC Item {item_id}: assets of type {first[4]} cannot be stacked")
-    height, width, crs, transform = grids[0][:4]
-    root = ET.Element("VRTDataset", rasterXSize=str(width), rasterYSize=str(height))
-    ET.SubElement(root, "SRS").text = crs.to_wkt() if crs else ""
-    ET.SubElement(root, "GeoTransform").text = ", ".join(repr(v) for v in transform.to_gdal())
-    for band, (path, grid) in enumerate(zip(paths, grids), start=1):
-        element = ET.SubElement(root, "VRTRasterBand", dataType=_gdal_type(grid[4]), band=str(band))
-        if grid[5] is not None:
-            ET.SubElement(element, "NoDataValue").text = repr(grid[5])
+    """A VRT with band i the first band of ``paths[i]``, refusing assets on other grids, or of
+    another data type or nodata (one read takes every band, and nodata must mean the same)."""
+    scenes = [open_scene(path) for path in paths]
+    first = scenes[0]
+    for key, scene in zip(keys[1:], scenes[1:]):
+        if _grid(scene) != _grid(first):
+            raise InputError(f"STAC Item {item_id}: assets {keys[0]} ({first.width}x{first.height} px) and {key} "
+                             f"({scene.width}x{scene.height} px) are on different grids; choose assets of one "
+                             "resolution")
+        if (scene.dtype, scene.nodata) != (first.dtype, first.nodata):
+            raise InputError(f"STAC Item {item_id}: assets {keys[0]} ({first.dtype}, nodata {first.nodata}) and "
+                             f"{key} ({scene.dtype}, nodata {scene.nodata}) differ in data type or nodata; "
+                             "stack them yourself")
+    root = ET.Element("VRTDataset", rasterXSize=str(first.width), rasterYSize=str(first.height))
+    ET.SubElement(root, "SRS").text = first.crs.to_wkt() if first.crs else ""
+    ET.SubElement(root, "GeoTransform").text = ", ".join(repr(v) for v in first.transform.to_gdal())
+    for band, path in enumerate(paths, start=1):
+        element = ET.SubElement(root, "VRTRasterBand", dataType=typename_fwd[dtype_rev[first.dtype]], band=str(band))
+        if first.nodata is not None:
+            ET.SubElement(element, "NoDataValue").text = repr(first.nodata)
         source = ET.SubElement(element, "SimpleSource")
         ET.SubElement(source, "SourceFilename", relativeToVRT="0").text = path
         ET.SubElement(source, "SourceBand").text = "1"
@@ -157,25 +157,17 @@ def _stack(item_id: str, keys: list[str], paths: list[str], vrt: Path) -> Path:
     return vrt
 
 
-def _grid(path: str) -> tuple:
-    """An asset's (height, width, CRS, transform, dtype, nodata)."""
-    try:
-        with rasterio.open(path) as dataset:
-            return (dataset.height, dataset.width, dataset.crs, dataset.transform, dataset.dtypes[0],
-                    dataset.nodata)
-    except RasterioIOError as err:
-        raise InputError(f"cannot open STAC asset {path}: {err}") from None
+def _grid(scene: Scene) -> tuple:
+    return scene.height, scene.width, scene.crs, scene.transform
 
 
-_GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
-               "int32": "Int32", "float32": "Float32", "float64": "Float64"}
+def safe_name(name: str, keep: str = "-_.") -> str:
+    """``name`` (an Item id, a class name) with every character but letters, digits and
+    ``keep`` replaced by ``_``: one file name (no folders, nothing hidden) or one token."""
+    safe = "".join(c if c.isalnum() or c in keep else "_" for c in name).lstrip(".")
+    return safe or "_"
 
 
-def _gdal_type(dtype: str) -> str:
-    return _GDAL_TYPES[dtype]
-
-
-def safe_name(name: str) -> str:
-    """``name`` (an Item id) as one file name: no folders, nothing hidden, nothing empty."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".")
-    return safe or "item"
+def document_of(source: str) -> str:
+    """The file or URL of a STAC source (``COLLECTION#ID`` names an Item of a collection)."""
+    return source.partition("#")[0]

@@ -26,7 +26,8 @@ from pspnet_geo.errors import InputError
 from pspnet_geo.maskfile import NODATA_CLASS
 from pspnet_geo.outputs import atomic_output
 from pspnet_geo.scene import Scene
-from pspnet_geo.stamps import content_hash
+from pspnet_geo.stac.inputs import safe_name
+from pspnet_geo.stamps import content_hash, package_version
 
 PROCESSING = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
 LABEL = "https://stac-extensions.github.io/label/v1.0.1/schema.json"
@@ -73,7 +74,7 @@ def write_run_item(path: str | os.PathLike, record: RunRecord) -> pystac.Item:
     _describe_grid(item, scene)
     _describe_classes(item, record.class_names)
     item.stac_extensions.append(PROCESSING)
-    item.properties.update({"processing:software": {"pspnet-geo": _version()},
+    item.properties.update({"processing:software": {"pspnet-geo": package_version()},
                             "pspnet_geo:model_sha256": content_hash(record.model),
                             "pspnet_geo:pipeline": record.pipeline, **record.extra})
     if record.source_item is not None and record.source_item.get_self_href():
@@ -135,17 +136,5 @@ def _describe_classes(item: pystac.Item, names: Sequence[str]) -> None:
                             "label:tasks": ["segmentation"]})
     if "mask" in item.assets:
         item.assets["mask"].extra_fields["classification:classes"] = [
-            {"value": value, "name": _slug(name), "description": name} for value, name in enumerate(names)]
-
-
-def _slug(name: str) -> str:
-    """A class name as the classification extension's ``name`` allows (letters, digits, _ and -)."""
-    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name) or "class"
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("pspnet-geo")
-    except PackageNotFoundError:
-        return "unknown"
+            {"value": value, "name": safe_name(name, keep="-_"), "description": name}
+            for value, name in enumerate(names)]

@@ -13,7 +13,6 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ from pspnet_geo.training.loop import (
 from pspnet_geo.training.sampling import Split, WindowSampler, plan_split
 from pspnet_geo.training.settings import PathLike, TrainSettings
 from pspnet_geo.training.state import RunState, state_path
+from pspnet_geo.stamps import package_version
 from pspnet_geo.training.stats import Survey, survey
 
 log = logging.getLogger(__name__)
@@ -280,10 +280,7 @@ def _resume_settings(checkpoint: Checkpoint) -> dict:
 
 def _metadata(data: TrainingData, spec: ClassSpec, found: Survey, split: Split, locals_: dict) -> dict:
     """The plain-data training record stored in the checkpoint."""
-    try:
-        package = version("pspnet-geo")
-    except PackageNotFoundError:
-        package = "unknown"
+    package = package_version()
     return {
         **locals_,
         "images": [scene.path for scene in data.scenes],

@@ -98,7 +98,7 @@ class VectorMerge:
                 continue
             if name not in self._stream.templates:
                 self._stream.add_layer(name, self._template(file, layer))
-            if (style := read_style(file, layer)) is not None:
+            if (style := read_style(file, layer)) is not None and style != self._styles.get(name):
                 self._styles[name] = merged_qml([self._styles[name], style]) if name in self._styles else style
             for chunk in _read_chunks(file, layer):
                 self._stream.append(name, _aligned(chunk.assign(source=source), self._crs))

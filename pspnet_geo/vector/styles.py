@@ -74,6 +74,19 @@ def layer_qml(categories: Sequence[Category], lines: bool = False) -> str:
     return _DOCTYPE + ET.tostring(root, encoding="unicode") + "\n"
 
 
+def qml_categories(document: str) -> list[tuple[str, str, dict[str, str]]]:
+    """(value, symbol type, symbol properties) of each category of a .qml document written by
+    :func:`layer_qml` (properties as QGIS writes them: colours ``"r,g,b,a"``)."""
+    root = ET.fromstring(document.split("\n", 1)[1] if document.startswith("<!DOCTYPE") else document)
+    symbols = {symbol.get("name"): symbol for symbol in root.iter("symbol")}
+    found = []
+    for category in root.iter("category"):
+        symbol = symbols[category.get("symbol")]
+        found.append((category.get("value"), symbol.get("type"),
+                      {prop.get("k"): prop.get("v") for prop in symbol.iter("prop")}))
+    return found
+
+
 def merged_qml(documents: Sequence[str]) -> str:
     """One style holding every category of ``documents`` (styles written by :func:`layer_qml`
     for layers merged into one), each value with the colour of the first document that has it:
@@ -81,14 +94,10 @@ def merged_qml(documents: Sequence[str]) -> str:
     found: dict[str, Colour] = {}
     lines = False
     for document in documents:
-        root = ET.fromstring(document.split("\n", 1)[1] if document.startswith("<!DOCTYPE") else document)
-        symbols = {symbol.get("name"): symbol for symbol in root.iter("symbol")}
-        for category in root.iter("category"):
-            symbol = symbols[category.get("symbol")]
-            lines = lines or symbol.get("type") == "line"
-            props = {prop.get("k"): prop.get("v") for prop in symbol.iter("prop")}
+        for value, kind, props in qml_categories(document):
+            lines = lines or kind == "line"
             colour = props.get("line_color") or props.get("outline_color") or "0,0,0,255"
-            found.setdefault(category.get("value"), tuple(int(v) for v in colour.split(",")[:3]))
+            found.setdefault(value, tuple(int(v) for v in colour.split(",")[:3]))
     return layer_qml([Category(name, colour) for name, colour in found.items()], lines=lines)
 
 
