@@ -37,7 +37,8 @@ STRIDE = 8
 
 def stand_in_predict(model, tiles, batch_size: int, device: str, on_device: bool = False):
     """Two-class logits from each tile's brightness, on 8 x 8 cells: near-free, realistic blobs.
-    (About 0.6 ms per 3 x 512^2 tile here: one pass to sum the bands, one to fill the logits.)"""
+    One pass to sum the bands, one to fill the logits (its share of a run is the host ceiling's
+    "model (stand-in)" stage)."""
     for tile in tiles:
         bands, height, width = tile.shape
         rows, cols = height // STRIDE, width // STRIDE
