@@ -210,3 +210,14 @@ def _version(path: str) -> tuple | None:
 
 _OPEN = _OpenScenes()
 _TILES = DecodedTiles()
+
+
+def _forget_after_fork() -> None:
+    """A forked process (a training loader worker) starts with no open scene and no decoded
+    tile: the parent's datasets share its file positions, and a lock held by one of its threads
+    at the fork would never be released."""
+    global _OPEN, _TILES
+    _OPEN, _TILES = _OpenScenes(), DecodedTiles()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

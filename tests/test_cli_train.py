@@ -60,6 +60,29 @@ def test_a_tiny_training_run_from_the_command_line(tmp_path):
     assert meta["iterations"] == 1 and meta["backbone_weights"].startswith("none")
 
 
+def test_sparse_labels_from_the_command_line_with_two_loader_workers(tmp_path):
+    from training.test_sparse import CLASSES, landsat8_like, one_polygon_per_class
+
+    image = landsat8_like(tmp_path)
+    out = tmp_path / "landuse.pt"
+    result = CliRunner().invoke(cli, [
+        "train", str(image), "-l", str(one_polygon_per_class(tmp_path, image)), "-o", str(out),
+        "--classes", CLASSES, "--unlabelled", "ignore", "--background", "none", "--batch-size", "2",
+        "--iterations", "2", "--backbone-weights", "none", "--device", "cpu", "--loader-workers", "2",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "validation mIoU n/a" not in result.stdout
+    meta = Checkpoint.load(out).training
+    assert all(meta["class_pixels"][name] > 0 for name in CLASSES.split(","))
+    assert meta["spatial_validation"] is True and meta["validation_windows"] >= 2
+
+
+def test_negative_loader_workers_are_refused():
+    result = CliRunner().invoke(cli, ["train", str(IMAGE), "-l", str(BUILDINGS), "-o", "m.pt",
+                                      "--classes", "background,building", "--loader-workers", "-1"])
+    assert result.exit_code == 2 and "-1 is not in the range x>=0" in result.output
+
+
 def test_a_missing_image_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(cli, ["train", str(tmp_path / "nope.tif"), "-l", str(BUILDINGS),
                                       "-o", str(tmp_path / "m.pt"), "--classes", "background,building"])

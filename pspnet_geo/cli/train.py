@@ -98,6 +98,10 @@ def _bands(text: str) -> list[int]:
               help="Batches whose gradients make one step (an effective batch of batch-size x N).")
 @click.option("--patience", type=click.IntRange(min=1), default=None, show_default="none",
               help="Stop after N validations without a better mIoU.")
+@click.option("--loader-workers", type=click.IntRange(min=0), default=None,
+              show_default="CPUs - 1, at most 4",
+              help="Processes reading and augmenting training batches while the model trains "
+                   "(0: in the training process). The batches do not depend on it.")
 @click.option("--metrics-log", default=None, show_default="OUT with .metrics.jsonl",
               help="JSON-lines file with one line per validation, written as training goes.")
 @click.option("--plot", default=None, show_default="none",
@@ -107,7 +111,8 @@ def _bands(text: str) -> list[int]:
 @click.option("--aux-weight", type=float, default=_DEFAULTS["aux_weight"], show_default=True,
               help="Weight of the auxiliary head's loss.")
 @click.option("--val-fraction", type=float, default=_DEFAULTS["val_fraction"], show_default=True,
-              help="Share of each image's tile cells kept for spatial validation.")
+              help="Share of each image's tile cells kept for spatial validation (with sparse labels, "
+                   "of each class's labelled area).")
 @click.option("--val-every", type=int, default=_DEFAULTS["val_every"], show_default=True,
               help="Validate (and keep the best checkpoint) every N iterations and at the end.")
 @click.option("--holdout-bounds", type=float, nargs=4, default=None, show_default="none",

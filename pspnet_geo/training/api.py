@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,7 +39,9 @@ from pspnet_geo.training.loop import (
     build_optimizer,
     run,
 )
-from pspnet_geo.training.sampling import Split, WindowSampler, plan_split
+from pspnet_geo.training.loader import batch_stream, check_loader_workers
+from pspnet_geo.training.sampling import Split, plan_split
+from pspnet_geo.training.sparse import plan_sparse_split
 from pspnet_geo.training.settings import PathLike, TrainSettings
 from pspnet_geo.training.state import RunState, state_path
 from pspnet_geo.stamps import package_version
@@ -94,6 +96,7 @@ def train(
     max_nodata: float = 0.5,
     accumulate: int = 1,
     patience: int | None = None,
+    loader_workers: int | None = None,
     metrics_log: PathLike | None = None,
     plot: PathLike | None = None,
     resume: bool = False,
@@ -107,6 +110,8 @@ def train(
     ``classes`` is a list of names, a comma-separated string or a YAML file, which may name the
     class column and map the user's own codes to classes. Vector pixels inside no feature are
     ``background`` (``unlabelled="background"``) or ignored (``"ignore"``, for sparse labels).
+    With sparse labels (vector labels, ``"ignore"``) the validation split holds back part of each
+    class's labelled area rather than grid cells (:mod:`pspnet_geo.training.sparse`).
     ``holdout_bounds`` (xmin, ymin, xmax, ymax in the image CRS) is never trained nor validated
     on. ``groups`` names the ground each image shows (the nadirs or months of one place):
     validation never shares ground with training in another image of its group. ``lr`` defaults
@@ -114,7 +119,9 @@ def train(
     weighs the loss by 1/sqrt(class pixel frequency) in the training area, for rare classes
     such as buildings. ``label_values`` (``"0=0,255=1"``) maps label raster values to class ids.
     ``loss`` is cross-entropy, focal or dice; ``accumulate`` batches make one step; ``patience``
-    validations without a better mIoU stop early. ``augment`` is full (flips, quarter turns,
+    validations without a better mIoU stop early. ``loader_workers`` processes make the batches
+    ahead (default: one per CPU but one, at most 4; 0 makes them in this process); the batches
+    are the same for any number. ``augment`` is full (flips, quarter turns,
     small rotations, scale jitter, brightness and contrast), flips or none.
     ``sampling="rare-classes"`` favours windows showing rare classes (``"uniform"`` does not);
     windows with more than ``max_nodata`` nodata are redrawn. Every validation is appended to
@@ -145,11 +152,11 @@ def train_with(images: PathLike | Sequence[PathLike], labels: PathLike | Sequenc
     class_column = spec_column(spec, s.class_column)
     data = TrainingData.open(images, labels, spec, class_column, s.unlabelled, s.background, s.bands,
                              s.ignore_index, label_value_map(spec, s.label_values))
-    split = plan_split(data.scenes, s.tile_size, s.val_fraction, s.holdout_bounds, groups=s.groups)
+    split = _split(data, spec, s)
     rng = np.random.default_rng(s.seed)
     torch.manual_seed(s.seed)
     found = survey(_survey_windows(split, rng), data.survey_reader(split), len(data.bands), spec.names,
-                   s.ignore_index)
+                   s.ignore_index, class_pixels=split.class_pixels)
     log.info("band mean %s, std %s; labelled pixels per class %s", found.mean, found.std, found.class_pixels)
     device = torch.device(resolve_device(s.device))
     model = PSPNet(len(spec.names), len(data.bands), s.backbone, s.output_stride, aux=True,
@@ -173,9 +180,9 @@ def _fit(model: torch.nn.Module, s: TrainSettings, lr: float, data: TrainingData
          device: torch.device) -> list[dict]:
     """The training loop, resumed from the last saved state when asked; the history."""
     batches = TrainingBatches(
-        data, WindowSampler(split, rng), WindowChoice.build(s.sampling, s.max_nodata).for_classes(found.class_pixels),
+        data, split, WindowChoice.build(s.sampling, s.max_nodata).for_classes(found.class_pixels),
         training_transform(augmentation(s.augment), found.mean, found.std, data.value_range(), s.ignore_index),
-        s.batch_size,
+        s.batch_size, s.seed,
     )
     optimiser = build_optimizer(model, s.optimizer, lr)
     state = RunState(state_path(save_best.out), model, optimiser, rng, _resume_settings(save_best.checkpoint))
@@ -184,8 +191,21 @@ def _fit(model: torch.nn.Module, s: TrainSettings, lr: float, data: TrainingData
     weights = balanced_class_weights(found.class_pixels) if s.class_weights == "balanced" else None
     config = LoopConfig(s.iterations, s.aux_weight, s.ignore_index, s.val_every, save_best.checkpoint.class_names, device,
                         weights, s.loss, s.accumulate, s.patience)
-    return run(model, optimiser, batches, lambda: _validation_batches(data, split, s.batch_size, found),
-               save_best, config, on_record=metrics, progress=progress, on_progress=state.save)
+    start = progress.iteration * s.accumulate if progress else 0
+    with batch_stream(batches, start, check_loader_workers(s.loader_workers), device.type == "cuda") as next_batch:
+        return run(model, optimiser, next_batch, lambda: data.validation_batches(split, s.batch_size, found.mean, found.std),
+                   save_best, config, on_record=metrics, progress=progress, on_progress=state.save)
+
+
+def _split(data: TrainingData, spec: ClassSpec, s: TrainSettings) -> Split:
+    """The validation split: by labelled feature for sparse vector labels, else by tile cell."""
+    sparse = data.sparse_sources()
+    if sparse is not None and s.groups is None:
+        return plan_sparse_split(data.scenes, sparse, spec.names, s.tile_size, s.val_fraction, s.holdout_bounds)
+    if sparse is not None:
+        log.warning("sparse labels with groups: validation takes whole tile cells or groups, not part of "
+                    "each class's features, so a class may be left without training or validation pixels")
+    return plan_split(data.scenes, s.tile_size, s.val_fraction, s.holdout_bounds, groups=s.groups)
 
 
 def _recorded_settings(s: TrainSettings, class_column: str | None, device: torch.device) -> dict:
@@ -248,16 +268,6 @@ def _survey_windows(split: Split, rng: np.random.Generator) -> list[tuple[int, o
         chosen = np.sort(rng.choice(len(windows), MAX_SURVEY_WINDOWS, replace=False))
         windows = [windows[i] for i in chosen]
     return windows
-
-
-def _validation_batches(data: TrainingData, split: Split, size: int,
-                        found: Survey) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The validation cells of every image, in batches of ``size``."""
-    windows = [(i, w) for i, image in enumerate(split.images) for w in image.val_windows()]
-    for start in range(0, len(windows), size):
-        samples = [data.sample(i, w, found.mean, found.std) for i, w in windows[start:start + size]]
-        yield (torch.from_numpy(np.stack([s[0] for s in samples])),
-               torch.from_numpy(np.stack([s[1] for s in samples])).long())
 
 
 def _weights_used(backbone: str, backbone_weights: PathLike | None) -> str:

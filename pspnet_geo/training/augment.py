@@ -22,6 +22,8 @@ from torchvision.transforms import v2
 
 from pspnet_geo.errors import InputError
 
+RESAMPLE_TRIES = 5
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -101,10 +103,21 @@ class ZeroNodata(v2.Transform):
         return tv_tensors.wrap(torch.nan_to_num(inpt, nan=0.0), like=inpt)
 
 
+@dataclass(frozen=True)
+class WindowTransform:
+    """An augmentation in two parts: ``exact`` steps keep every label in the window
+    (radiometry, normalisation, flips, quarter turns); ``resampled`` ones (rotation, scale)
+    may move labels out of it, so they are drawn again when a window would lose them all."""
+
+    exact: v2.Transform
+    resampled: v2.Transform | None
+    ignore_index: int
+
+
 def training_transform(
     settings: Augmentation, mean: Sequence[float], std: Sequence[float],
     value_range: tuple[float, float] | None, ignore_index: int,
-) -> v2.Transform:
+) -> WindowTransform:
     """Raw window (float, NaN nodata) and its mask to an augmented, normalised pair."""
     steps: list[v2.Transform] = []
     if settings.brightness or settings.contrast:
@@ -112,20 +125,30 @@ def training_transform(
     steps += [v2.Normalize([float(m) for m in mean], [float(s) for s in std]), ZeroNodata()]
     if settings.flips:
         steps += [v2.RandomHorizontalFlip(), RandomRot90()]
+    resampled = None
     if settings.degrees or settings.scale != (1.0, 1.0):
-        steps.append(v2.RandomAffine(
+        resampled = v2.RandomAffine(
             degrees=settings.degrees, scale=settings.scale,
             interpolation=v2.InterpolationMode.BILINEAR,
             fill={tv_tensors.Image: 0.0, tv_tensors.Mask: ignore_index},
-        ))
-    return v2.Compose(steps)
+        )
+    return WindowTransform(v2.Compose(steps), resampled, ignore_index)
 
 
 def augment_window(
-    pixels: np.ndarray, valid: np.ndarray, labels: np.ndarray, transform: v2.Transform
+    pixels: np.ndarray, valid: np.ndarray, labels: np.ndarray, transform: WindowTransform
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One raw window (bands, h, w), its validity and labels through ``transform``."""
+    """One raw window (bands, h, w), its validity and labels through ``transform``. A window
+    with labels keeps some: the resampled steps are drawn up to ``RESAMPLE_TRIES`` times, then
+    left out (a small feature at a window's corner can be rotated or zoomed out of it)."""
     image = torch.from_numpy(pixels.astype(np.float32))
     image[:, ~torch.from_numpy(valid)] = float("nan")
-    image, mask = transform(tv_tensors.Image(image), tv_tensors.Mask(torch.from_numpy(labels).long()))
+    image, mask = transform.exact(tv_tensors.Image(image), tv_tensors.Mask(torch.from_numpy(labels).long()))
+    if transform.resampled is not None:
+        labelled = bool((mask != transform.ignore_index).any())
+        for _ in range(RESAMPLE_TRIES):
+            moved_image, moved_mask = transform.resampled(image, mask)
+            if not labelled or (moved_mask != transform.ignore_index).any():
+                image, mask = moved_image, moved_mask
+                break
     return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)

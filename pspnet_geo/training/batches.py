@@ -7,7 +7,8 @@ shows: ``sqrt(f_rarest / f_c)`` for class frequency ``f_c`` in the training area
 with the rarest class is always kept and one of only the commonest class seldom. The square
 root oversamples rare classes without feeding the model the same few windows again and again.
 Deciding on the window actually read, rather than on a precomputed map of where classes are,
-costs a few discarded reads per window and needs no pass over the scene.
+costs a few discarded reads per window and needs no pass over the scene. Every window of a
+batch holds labelled pixels, after augmentation too, so every iteration makes its step.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
 
-from pspnet_geo.errors import InputError
-from pspnet_geo.training.augment import augment_window
+from pspnet_geo.errors import InputError, RunError
+from pspnet_geo.training.augment import WindowTransform, augment_window
 from pspnet_geo.training.data import TrainingData
-from pspnet_geo.training.sampling import WindowSampler
+from pspnet_geo.training.sampling import Split, WindowSampler
 
 log = logging.getLogger(__name__)
 
 SAMPLING = ("rare-classes", "uniform")
 MAX_TRIES = 10
+MAX_DRAWS = 1000
 _MIN_CLASS_SHARE = 0.01
 
 
@@ -77,26 +78,40 @@ def keep_chances(class_pixels: Sequence[int]) -> np.ndarray:
 
 
 class TrainingBatches:
-    """Calling it gives the next augmented batch of training windows (images, masks)."""
+    """Batch number ``k`` of a run, made from a generator seeded by the run's seed and ``k``
+    alone, so the batches are the same in any process, for any number of loader workers, and
+    after a resume."""
 
-    def __init__(self, data: TrainingData, sampler: WindowSampler, choice: WindowChoice,
-                 transform: v2.Transform, batch_size: int) -> None:
-        self.data, self.sampler, self.choice = data, sampler, choice
-        self.transform, self.batch_size = transform, batch_size
+    def __init__(self, data: TrainingData, split: Split, choice: WindowChoice, transform: WindowTransform,
+                 batch_size: int, seed: int) -> None:
+        self.data, self.sampler, self.choice = data, WindowSampler(split), choice
+        self.transform, self.batch_size, self.seed = transform, batch_size, seed
 
-    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch: ``batch_size`` windows, each chosen and augmented on its own."""
-        pairs = [augment_window(*self._window(), self.transform) for _ in range(self.batch_size)]
+    def batch(self, number: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch ``number``: ``batch_size`` windows, each chosen and augmented on its own, every
+        one with labelled pixels. Torch's global generator (the augmentations draw from it) is
+        seeded for the batch and restored after, so the model's own draws (dropout) do not
+        depend on how batches are made."""
+        rng = np.random.default_rng([self.seed, number])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(rng.integers(2 ** 62)))
+            pairs = [augment_window(*self._window(rng), self.transform) for _ in range(self.batch_size)]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
-    def _window(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw pixels, validity and labels of a kept window, or the likeliest of ``MAX_TRIES``."""
+    def _window(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw pixels, validity and training labels of a kept window, else the likeliest of
+        ``MAX_TRIES``; draws go on past them until a window has a labelled pixel."""
         best, best_chance = None, -1.0
-        for _ in range(MAX_TRIES):
-            read = self.data.read(*self.sampler.draw())
-            chance = self.choice.chance(read[1], read[2], self.data.ignore_index)
-            if chance >= 1.0 or (chance > 0.0 and self.sampler.rng.random() < chance):
-                return read
-            if chance > best_chance:
-                best, best_chance = read, chance
-        return best
+        for tries in range(1, MAX_DRAWS + 1):
+            index, window = self.sampler.draw(rng)
+            pixels, valid, labels = self.data.read(index, window)
+            labels = self.sampler.images[index].training_labels(window, labels, self.data.ignore_index)
+            chance = self.choice.chance(valid, labels, self.data.ignore_index)
+            if chance >= 1.0 or (chance > 0.0 and rng.random() < chance):
+                return pixels, valid, labels
+            if (labels != self.data.ignore_index).any() and chance > best_chance:
+                best, best_chance = (pixels, valid, labels), chance
+            if tries >= MAX_TRIES and best is not None:
+                return best
+        raise RunError(f"no training window with a labelled pixel in {MAX_DRAWS} draws; the labels "
+                       "hardly overlap the valid pixels of the images")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from rasterio.windows import Window
 
 from pspnet_geo.errors import BandMismatchError, InputError, LabelError
@@ -75,6 +76,13 @@ class TrainingData:
         _check_overlap(sources, shared=len(label_paths) == 1 and len(scenes) > 1)
         return cls(scenes, sources, chosen, label_paths, ignore_index)
 
+    def sparse_sources(self) -> list[VectorLabels] | None:
+        """The label sources when every image has vector labels with unlabelled pixels ignored
+        (sparse labels, split by feature); None otherwise."""
+        if all(isinstance(s, VectorLabels) and s.fill == self.ignore_index for s in self.sources):
+            return list(self.sources)
+        return None
+
     def read(self, index: int, window: Window) -> Sample:
         """Raw pixels (bands, h, w), validity (h, w) and labels (h, w) of a window of image ``index``."""
         pixels, valid = read_window(self.scenes[index], window, self.bands)
@@ -89,6 +97,17 @@ class TrainingData:
         pixels = normalise(pixels, mean, std)
         pixels[:, ~valid] = 0.0
         return pixels, labels
+
+    def validation_batches(self, split: Split, size: int, mean: Sequence[float],
+                           std: Sequence[float]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The validation windows of every image, normalised and labelled as scored, in batches of ``size``."""
+        windows = [(i, w) for i, image in enumerate(split.images) for w in image.val_windows()]
+        for start in range(0, len(windows), size):
+            chosen = windows[start:start + size]
+            samples = [self.sample(i, w, mean, std) for i, w in chosen]
+            labels = [split.images[i].validation_labels(w, sample[1], self.ignore_index)
+                      for (i, w), sample in zip(chosen, samples)]
+            yield torch.from_numpy(np.stack([s[0] for s in samples])), torch.from_numpy(np.stack(labels)).long()
 
     def value_range(self) -> tuple[float, float] | None:
         """The values the images' common dtype can hold (None for floating point)."""

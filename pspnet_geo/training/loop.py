@@ -206,7 +206,8 @@ def _step(model, optimizer, scaler, batches: list[Batch], config: LoopConfig, it
     optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for images, labels in labelled:
-        loss = _loss(model, images.to(config.device), labels.to(config.device), config)
+        loss = _loss(model, images.to(config.device, non_blocking=True),
+                     labels.to(config.device, non_blocking=True), config)
         if not torch.isfinite(loss):
             raise RunError(f"training diverged at iteration {it + 1} (loss {loss.item()}); "
                            "lower the learning rate")

@@ -18,6 +18,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rasterio.windows import Window, from_bounds
@@ -34,6 +35,9 @@ from pspnet_geo.training.groups import (
     whole_group_plan,
 )
 
+if TYPE_CHECKING:
+    from pspnet_geo.training.sparse import LabelledAreas
+
 log = logging.getLogger(__name__)
 
 _MAX_OFFSETS = 4096
@@ -46,6 +50,8 @@ class ImageSplit:
 
     ``reserved`` holds pixel rectangles kept for validation beyond its own cells: ground that
     another image of its group validates on, or the whole image when its group is validated.
+    ``areas`` holds the split of sparse labels (:mod:`pspnet_geo.training.sparse`); then the
+    validation cells may be clipped by the image's edge.
     """
 
     height: int
@@ -55,10 +61,32 @@ class ImageSplit:
     val_cells: list[Cell]
     positions: np.ndarray
     reserved: list[Rect] = field(default_factory=list)
+    areas: LabelledAreas | None = None
 
     def val_windows(self) -> list[Window]:
-        """The validation cells as tile-sized windows."""
-        return [Window(c * self.tile, r * self.tile, self.tile, self.tile) for r, c in self.val_cells]
+        """The validation cells as tile-sized windows, moved inside the image at its edges."""
+        return [Window(min(c * self.tile, self.width - self.tile), min(r * self.tile, self.height - self.tile),
+                       self.tile, self.tile) for r, c in self.val_cells]
+
+    def training_labels(self, window: Window, labels: np.ndarray, ignore_index: int) -> np.ndarray:
+        """``labels`` of a training window without the validation pieces of sparse labels."""
+        if self.areas is not None:
+            labels[self.areas.validation_mask(window, all_touched=True)] = ignore_index
+        return labels
+
+    def validation_labels(self, window: Window, labels: np.ndarray, ignore_index: int) -> np.ndarray:
+        """``labels`` of a validation window (from :meth:`val_windows`) as scored: with sparse
+        labels only the validation pieces in the window's own cell, so no pixel counts twice."""
+        if self.areas is None:
+            return labels
+        row0, col0 = (math.ceil(off / self.tile) * self.tile for off in (window.row_off, window.col_off))
+        scored = np.zeros(labels.shape, dtype=bool)
+        scored[row0 - window.row_off:row0 - window.row_off + self.tile,
+               col0 - window.col_off:col0 - window.col_off + self.tile] = True
+        if self.areas.validation:
+            scored &= self.areas.validation_mask(window)
+        labels[~scored] = ignore_index
+        return labels
 
     def training_cells(self, exclude_validation: bool) -> list[Window]:
         """Grid cells (clipped at the edges) that hold training pixels, for statistics."""
@@ -92,10 +120,13 @@ class ImageSplit:
 
 @dataclass
 class Split:
-    """The split of all images; ``held_out_validation`` is False when validation reuses training cells."""
+    """The split of all images; ``held_out_validation`` is False when validation reuses training
+    cells. ``class_pixels`` is the training area of each class when the split knows it exactly
+    (sparse labels), rather than from a survey of windows."""
 
     images: list[ImageSplit]
     held_out_validation: bool
+    class_pixels: list[int] | None = None
 
 
 def holdout_rect(scene: Scene, bounds: Sequence[float]) -> Rect | None:
@@ -122,13 +153,10 @@ def plan_split(
     whose images have no whole cell, one group of one small image), validation falls back to
     training cells with a warning and ``held_out_validation`` is False.
     """
-    if not 0 <= val_fraction < 1:
-        raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    check_fraction(val_fraction)
     if groups is not None:
         check_groups(scenes, groups)
-    holdouts = [holdout_rect(s, holdout_bounds) if holdout_bounds else None for s in scenes]
-    if holdout_bounds and all(rect is None for rect in holdouts):
-        raise InputError(f"holdout bounds {tuple(holdout_bounds)} do not overlap any image")
+    holdouts = holdout_rects(scenes, holdout_bounds)
     usable = [_usable_cells(s, tile, rect) for s, rect in zip(scenes, holdouts)]
     plan = _validation_plan(scenes, tile, val_fraction, usable, groups)
     images = [
@@ -150,6 +178,20 @@ def plan_split(
     log.log(level, "no separate validation area (%d whole %dx%d cells available): validating on "
             "training cells, so the validation mIoU is optimistic", sum(map(len, usable)), tile, tile)
     return Split(images, held_out_validation=False)
+
+
+def check_fraction(val_fraction: float) -> None:
+    """Refuse a validation fraction outside [0, 1)."""
+    if not 0 <= val_fraction < 1:
+        raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
+
+
+def holdout_rects(scenes: Sequence[Scene], holdout_bounds: Sequence[float] | None) -> list[Rect | None]:
+    """Each image's holdout rectangle; bounds that miss every image are refused."""
+    holdouts = [holdout_rect(s, holdout_bounds) if holdout_bounds else None for s in scenes]
+    if holdout_bounds and all(rect is None for rect in holdouts):
+        raise InputError(f"holdout bounds {tuple(holdout_bounds)} do not overlap any image")
+    return holdouts
 
 
 def _validation_plan(
@@ -201,7 +243,7 @@ def _image_split(
     if height < tile or width < tile:
         return ImageSplit(height, width, tile, holdout, val_cells, np.empty((0, 2), dtype=np.int64),
                           list(reserved))
-    rows, cols = _offsets(height, tile), _offsets(width, tile)
+    rows, cols = window_offsets(height, tile), window_offsets(width, tile)
     blocked = np.zeros((math.ceil(height / tile), math.ceil(width / tile)), dtype=bool)
     for r, c in val_cells:
         blocked[r, c] = True
@@ -212,13 +254,13 @@ def _image_split(
         for c_index in (first_c, last_c):
             hit |= blocked[np.ix_(r_index, c_index)]
     for rect in ([holdout] if holdout is not None else []) + list(reserved):
-        _mark_overlapping(hit, rows, cols, tile, rect)
+        mark_overlapping(hit, rows, cols, tile, rect)
     r_free, c_free = np.nonzero(~hit)
     positions = np.stack([rows[r_free], cols[c_free]], axis=1)
     return ImageSplit(height, width, tile, holdout, val_cells, positions, list(reserved))
 
 
-def _mark_overlapping(hit: np.ndarray, rows: np.ndarray, cols: np.ndarray, tile: int, rect: Rect) -> None:
+def mark_overlapping(hit: np.ndarray, rows: np.ndarray, cols: np.ndarray, tile: int, rect: Rect) -> None:
     """Set ``hit`` where the window at (rows[i], cols[j]) overlaps ``rect`` (offsets are sorted)."""
     row0, row1, col0, col1 = rect
     r = slice(np.searchsorted(rows, row0 - tile, "right"), np.searchsorted(rows, row1, "left"))
@@ -226,7 +268,7 @@ def _mark_overlapping(hit: np.ndarray, rows: np.ndarray, cols: np.ndarray, tile:
     hit[r, c] = True
 
 
-def _offsets(size: int, tile: int) -> np.ndarray:
+def window_offsets(size: int, tile: int) -> np.ndarray:
     """Window start offsets along one axis: a stride of tile/16, always including the last."""
     stride = max(1, tile // 16, math.ceil((size - tile + 1) / _MAX_OFFSETS))
     return np.unique(np.r_[np.arange(0, size - tile + 1, stride), size - tile])
@@ -235,15 +277,14 @@ def _offsets(size: int, tile: int) -> np.ndarray:
 class WindowSampler:
     """Draws training windows uniformly over all allowed positions of all images."""
 
-    def __init__(self, split: Split, rng: np.random.Generator) -> None:
+    def __init__(self, split: Split) -> None:
         self.images = split.images
         counts = np.array([len(image.positions) for image in self.images], dtype=float)
         self.weights = counts / counts.sum()
-        self.rng = rng
 
-    def draw(self) -> tuple[int, Window]:
-        """An image index and a tile-sized training window in it."""
-        index = int(self.rng.choice(len(self.images), p=self.weights))
+    def draw(self, rng: np.random.Generator) -> tuple[int, Window]:
+        """An image index and a tile-sized training window in it, drawn with ``rng``."""
+        index = int(rng.choice(len(self.images), p=self.weights))
         image = self.images[index]
-        row, col = image.positions[self.rng.integers(len(image.positions))]
+        row, col = image.positions[rng.integers(len(image.positions))]
         return index, Window(int(col), int(row), image.tile, image.tile)

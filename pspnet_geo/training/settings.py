@@ -17,6 +17,7 @@ from pspnet_geo.errors import InputError
 from pspnet_geo.labels.read import UNLABELLED_CHOICES
 from pspnet_geo.training.augment import augmentation
 from pspnet_geo.training.batches import WindowChoice
+from pspnet_geo.training.loader import check_loader_workers
 from pspnet_geo.training.losses import LOSSES
 
 PathLike = str | os.PathLike
@@ -57,6 +58,7 @@ class TrainSettings:
     max_nodata: float = 0.5
     accumulate: int = 1
     patience: int | None = None
+    loader_workers: int | None = None
     metrics_log: PathLike | None = None
     plot: PathLike | None = None
     resume: bool = False
@@ -70,6 +72,7 @@ class TrainSettings:
         check_device_name(self.device)
         augmentation(self.augment)
         WindowChoice.build(self.sampling, self.max_nodata)
+        check_loader_workers(self.loader_workers)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

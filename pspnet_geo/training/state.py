@@ -1,10 +1,10 @@
 """Resuming a training run exactly where its last validation left it.
 
-After every validation the run's state (weights, optimizer and its learning rates, random
-generators of the window sampler and of the augmentations, and the progress: iteration,
-history, best score) is written beside the checkpoint as ``NAME.state.pt``, atomically. A run
+After every validation the run's state (weights, optimizer and its learning rates, the random
+generators, and the progress: iteration, history, best score) is written beside the checkpoint as ``NAME.state.pt``, atomically. A run
 started again with ``resume`` loads it and goes on; given the same settings it ends with the
-same weights as a run that was never interrupted. A state from other settings is refused,
+same weights as a run that was never interrupted (training batches are numbered, and batch ``k``
+depends only on the seed and ``k``, so the resumed run makes the batches it would have). A state from other settings is refused,
 naming what differs, so two different runs are never spliced together.
 """
 

@@ -66,11 +66,14 @@ def survey(
     bands: int,
     class_names: Sequence[str],
     ignore_index: int,
+    class_pixels: Sequence[int] | None = None,
 ) -> Survey:
     """Band statistics and per-class label pixel counts over ``windows`` (image index, window).
 
     ``read`` returns raw pixels (bands, h, w), a validity mask and labels for a window. Label
     values that are no class id raise LabelError, as does a training area with no labels.
+    ``class_pixels``, when the split knows them (sparse labels, which a sample of windows
+    would mostly miss), replace the counts.
     """
     stats = RunningStats(bands)
     counts = np.zeros(len(class_names), dtype=np.int64)
@@ -87,6 +90,8 @@ def survey(
         counts += np.bincount(labelled, minlength=len(class_names))
     if stats.count == 0:
         raise LabelError("the training area has no valid (non-nodata) pixels")
+    if class_pixels is not None:
+        counts = np.asarray(class_pixels, dtype=np.int64)
     if counts.sum() == 0:
         raise LabelError("the training area has no labelled pixels")
     for name, count in zip(class_names, counts):

@@ -15,7 +15,7 @@ from pspnet_geo.training.augment import augmentation, training_transform
 from pspnet_geo.training.batches import TrainingBatches, WindowChoice, keep_chances
 from pspnet_geo.training.data import TrainingData
 from pspnet_geo.labels.classes import parse_classes
-from pspnet_geo.training.sampling import WindowSampler, plan_split
+from pspnet_geo.training.sampling import plan_split
 
 SAMPLES = Path(pspnet_geo.__file__).parent / "sample_data"
 ATLANTA = SAMPLES / "spacenet_atlanta_buildings"
@@ -57,7 +57,7 @@ def _batches(data: TrainingData, sampling: str, max_nodata: float, class_pixels,
     choice = WindowChoice.build(sampling, max_nodata).for_classes(class_pixels)
     transform = training_transform(augmentation("none"), [0.0] * len(data.bands), [1.0] * len(data.bands),
                                    data.value_range(), IGNORE)
-    return TrainingBatches(data, WindowSampler(split, np.random.default_rng(seed)), choice, transform, 8)
+    return TrainingBatches(data, split, choice, transform, 8, seed)
 
 
 def test_rare_class_sampling_shows_more_buildings_on_the_atlanta_chip():
@@ -67,7 +67,7 @@ def test_rare_class_sampling_shows_more_buildings_on_the_atlanta_chip():
     share = {}
     for sampling in ("uniform", "rare-classes"):
         batches = _batches(data, sampling, 0.5, [956, 44])
-        masks = torch.cat([batches()[1] for _ in range(6)])
+        masks = torch.cat([batches.batch(k)[1] for k in range(6)])
         share[sampling] = float((masks == 1).float().mean())
     assert share["rare-classes"] > 1.3 * share["uniform"] > 0
 
@@ -82,6 +82,6 @@ def test_windows_mostly_nodata_are_redrawn(tmp_path):
     data = TrainingData.open(LANDSAT, labels, parse_classes("background,field"), None, "background", 0,
                              None, IGNORE)
     assert (~valid).mean() > 0.2
-    images = torch.cat([_batches(data, "uniform", 0.25, [0, 1])()[0] for _ in range(4)])
+    images = torch.cat([_batches(data, "uniform", 0.25, [0, 1]).batch(k)[0] for k in range(4)])
     nodata = (images == 0).all(dim=1).float().mean(dim=(1, 2))
     assert float(nodata.max()) <= 0.25

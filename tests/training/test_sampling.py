@@ -54,11 +54,11 @@ def test_validation_cells_are_spread_over_the_image():
 
 def test_the_sampler_draws_allowed_windows_reproducibly():
     split = plan_split([_scene(300, 200), _scene(500, 400)], 64, 0.2, None)
-    draws = [WindowSampler(split, np.random.default_rng(3)).draw() for _ in range(2)]
+    draws = [WindowSampler(split).draw(np.random.default_rng(3)) for _ in range(2)]
     assert draws[0] == draws[1]
-    sampler = WindowSampler(split, np.random.default_rng(0))
+    sampler, rng = WindowSampler(split), np.random.default_rng(0)
     for _ in range(200):
-        index, window = sampler.draw()
+        index, window = sampler.draw(rng)
         allowed = {tuple(p) for p in split.images[index].positions}
         assert (window.row_off, window.col_off) in allowed and window.width == 64
 

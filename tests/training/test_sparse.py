@@ -1,0 +1,138 @@
+"""Sparse labels: one small polygon per class on a uint16 Landsat scene, split by feature."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import torch
+from shapely.geometry import Polygon, box
+
+import pspnet_geo
+from pspnet_geo.labels.classes import parse_classes
+from pspnet_geo.training import train
+from pspnet_geo.training.augment import augmentation, training_transform
+from pspnet_geo.training.batches import TrainingBatches, WindowChoice
+from pspnet_geo.training.data import TrainingData
+from pspnet_geo.training.sparse import MIN_PART_PIXELS, plan_sparse_split
+
+LANDSAT = Path(pspnet_geo.__file__).parent / "sample_data" / "landsat7_rgb" / "RGB.byte.tif"
+CLASSES = "water,crop,tree,developed"
+IGNORE = 255
+# Pixel (row, col) centres and half sizes of one polygon per class, all on valid pixels.
+FEATURES = {"water": (200, 300, 20), "crop": (300, 450, 16), "tree": (450, 550, 24), "developed": (550, 350, 18)}
+
+
+def landsat8_like(folder: Path) -> Path:
+    """The Landsat scene as uint16 DNs (x 257), as Landsat 8 ships its bands; nodata 0 collar."""
+    path = folder / "scene.tif"
+    with rasterio.open(LANDSAT) as src:
+        profile = {**src.profile, "dtype": "uint16", "tiled": True, "blockxsize": 256, "blockysize": 256}
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(src.read().astype(np.uint16) * 257)
+    return path
+
+
+def one_polygon_per_class(folder: Path, image: Path, features: dict = FEATURES, rotated: bool = False) -> Path:
+    """A GeoPackage with one square (a diamond when ``rotated``) per class, in WGS84."""
+    with rasterio.open(image) as src:
+        transform, crs = src.transform, src.crs
+    shapes = []
+    for row, col, half in features.values():
+        corners = ([(col, row - half), (col + half, row), (col, row + half), (col - half, row)] if rotated
+                   else [(col - half, row - half), (col + half, row - half), (col + half, row + half),
+                         (col - half, row + half)])
+        shapes.append(Polygon([transform @ corner for corner in corners]))
+    frame = gpd.GeoDataFrame({"class": list(features)}, geometry=shapes, crs=crs).to_crs(4326)
+    path = folder / "labels.gpkg"
+    frame.to_file(path)
+    return path
+
+
+def _data(tmp_path: Path, **kwargs) -> TrainingData:
+    image = landsat8_like(tmp_path)
+    return TrainingData.open(image, one_polygon_per_class(tmp_path, image, **kwargs), parse_classes(CLASSES),
+                             "class", "ignore", None, None, IGNORE)
+
+
+def _labels_by_class(data: TrainingData, split, windows, labels_of) -> np.ndarray:
+    counts = np.zeros(4, dtype=np.int64)
+    for window in windows:
+        labels = labels_of(window, data.read(0, window)[2])
+        counts += np.bincount(labels[labels != IGNORE], minlength=4)[:4]
+    return counts
+
+
+def test_every_class_keeps_training_pixels_and_validation_holds_the_rest(tmp_path):
+    data = _data(tmp_path, rotated=True)
+    split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 256, 0.2, None)
+    image = split.images[0]
+    assert split.held_out_validation and all(p > 0 for p in split.class_pixels)
+    for (_, _, half), pixels in zip(FEATURES.values(), split.class_pixels):
+        assert pixels == pytest.approx(0.8 * 2 * half * half, rel=0.02)    # a diamond of half-diagonal half
+    scored = _labels_by_class(data, split, image.val_windows(),
+                              lambda w, labels: image.validation_labels(w, labels, IGNORE))
+    for (_, _, half), pixels in zip(FEATURES.values(), scored):
+        assert pixels == pytest.approx(0.2 * 2 * half * half, rel=0.15)   # each pixel scored once
+    # No training window sees a validation label: masked out by every piece's touched pixels.
+    for row, col in image.positions[::25]:
+        window = rasterio.windows.Window(int(col), int(row), 256, 256)
+        labels = image.training_labels(window, data.read(0, window)[2], IGNORE)
+        assert not (image.areas.validation_mask(window) & (labels != IGNORE)).any()
+
+
+def test_training_windows_all_overlap_a_training_piece(tmp_path):
+    data = _data(tmp_path)
+    split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 128, 0.2, None)
+    image = split.images[0]
+    pieces = [box(c0, r0, c1, r1) for r0, r1, c0, c1 in image.areas.training_boxes]
+    assert len(pieces) == 4 and len(image.positions) > 100
+    for row, col in image.positions:
+        assert any(box(col, row, col + 128, row + 128).intersects(p) for p in pieces)
+
+
+def test_a_class_too_small_to_split_trains_whole_with_a_warning(tmp_path, caplog):
+    features = {**FEATURES, "water": (200, 300, 6)}           # 12 x 12 px: too small for two parts
+    assert 0.2 * 144 < MIN_PART_PIXELS
+    data = _data(tmp_path, features=features)
+    with caplog.at_level(logging.WARNING, logger="pspnet_geo"):
+        split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 256, 0.2, None)
+    assert "class 'water' has 144 labelled pixels in 1 feature(s), too few to split" in caplog.text
+    assert split.class_pixels[0] == 144 and split.held_out_validation
+    image = split.images[0]
+    scored = _labels_by_class(data, split, image.val_windows(),
+                              lambda w, labels: image.validation_labels(w, labels, IGNORE))
+    assert scored[0] == 0 and (scored[1:] > 0).all()
+
+
+def test_every_augmented_training_window_holds_labels(tmp_path):
+    data = _data(tmp_path)
+    split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 256, 0.2, None)
+    choice = WindowChoice.build("rare-classes", 0.5).for_classes(split.class_pixels)
+    transform = training_transform(augmentation("full"), [20000.0] * 3, [5000.0] * 3, (0, 65535), IGNORE)
+    batches = TrainingBatches(data, split, choice, transform, 8, seed=0)
+    for number in range(6):
+        labels = batches.batch(number)[1]
+        assert ((labels != IGNORE).flatten(1).any(1)).all()
+    assert torch.equal(batches.batch(3)[1], TrainingBatches(data, split, choice, transform, 8, 0).batch(3)[1])
+
+
+def test_training_with_one_polygon_per_class_and_train_defaults(tmp_path, caplog):
+    """The issue's run: every class trains, validation scores, every iteration steps quietly."""
+    image = landsat8_like(tmp_path)
+    labels = one_polygon_per_class(tmp_path, image)
+    with caplog.at_level(logging.WARNING, logger="pspnet_geo"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(image, labels, tmp_path / "model.pt", classes=CLASSES, unlabelled="ignore",
+                       background=None, iterations=2, batch_size=2, val_every=2, backbone_weights=None,
+                       device="cpu", loader_workers=0)
+    assert "no labelled pixels" not in caplog.text and "no validation score" not in caplog.text
+    assert not [w for w in caught if "lr_scheduler.step()" in str(w.message)]   # every iteration stepped
+    record = result.history[-1]
+    assert record["val_miou"] is not None and record["loss"] is not None
+    assert all(record["val_iou"][name] is not None for name in FEATURES)
