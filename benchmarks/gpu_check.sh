@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issue 12): one short run on a machine with a CUDA GPU, under 6 minutes.
+# The prepared GPU check (issue 12): one short run on a machine with a CUDA GPU, under 8 minutes.
 #
 # For PSPNet-ResNet18 and -ResNet50, tile 512, on an 8192^2 mosaic of the bundled image, it
 # prints model-only and `segment` Mpx/s, their ratio, GPU utilisation sampled by nvidia-smi
-# while `segment` ran, peak GPU memory and the batch size (benchmarks/gpu_utilisation.py), then
-# the result of the tests marked `gpu`; each backbone also with `segment` writing the mask only;
+# while `segment` ran, peak GPU memory and the batch size (benchmarks/gpu_utilisation.py), each
+# backbone also with `segment` writing the mask only; then training iterations/s and GPU
+# utilisation with 0 and 4 loader workers (benchmarks/train_throughput.py, issue 15) and the
+# result of the tests marked `gpu`;
 # with VARIANTS=1, the model's rate called in other ways (batch sizes, channels_last,
 # cudnn.benchmark, float32, pinned copies: benchmarks/gpu_model_variants.py).
 # Without a GPU it says so in one line and exits 0.
@@ -48,6 +50,9 @@ for run in resnet18 resnet18:mask resnet50 resnet50:mask; do
         echo "gpu_check: $run failed (exit $code): $(tail -n 5 "$RESULTS/$name.log")"; status=1
     fi
 done
+# Training (issue 15): iterations/s and GPU utilisation with 0 and 4 loader workers, bf16.
+timeout 150 "$PY" benchmarks/train_throughput.py --device cuda --workers 0 4 --iterations 40 \
+    --work-dir "$WORK" --json "$RESULTS/train.json" 2> "$RESULTS/train.log" || { echo "gpu_check: training throughput failed: $(tail -n 3 "$RESULTS/train.log")"; status=1; }
 timeout 90 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -15 || status=1
 if [ "${VARIANTS:-0}" != 0 ]; then    # VARIANTS=1 adds them (about 90 s; last measured in docs/benchmarks.md)
     timeout 90 "$PY" benchmarks/gpu_model_variants.py --json "$RESULTS/variants.json" || status=1

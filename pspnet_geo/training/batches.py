@@ -7,8 +7,9 @@ shows: ``sqrt(f_rarest / f_c)`` for class frequency ``f_c`` in the training area
 with the rarest class is always kept and one of only the commonest class seldom. The square
 root oversamples rare classes without feeding the model the same few windows again and again.
 Deciding on the window actually read, rather than on a precomputed map of where classes are,
-costs a few discarded reads per window and needs no pass over the scene. Every window of a
-batch holds labelled pixels, after augmentation too, so every iteration makes its step.
+costs a few discarded reads per window and needs no pass over the scene. With sparse vector
+labels every window of a batch holds labelled pixels, after augmentation too, so every
+iteration makes its step.
 """
 
 from __future__ import annotations
@@ -86,22 +87,26 @@ class TrainingBatches:
                  batch_size: int, seed: int) -> None:
         self.data, self.sampler, self.choice = data, WindowSampler(split), choice
         self.transform, self.batch_size, self.seed = transform, batch_size, seed
+        self.over_labels = any(image.areas is not None for image in split.images)
 
     def batch(self, number: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batch ``number``: ``batch_size`` windows, each chosen and augmented on its own, every
-        one with labelled pixels. Torch's global generator (the augmentations draw from it) is
+        """Batch ``number``: ``batch_size`` windows, each chosen and augmented on its own, with
+        labelled pixels (see :meth:`_window`). Torch's global generator (the augmentations draw from it) is
         seeded for the batch and restored after, so the model's own draws (dropout) do not
         depend on how batches are made."""
         rng = np.random.default_rng([self.seed, number])
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(rng.integers(2 ** 62)))
+            torch.default_generator.manual_seed(int(rng.integers(2 ** 62)))   # not CUDA's: dropout draws there
             pairs = [augment_window(*self._window(rng), self.transform) for _ in range(self.batch_size)]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
     def _window(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw pixels, validity and training labels of a kept window, else the likeliest of
-        ``MAX_TRIES``; draws go on past them until a window has a labelled pixel."""
-        best, best_chance = None, -1.0
+        ``MAX_TRIES`` holding a label. Where training windows are placed over labelled features
+        (sparse labels), draws go on until one holds a label; elsewhere (a label raster with few
+        labels) the first unlabelled draw is used after ``MAX_TRIES``, as a scan for labels
+        would cost a pass over the scene."""
+        best, best_chance, first = None, -1.0, None
         for tries in range(1, MAX_DRAWS + 1):
             index, window = self.sampler.draw(rng)
             pixels, valid, labels = self.data.read(index, window)
@@ -111,7 +116,8 @@ class TrainingBatches:
                 return pixels, valid, labels
             if (labels != self.data.ignore_index).any() and chance > best_chance:
                 best, best_chance = (pixels, valid, labels), chance
-            if tries >= MAX_TRIES and best is not None:
-                return best
-        raise RunError(f"no training window with a labelled pixel in {MAX_DRAWS} draws; the labels "
-                       "hardly overlap the valid pixels of the images")
+            first = first or (pixels, valid, labels)
+            if tries >= MAX_TRIES and (best is not None or not self.over_labels):
+                return best or first
+        raise RunError(f"no training window over the labelled features has a labelled valid pixel in "
+                       f"{MAX_DRAWS} draws: the features lie on nodata")

@@ -14,13 +14,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pspnet_geo.errors import InputError
+from pspnet_geo.errors import InputError, PspnetGeoError
 from pspnet_geo.training.batches import TrainingBatches
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,10 @@ PREFETCH_BATCHES = 2
 
 
 def default_loader_workers() -> int:
-    """One worker per CPU this process may use, less one for the training loop, at most four."""
+    """One worker per CPU this process may use, less one for the training loop, at most four;
+    none in a daemonic process (a Dask or multiprocessing worker), which may not start any."""
+    if multiprocessing.current_process().daemon:
+        return 0
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:     # macOS, Windows
@@ -55,11 +59,15 @@ class _Numbered(IterableDataset):
     def __init__(self, batches: TrainingBatches, start: int) -> None:
         self.batches, self.start = batches, start
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[Batch | PspnetGeoError]:
         worker = get_worker_info()
         first, step = (0, 1) if worker is None else (worker.id, worker.num_workers)
         for number in itertools.count(self.start + first, step):
-            yield self.batches.batch(number)
+            try:
+                yield self.batches.batch(number)
+            except PspnetGeoError as err:   # the user's to fix: sent as it is, raised by the trainer
+                yield err
+                return
 
 
 @contextlib.contextmanager
@@ -77,8 +85,15 @@ def batch_stream(batches: TrainingBatches, start: int, workers: int,
                         generator=torch.Generator().manual_seed(batches.seed))
     stream = iter(loader)
     log.info("making training batches in %d loader worker processes", workers)
+
+    def next_batch() -> Batch:
+        made = next(stream)
+        if isinstance(made, PspnetGeoError):
+            raise made
+        return made
+
     try:
-        yield lambda: next(stream)
+        yield next_batch
     finally:
         # Stopped now, not whenever the collector finds the iterator (torch has no public call).
         stream._shutdown_workers()

@@ -79,6 +79,9 @@ class ImageSplit:
         labels only the validation pieces in the window's own cell, so no pixel counts twice."""
         if self.areas is None:
             return labels
+        held = self.holdout_mask(window)
+        if held is not None:
+            labels[held] = ignore_index
         row0, col0 = (math.ceil(off / self.tile) * self.tile for off in (window.row_off, window.col_off))
         scored = np.zeros(labels.shape, dtype=bool)
         scored[row0 - window.row_off:row0 - window.row_off + self.tile,

@@ -12,7 +12,7 @@ import torch
 import pspnet_geo
 from pspnet_geo.errors import InputError
 from pspnet_geo.training.augment import augmentation, training_transform
-from pspnet_geo.training.batches import TrainingBatches, WindowChoice, keep_chances
+from pspnet_geo.training.batches import MAX_TRIES, TrainingBatches, WindowChoice, keep_chances
 from pspnet_geo.training.data import TrainingData
 from pspnet_geo.labels.classes import parse_classes
 from pspnet_geo.training.sampling import plan_split
@@ -85,3 +85,21 @@ def test_windows_mostly_nodata_are_redrawn(tmp_path):
     images = torch.cat([_batches(data, "uniform", 0.25, [0, 1]).batch(k)[0] for k in range(4)])
     nodata = (images == 0).all(dim=1).float().mean(dim=(1, 2))
     assert float(nodata.max()) <= 0.25
+
+
+def test_a_label_raster_with_few_labels_costs_at_most_max_tries_reads_per_window(tmp_path):
+    labels = tmp_path / "labels.tif"
+    with rasterio.open(LANDSAT) as src:
+        profile = {**src.profile, "count": 1, "nodata": IGNORE}
+        patch = np.full((1, src.height, src.width), IGNORE, dtype=np.uint8)
+        patch[0, 300:304, 400:404] = 1
+        with rasterio.open(labels, "w", **profile) as dst:
+            dst.write(patch)
+    data = TrainingData.open(LANDSAT, labels, parse_classes("background,field"), None, "background", 0,
+                             None, IGNORE)
+    reads = []
+    real_read = data.read
+    data.read = lambda *args: reads.append(1) or real_read(*args)
+    batches = _batches(data, "uniform", 0.5, [0, 16])
+    assert batches.batch(0)[1].shape == (8, 64, 64)
+    assert len(reads) <= 8 * MAX_TRIES

@@ -13,7 +13,7 @@ from rasterio.windows import Window
 import pspnet_geo
 from pspnet_geo import scene as scene_module
 from pspnet_geo.checkpoint import Checkpoint
-from pspnet_geo.errors import InputError
+from pspnet_geo.errors import InputError, RunError
 from pspnet_geo.labels.classes import parse_classes
 from pspnet_geo.training import TrainSettings, train
 from pspnet_geo.training.augment import augmentation, training_transform
@@ -90,3 +90,35 @@ def test_a_forked_process_opens_its_own_datasets():
     child.join(30)
     assert queue.get(timeout=5) == 0 and child.exitcode == 0
     assert np.isfinite(scene_module.read_window(opened, Window(0, 0, 8, 8), [1])[0]).all()
+
+
+class _Failing:
+    """Stands for TrainingBatches: batch 2 fails as user data can make it fail."""
+
+    seed = 0
+
+    def batch(self, number: int):
+        if number == 2:
+            raise RunError("reading scene.tif failed at rows 0-64")
+        return torch.zeros(1), torch.zeros(1)
+
+
+def test_a_worker_s_error_reaches_the_trainer_as_our_own_one_line_error():
+    with batch_stream(_Failing(), 0, 2) as next_batch:
+        next_batch(), next_batch()
+        with pytest.raises(RunError) as raised:
+            next_batch()
+    assert str(raised.value) == "reading scene.tif failed at rows 0-64"
+
+
+def _default_in_a_daemon(queue) -> None:
+    queue.put(default_loader_workers())
+
+
+def test_a_daemonic_process_defaults_to_no_workers():
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_default_in_a_daemon, args=(queue,), daemon=True)
+    child.start()
+    child.join(30)
+    assert queue.get(timeout=5) == 0

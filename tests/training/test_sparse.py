@@ -14,6 +14,7 @@ import torch
 from shapely.geometry import Polygon, box
 
 import pspnet_geo
+from pspnet_geo.errors import RunError
 from pspnet_geo.labels.classes import parse_classes
 from pspnet_geo.training import train
 from pspnet_geo.training.augment import augmentation, training_transform
@@ -136,3 +137,66 @@ def test_training_with_one_polygon_per_class_and_train_defaults(tmp_path, caplog
     record = result.history[-1]
     assert record["val_miou"] is not None and record["loss"] is not None
     assert all(record["val_iou"][name] is not None for name in FEATURES)
+
+
+def test_an_image_smaller_than_the_tile_takes_no_part_and_validation_reads_every_window(tmp_path, caplog):
+    image = landsat8_like(tmp_path)
+    small = tmp_path / "small.tif"
+    with rasterio.open(image) as src:
+        window = rasterio.windows.Window(250, 150, 300, 100)      # holds the water square
+        profile = {**src.profile, "width": 300, "height": 100, "transform": src.window_transform(window)}
+        with rasterio.open(small, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+    labels = one_polygon_per_class(tmp_path, image)
+    data = TrainingData.open([image, small], labels, parse_classes(CLASSES), "class", "ignore", None, None, IGNORE)
+    with caplog.at_level(logging.WARNING, logger="pspnet_geo"):
+        split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 128, 0.2, None)
+    assert "small.tif (300x100 px) is smaller than the 128 px tile: its labels are not used" in caplog.text
+    assert split.images[1].val_cells == [] and len(split.images[1].positions) == 0
+    assert split.class_pixels[0] == pytest.approx(0.8 * 40 * 40, rel=0.02)     # counted once, in the big image
+    assert sum(len(labels) for _, labels in data.validation_batches(split, 2, [0.0] * 3, [1.0] * 3)) == 4
+
+
+def test_an_invalid_polygon_is_mended_and_split(tmp_path):
+    image = landsat8_like(tmp_path)
+    with rasterio.open(image) as src:
+        transform, crs = src.transform, src.crs
+    bow_tie = Polygon([transform @ corner for corner in [(400, 300), (440, 340), (440, 300), (400, 340)]])
+    path = tmp_path / "bow_tie.gpkg"
+    gpd.GeoDataFrame({"class": ["crop"]}, geometry=[bow_tie], crs=crs).to_file(path)
+    data = TrainingData.open(image, path, parse_classes(CLASSES), "class", "ignore", None, None, IGNORE)
+    split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 128, 0.2, None)
+    assert split.held_out_validation and split.class_pixels[1] == pytest.approx(0.8 * 800, rel=0.02)
+
+
+def test_validating_on_training_windows_never_scores_the_holdout(tmp_path, caplog):
+    data = _data(tmp_path)
+    with rasterio.open(data.scenes[0].path) as src:       # rows 0-300, columns 0-300: half the water square
+        x0, y1 = src.transform @ (0, 0)
+        x1, y0 = src.transform @ (300, 300)
+    with caplog.at_level(logging.WARNING, logger="pspnet_geo"):
+        split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 256, 0.01, (x0, y0, x1, y1))
+    assert not split.held_out_validation and "validating on training windows" in caplog.text
+    image = split.images[0]
+    assert (0, 0) in image.val_cells or (0, 1) in image.val_cells
+    labelled_in_holdout = 0
+    for window in image.val_windows():
+        raw = data.read(0, window)[2]
+        held = image.holdout_mask(window)
+        labels = image.validation_labels(window, raw.copy(), IGNORE)
+        if held is not None:
+            labelled_in_holdout += int((raw[held] != IGNORE).sum())
+            assert (labels[held] == IGNORE).all()
+    assert labelled_in_holdout > 0          # the check above had labels to keep out
+
+
+def test_features_on_nodata_only_are_a_run_error(tmp_path):
+    image = landsat8_like(tmp_path)
+    labels = one_polygon_per_class(tmp_path, image, features={"water": (20, 20, 15), "crop": (690, 30, 15)})
+    data = TrainingData.open(image, labels, parse_classes(CLASSES), "class", "ignore", None, None, IGNORE)
+    split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 64, 0.0, None)
+    transform = training_transform(augmentation("none"), [0.0] * 3, [1.0] * 3, (0, 65535), IGNORE)
+    batches = TrainingBatches(data, split, WindowChoice.build("uniform", 0.99).for_classes(split.class_pixels),
+                              transform, 2, seed=0)
+    with pytest.raises(RunError, match="the features lie on nodata"):
+        batches.batch(0)
