@@ -200,11 +200,9 @@ def _fit(model: torch.nn.Module, s: TrainSettings, lr: float, data: TrainingData
 def _split(data: TrainingData, spec: ClassSpec, s: TrainSettings) -> Split:
     """The validation split: by labelled feature for sparse vector labels, else by tile cell."""
     sparse = data.sparse_sources()
-    if sparse is not None and s.groups is None:
-        return plan_sparse_split(data.scenes, sparse, spec.names, s.tile_size, s.val_fraction, s.holdout_bounds)
     if sparse is not None:
-        log.warning("sparse labels with groups: validation takes whole tile cells or groups, not part of "
-                    "each class's features, so a class may be left without training or validation pixels")
+        return plan_sparse_split(data.scenes, sparse, spec.names, s.tile_size, s.val_fraction, s.holdout_bounds,
+                                 s.groups)
     return plan_split(data.scenes, s.tile_size, s.val_fraction, s.holdout_bounds, groups=s.groups)
 
 

@@ -81,7 +81,7 @@ def shared_ground_plan(
     scenes: Sequence[Scene], group: str, tile: int, usable: Sequence[list[Cell]], first_cells: list[Cell]
 ) -> Plan:
     """Reserve the ground of ``first_cells`` (cells of ``scenes[0]``) in every image of one group."""
-    _check_one_crs(scenes, group)
+    check_one_crs(scenes, group)
     ground = [_corners(scenes[0], r * tile, c * tile, tile) for r, c in first_cells]
     plan: Plan = [(list(first_cells), [])]
     for scene, cells in zip(scenes[1:], usable[1:]):
@@ -94,7 +94,8 @@ def shared_ground_plan(
     return plan
 
 
-def _check_one_crs(scenes: Sequence[Scene], group: str) -> None:
+def check_one_crs(scenes: Sequence[Scene], group: str) -> None:
+    """Refuse a group whose images are in different CRSs (their ground could not be matched)."""
     for scene in scenes[1:]:
         if scene.crs != scenes[0].crs:
             raise InputError(f"images of group {group!r} are in different CRSs ({scenes[0].path}: "

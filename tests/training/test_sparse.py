@@ -10,7 +10,10 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
 import torch
+from affine import Affine
+from rasterio.features import rasterize
 from shapely.geometry import Polygon, box
 
 import pspnet_geo
@@ -20,7 +23,8 @@ from pspnet_geo.training import train
 from pspnet_geo.training.augment import augmentation, training_transform
 from pspnet_geo.training.batches import TrainingBatches, WindowChoice
 from pspnet_geo.training.data import TrainingData
-from pspnet_geo.training.sparse import MIN_PART_PIXELS, plan_sparse_split
+from pspnet_geo.training.pieces import MIN_PART_PIXELS
+from pspnet_geo.training.sparse import plan_sparse_split
 
 LANDSAT = Path(pspnet_geo.__file__).parent / "sample_data" / "landsat7_rgb" / "RGB.byte.tif"
 CLASSES = "water,crop,tree,developed"
@@ -200,3 +204,66 @@ def test_features_on_nodata_only_are_a_run_error(tmp_path):
                               transform, 2, seed=0)
     with pytest.raises(RunError, match="the features lie on nodata"):
         batches.batch(0)
+
+
+def test_images_of_one_group_never_train_on_the_ground_their_group_validates_on(tmp_path):
+    image = landsat8_like(tmp_path)
+    other = tmp_path / "other.tif"          # the same ground on another pixel grid (offset 37, 53)
+    with rasterio.open(image) as src:
+        window = rasterio.windows.Window(37, 53, src.width - 37, src.height - 53)
+        profile = {**src.profile, "width": int(window.width), "height": int(window.height),
+                   "transform": src.window_transform(window)}
+        with rasterio.open(other, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+    labels = one_polygon_per_class(tmp_path, image, rotated=True)
+    data = TrainingData.open([image, other], labels, parse_classes(CLASSES), "class", "ignore", None, None, IGNORE)
+    split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 128, 0.2, None,
+                              groups=["aoi", "aoi"])
+    leader, follower = split.images
+    ground = [shapely.affinity.translate(piece, -37, -53) for piece in leader.areas.validation]
+    assert len(ground) == 4 and follower.val_cells
+    scored = np.zeros(4, dtype=np.int64)
+    for window in follower.val_windows():
+        labels = follower.validation_labels(window, data.read(1, window)[2], IGNORE)
+        scored += np.bincount(labels[labels != IGNORE], minlength=4)[:4]
+    for (_, _, half), pixels in zip(FEATURES.values(), scored):
+        assert pixels == pytest.approx(0.2 * 2 * half * half, rel=0.15)   # the leader's share, on the follower
+    for row, col in follower.positions[::10]:
+        window = rasterio.windows.Window(int(col), int(row), 128, 128)
+        labels = follower.training_labels(window, data.read(1, window)[2], IGNORE)
+        inside = rasterize([(piece, 1) for piece in ground], out_shape=(128, 128),
+                           transform=Affine.translation(int(col), int(row)), all_touched=True).astype(bool)
+        assert not (inside & (labels != IGNORE)).any()
+
+
+def _crop(image: Path, path: Path, window) -> Path:
+    with rasterio.open(image) as src:
+        profile = {**src.profile, "width": int(window.width), "height": int(window.height),
+                   "transform": src.window_transform(window)}
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+    return path
+
+
+def test_each_class_is_cut_on_the_first_image_of_its_group_that_has_it(tmp_path, caplog):
+    image = landsat8_like(tmp_path)
+    small = _crop(image, tmp_path / "small.tif", rasterio.windows.Window(250, 150, 100, 100))
+    upper = _crop(image, tmp_path / "upper.tif", rasterio.windows.Window(0, 0, 791, 400))   # water, crop
+    labels = one_polygon_per_class(tmp_path, image)
+    data = TrainingData.open([small, upper, image], labels, parse_classes(CLASSES), "class", "ignore", None,
+                             None, IGNORE)
+    with caplog.at_level(logging.INFO, logger="pspnet_geo"):
+        split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 128, 0.2, None,
+                                  groups=["aoi"] * 3)
+    small_split, upper_split, whole = split.images
+    assert not len(small_split.positions) and not small_split.val_cells
+    validated = [np.zeros(4, dtype=np.int64) for _ in range(3)]
+    for index, image_split in enumerate(split.images):
+        for window in image_split.val_windows():
+            labels = image_split.validation_labels(window, data.read(index, window)[2], IGNORE)
+            validated[index] += np.bincount(labels[labels != IGNORE], minlength=4)[:4]
+    (_, water), (_, crop), (_, tree), (_, developed) = ((n, FEATURES[n][2]) for n in FEATURES)
+    assert validated[1][:2] == pytest.approx([0.2 * (2 * water) ** 2, 0.2 * (2 * crop) ** 2], rel=0.15)
+    assert validated[2] == pytest.approx([0.2 * (2 * h) ** 2 for h in (water, crop, tree, developed)], rel=0.15)
+    assert "class 'tree': 2304 labelled pixels in 1 feature(s)" in caplog.text    # cut on the whole scene
+    assert split.class_pixels[0] == pytest.approx(2 * 0.8 * (2 * water) ** 2, rel=0.02)  # in both images
