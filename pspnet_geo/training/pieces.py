@@ -1,8 +1,8 @@
 """Sparse labels as pieces: features in pixel coordinates, each class's cut into training and
 validation, and that cut carried to every image showing the same ground.
 
-Each class is cut on one image per group: the first that has the class (with no groups every
-image is its own group). Its validation pieces are ground, which the group's other images map
+Each class is cut on one image per group: the one holding most of its area (with no groups
+every image is its own group). Its validation pieces are ground, which the group's other images map
 through their own transforms (they share a CRS), and their features of every class are split by
 it, inside for validation and outside for training. So no image trains on ground another image
 of its group validates on. The class counts logged at the cut are those of the cutting images.
@@ -84,10 +84,16 @@ def _check_crs(scenes: Sequence[Scene], names: Sequence) -> None:
 
 
 def _leading(pieces: list[Piece], names: Sequence) -> list[Piece]:
-    """A class's pieces in the first image of each group that has the class: where it is cut."""
+    """A class's pieces in the image of each group holding most of its area (the first of
+    equals): where it is cut, so a sliver of it in one image cannot stand for the group."""
+    area: dict[int, float] = {}
+    for index, shape in pieces:
+        area[index] = area.get(index, 0.0) + shape.area
     leader: dict = {}
-    for index, _ in pieces:
-        leader.setdefault(names[index], index)
+    for index in sorted(area):
+        best = leader.get(names[index])
+        if best is None or area[index] > area[best]:
+            leader[names[index]] = index
     return [p for p in pieces if leader[names[p[0]]] == p[0]]
 
 
@@ -121,10 +127,10 @@ def _add_split(found: Pieces, sources: Sequence[VectorLabels], ground: list[shap
         by_image.setdefault(index, []).append(shape)
     for index, shapes in sorted(by_image.items()):
         for outside, inside in zip(*_split_by(np.array(shapes, dtype=object), ground[index])):
-            if outside.area > _SLIVER:
+            if outside.area > 0:
                 found.training_boxes[index].append(_clipped(bounds_rect(outside), sources[index].scene))
                 area += outside.area
-            if inside.area > _SLIVER:
+            if inside.area > 0:
                 found.validation[index].append(inside)
     return area
 
@@ -135,13 +141,16 @@ def _split_by(shapes: np.ndarray, ground: shapely.STRtree) -> tuple[np.ndarray, 
     if not len(ground.geometries):
         return outside, inside
     which, hit = ground.query(shapes, predicate="intersects")
-    for i in np.unique(which):
-        covering = shapely.union_all(ground.geometries.take(hit[which == i]))
+    order = np.argsort(which, kind="stable")
+    which, hit = which[order], hit[order]
+    starts = np.flatnonzero(np.diff(which)) + 1
+    for i, hits in zip(which[np.r_[0, starts]] if len(which) else [], np.split(hit, starts)):
+        covering = shapely.union_all(ground.geometries.take(hits))
         if covering.covers(shapes[i]):
             outside[i], inside[i] = shapely.Polygon(), shapes[i]
-        else:
-            part = shapely.intersection(shapes[i], covering)
-            outside[i], inside[i] = polygonal([shapely.difference(shapes[i], part), part])
+            continue
+        parts = polygonal([shapely.difference(shapes[i], covering), shapely.intersection(shapes[i], covering)])
+        outside[i], inside[i] = (part if part.area > _SLIVER else shapely.Polygon() for part in parts)
     return outside, inside
 
 

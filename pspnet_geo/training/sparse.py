@@ -12,8 +12,8 @@ to validation. Here the split works on the labelled features themselves, class b
   one edge only.
 - A class with too little area for both parts to hold ``MIN_PART_PIXELS`` stays whole in
   training, with a warning: validation does not score it.
-- Images of one group (the same ground) follow their group's first image, so none trains on
-  ground another validates on (:mod:`~pspnet_geo.training.pieces` makes the pieces).
+- Images of one group (the same ground) follow the cut made on the image holding most of each
+  class, so none trains on ground another validates on (:mod:`~pspnet_geo.training.pieces` makes the pieces).
 - Training windows are placed only where they overlap a training piece; labels of validation
   pieces are removed from every training window (their pixels may still be seen, unlabelled).
   Validation windows are the tile cells holding validation pieces, each scoring only the

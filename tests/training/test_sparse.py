@@ -245,10 +245,10 @@ def _crop(image: Path, path: Path, window) -> Path:
     return path
 
 
-def test_each_class_is_cut_on_the_first_image_of_its_group_that_has_it(tmp_path, caplog):
+def test_each_class_is_cut_on_the_image_of_its_group_holding_most_of_it(tmp_path, caplog):
     image = landsat8_like(tmp_path)
     small = _crop(image, tmp_path / "small.tif", rasterio.windows.Window(250, 150, 100, 100))
-    upper = _crop(image, tmp_path / "upper.tif", rasterio.windows.Window(0, 0, 791, 400))   # water, crop
+    upper = _crop(image, tmp_path / "upper.tif", rasterio.windows.Window(0, 0, 791, 430))   # water, crop, 4 rows of tree
     labels = one_polygon_per_class(tmp_path, image)
     data = TrainingData.open([small, upper, image], labels, parse_classes(CLASSES), "class", "ignore", None,
                              None, IGNORE)
@@ -266,4 +266,5 @@ def test_each_class_is_cut_on_the_first_image_of_its_group_that_has_it(tmp_path,
     assert validated[1][:2] == pytest.approx([0.2 * (2 * water) ** 2, 0.2 * (2 * crop) ** 2], rel=0.15)
     assert validated[2] == pytest.approx([0.2 * (2 * h) ** 2 for h in (water, crop, tree, developed)], rel=0.15)
     assert "class 'tree': 2304 labelled pixels in 1 feature(s)" in caplog.text    # cut on the whole scene
+    assert "too few to split" not in caplog.text
     assert split.class_pixels[0] == pytest.approx(2 * 0.8 * (2 * water) ** 2, rel=0.02)  # in both images
