@@ -97,9 +97,10 @@ def test_the_model_loop_stops_between_batches_once_the_run_is_over():
 
 def test_an_interrupted_segment_abandons_its_running_block(tmp_path, atlanta_model, monkeypatch):
     from pspnet_geo.segmentation import run as segmentation
+    from pspnet_geo.segmentation import streaming
     from pspnet_geo.segmentation.raster_outputs import RasterOutputs
 
-    real, slow = segmentation.run_block, SlowBlocks()
+    real, slow = streaming.run_block, SlowBlocks()
 
     def blocks(job):
         if (job.block.row, job.block.col) == (0, 0):
@@ -110,7 +111,7 @@ def test_an_interrupted_segment_abandons_its_running_block(tmp_path, atlanta_mod
         slow.wait_until_started(1)
         raise KeyboardInterrupt                          # Ctrl-C while the first result is written
 
-    monkeypatch.setattr(segmentation, "run_block", blocks)
+    monkeypatch.setattr(streaming, "run_block", blocks)
     monkeypatch.setattr(RasterOutputs, "write", interrupted)
     with pytest.raises(KeyboardInterrupt):
         segmentation.segment(ATLANTA, mask_out=tmp_path / "m.tif", model=atlanta_model, tile_size=256,

@@ -185,7 +185,7 @@ def test_each_worker_resolves_auto_device_and_batch_size_itself(tmp_path, atlant
 
 def test_an_interrupted_scene_resumes_without_rerunning_its_finished_blocks(
         tmp_path, atlanta_model, atlanta_reference, monkeypatch):
-    from pspnet_geo.segmentation import run as segmentation
+    from pspnet_geo.segmentation import streaming as segmentation
 
     real, ran = segmentation.run_block, []
 
@@ -217,7 +217,7 @@ def test_an_interrupted_scene_resumes_without_rerunning_its_finished_blocks(
 
 def test_blocks_saved_under_another_plan_are_not_reused(tmp_path, atlanta_model, atlanta_reference, monkeypatch):
     """The plan depends on the threads; a resumed run with more threads plans other blocks."""
-    from pspnet_geo.segmentation import run as segmentation
+    from pspnet_geo.segmentation import streaming as segmentation
 
     real, ran = segmentation.run_block, []
 
@@ -274,7 +274,7 @@ def test_nan_and_infinite_pixels_are_nodata_and_never_reach_the_model(tmp_path, 
     for name, data, nodata in (("broken.tif", broken, None), ("declared.tif", declared, -9999.0)):
         with rasterio.open(tmp_path / name, "w", **(profile | {"nodata": nodata})) as dst:
             dst.write(data)
-    with caplog.at_level(logging.WARNING, logger="pspnet_geo.segmentation.run"):
+    with caplog.at_level(logging.WARNING, logger="pspnet_geo.segmentation.streaming"):
         segment(tmp_path / "broken.tif", mask_out=tmp_path / "b.tif", model=atlanta_model, tile_size=128,
                 overlap=32, block_tiles=1, progress=False)
     assert "1501 pixels are NaN or infinite; they were treated as nodata" in caplog.text
@@ -303,8 +303,9 @@ def test_polygons_reach_the_output_file_before_the_last_block_finishes(tmp_path,
     """Streaming, seen from outside: with every block but the last stitched, the temporary
     GeoPackage already holds most of the polygons; the final file equals the whole-mask run."""
     from pspnet_geo.segmentation import run as segmentation
+    from pspnet_geo.segmentation.stitch import Stitcher
 
-    real, calls, seen = segmentation.Stitcher.add, [], []
+    real, calls, seen = Stitcher.add, [], []
     blocks = len(TilePlan(900, 900, 128, 32, 1).blocks)
 
     def counting(self, key, partials):
@@ -323,7 +324,7 @@ def test_polygons_reach_the_output_file_before_the_last_block_finishes(tmp_path,
     monkeypatch.setattr(segmentation, "_vector_output", small_chunks)
     # Windows of 128 px, not 1,024: the 900 px chip is then many windows, as a large scene is.
     monkeypatch.setattr(segmentation, "MaskVectorizer", partial(segmentation.MaskVectorizer, block_size=128))
-    monkeypatch.setattr(segmentation.Stitcher, "add", counting)
+    monkeypatch.setattr(Stitcher, "add", counting)
     result = segment(ATLANTA, tmp_path / "b.gpkg", mask_out=tmp_path / "m.tif", model=atlanta_model,
                      tile_size=128, overlap=32, block_tiles=1, threads=1, progress=False)
     expected = vectorize_mask(tmp_path / "m.tif", ["background", "building"]).polygons
