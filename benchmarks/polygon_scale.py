@@ -35,7 +35,7 @@ MEMORY_TARGETS = {16384: 1.10, 32768: 1.15}
 STRIDE = 8
 
 
-def stand_in_predict(model, tiles, batch_size: int, device: str, on_device: bool = False):
+def stand_in_predict(model, tiles, batch_size: int, device: str, on_device: bool = False, augmentation=None):
     """Two-class logits from each tile's brightness, on 8 x 8 cells: near-free, realistic blobs.
     One pass to sum the bands, one to fill the logits (its share of a run is the host ceiling's
     "model (stand-in)" stage)."""

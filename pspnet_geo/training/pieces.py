@@ -105,16 +105,11 @@ def _ground(sources: Sequence[VectorLabels], names: Sequence, held: list[Piece])
         by_group.setdefault(names[index], []).append((index, shape))
     trees = []
     for index, source in enumerate(sources):
-        shapes = [shapely.affinity.affine_transform(shape, _matrix(source, sources[i]))
+        to_here = ~source.scene.transform
+        shapes = [shapely.affinity.affine_transform(shape, (to_here @ sources[i].scene.transform).to_shapely())
                   for i, shape in by_group.get(names[index], []) if i != index]
         trees.append(shapely.STRtree(shapes))
     return trees
-
-
-def _matrix(target: VectorLabels, origin: VectorLabels) -> list[float]:
-    """The affine matrix taking ``origin``'s pixel coordinates to ``target``'s (via the CRS)."""
-    mapping = ~target.scene.transform @ origin.scene.transform
-    return [mapping.a, mapping.b, mapping.d, mapping.e, mapping.xoff, mapping.yoff]
 
 
 def _add_split(found: Pieces, sources: Sequence[VectorLabels], ground: list[shapely.STRtree],
@@ -166,9 +161,7 @@ def _pieces(sources: Sequence[VectorLabels], holdouts: Sequence[Rect | None], cl
                 log.warning("%s (%dx%d px) is smaller than the %d px tile: its labels are not used",
                             scene.path, scene.width, scene.height, tile)
             continue
-        inverse = ~scene.transform
-        matrix = [inverse.a, inverse.b, inverse.d, inverse.e, inverse.xoff, inverse.yoff]
-        shapes = source.frame.geometry.affine_transform(matrix).to_numpy()
+        shapes = source.frame.geometry.affine_transform((~scene.transform).to_shapely()).to_numpy()
         shapes = np.where(source.lines, shapely.buffer(shapes, _LINE_HALF_WIDTH), shapes)
         invalid = ~shapely.is_valid(shapes)
         shapes[invalid] = shapely.make_valid(shapes[invalid])
