@@ -126,8 +126,7 @@ def _predict_batch(model: torch.nn.Module, batch: np.ndarray, batch_size: int, d
         # unchanged (python benchmarks/gpu_model_variants.py, docs/benchmarks.md).
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), _autocast(device):
-        logits = model(inputs) if augmentation.is_plain else augmented_logits(model, inputs[:count], augmentation,
-                                                                                chunk=batch_size)
+        logits = model(inputs) if augmentation.is_plain else augmented_logits(model, inputs[:count], augmentation)
     if on_device:       # a tensor of its own, outside inference mode, to be weighted in place
         return logits[:count].to(torch.float32, memory_format=torch.contiguous_format, copy=True)
     return logits[:count].float().contiguous().cpu().numpy()     # (a channels-last model's are not)

@@ -13,8 +13,8 @@ in probability space (the mean of their softmaxes), as mmsegmentation averages t
 that is very sure of a wrong class weighs no more than its probability. The mean is handed on
 as log-probabilities, which the blend of overlapping tiles treats like any logits (their
 softmax is the mean). Passes of one tile are averaged before the tile is weighted, so the mask
-stays the same for any block size and worker count; the passes of a batch go through the model
-together, one call per scale. Off (one pass, the model's own logits), nothing changes.
+stays the same for any block size and worker count; each pass of a batch goes through the
+model in one call. Off (one pass, the model's own logits), nothing changes.
 """
 
 from __future__ import annotations
@@ -85,32 +85,23 @@ def augmentation_of(settings: InferenceSettings) -> Augmentation:
     return Augmentation(settings.tta, tuple(settings.scales))
 
 
-def augmented_logits(model: torch.nn.Module, inputs: torch.Tensor, augmentation: Augmentation,
-                     chunk: int | None = None) -> torch.Tensor:
+def augmented_logits(model: torch.nn.Module, inputs: torch.Tensor, augmentation: Augmentation) -> torch.Tensor:
     """Log of the mean class probabilities of every pass of each tile of ``inputs`` (N, C, H, W):
-    (N, classes, H, W), float32. The passes go through the model ``chunk`` tiles at a time
-    (default: all passes of a scale in one call), so memory stays that of a plain batch."""
+    (N, classes, H, W), float32. One model call per pass, on the whole batch, and a running sum:
+    memory is that of a plain batch and the sum, whatever the number of passes. A batch in
+    channels-last memory (the GPU's) stays so through flips and turns."""
     height, width = inputs.shape[-2:]
+    layout = torch.channels_last if inputs.is_contiguous(memory_format=torch.channels_last) \
+        and not inputs.is_contiguous() else torch.contiguous_format
     total = None
     for scale in augmentation.scales:
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
         scaled = inputs if size == (height, width) else F.interpolate(
             inputs, size=size, mode="bilinear", align_corners=False)
-        for group in _same_shape_groups(TRANSFORMS[augmentation.flips], size[0] == size[1]):
-            variants = torch.cat([forward(scaled) for forward, _ in group])
-            step = chunk or len(variants)
-            outputs = torch.cat([model(variants[i:i + step]).float() for i in range(0, len(variants), step)])
-            for (_, inverse), logits in zip(group, outputs.chunk(len(group))):
-                logits = inverse(logits)
-                if logits.shape[-2:] != (height, width):    # the same sizes back: no sub-pixel shift
-                    logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
-                probabilities = logits.softmax(dim=1)
-                total = probabilities if total is None else total + probabilities
+        for forward, inverse in TRANSFORMS[augmentation.flips]:
+            logits = inverse(model(forward(scaled).contiguous(memory_format=layout)).float())
+            if logits.shape[-2:] != (height, width):    # the same sizes back: no sub-pixel shift
+                logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+            probabilities = logits.softmax(dim=1)
+            total = probabilities if total is None else total.add_(probabilities)
     return (total / augmentation.passes).clamp_min(1e-12).log()
-
-
-def _same_shape_groups(transforms: list[Transform], square: bool) -> list[list[Transform]]:
-    """All passes in one model call, unless a quarter turn changes a non-square tile's shape."""
-    if square:
-        return [transforms]
-    return [[t] for t in transforms]

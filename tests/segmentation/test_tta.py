@@ -53,8 +53,21 @@ def test_d4_on_a_non_square_tile_averages_all_eight_passes():
     x = torch.randn(2, 1, 4, 6)
     model = Ramp()
     expected = sum(inverse(model(forward(x))).softmax(dim=1) for forward, inverse in TRANSFORMS["d4"]) / 8
-    got = augmented_logits(model, x, Augmentation("d4"), chunk=3).exp()
+    got = augmented_logits(model, x, Augmentation("d4")).exp()
     torch.testing.assert_close(got, expected)
+
+
+def test_a_channels_last_batch_reaches_the_model_channels_last_in_every_pass():
+    seen = []
+
+    class Recording(Ramp):
+        def forward(self, x):
+            seen.append(x.is_contiguous(memory_format=torch.channels_last))
+            return super().forward(x)
+
+    x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    augmented_logits(Recording(), x, Augmentation("d4", (0.5, 1.0)))
+    assert seen == [True] * 16
 
 
 def test_scaled_passes_come_back_at_the_tiles_size():
