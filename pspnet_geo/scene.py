@@ -212,6 +212,17 @@ _OPEN = _OpenScenes()
 _TILES = DecodedTiles()
 
 
+def open_dataset(path: str) -> DatasetReader:
+    """This thread's open dataset of ``path``, opened once and again only when the file changes:
+    for other rasters read window by window, such as label rasters."""
+    return _OPEN.dataset(path)
+
+
+def forget_dataset(path: str) -> None:
+    """Close this thread's dataset of ``path`` after a failed read; the next read reopens it."""
+    _OPEN.forget(path)
+
+
 def _forget_after_fork() -> None:
     """A forked process (a training loader worker) starts with no open scene and no decoded
     tile: the parent's datasets share its file positions, and a lock held by one of its threads

@@ -30,7 +30,7 @@ from pspnet_geo.errors import LabelError, RunError, first_line
 from pspnet_geo.labels.classes import ClassSpec
 from pspnet_geo.paths import gdal_path, is_virtual
 from pspnet_geo.quiet import open_raster
-from pspnet_geo.scene import Scene
+from pspnet_geo.scene import Scene, forget_dataset, open_dataset
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +168,9 @@ class RasterLabels:
     def read(self, window: Window) -> np.ndarray:
         """Class ids (h, w) for ``window``, ``ignore_index`` where the raster has nodata."""
         try:
-            with open_raster(self.path) as src:
-                    values = src.read(1, window=window)
+            values = open_dataset(self.path).read(1, window=window)     # kept open, not reopened per window
         except RasterioIOError as err:
+            forget_dataset(self.path)
             raise RunError(f"reading label raster {self.path} failed ({first_line(err)})") from None
         labels = values.astype(np.int32)
         for raw, class_id in (self.values or {}).items():

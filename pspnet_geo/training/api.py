@@ -155,7 +155,8 @@ def train_with(images: PathLike | Sequence[PathLike], labels: PathLike | Sequenc
     split = _split(data, spec, s)
     rng = np.random.default_rng(s.seed)
     torch.manual_seed(s.seed)
-    found = survey(_survey_windows(split, rng), data.survey_reader(split), len(data.bands), spec.names,
+    found = survey(_survey_windows(split, rng), data.survey_reader(split, with_labels=split.class_pixels is None),
+                   len(data.bands), spec.names,
                    s.ignore_index, class_pixels=split.class_pixels)
     log.info("band mean %s, std %s; labelled pixels per class %s", found.mean, found.std, found.class_pixels)
     device = torch.device(resolve_device(s.device))
@@ -166,7 +167,7 @@ def train_with(images: PathLike | Sequence[PathLike], labels: PathLike | Sequenc
                             spec.names, spec.colours, data.bands, found.mean, found.std, s.tile_size,
                             _metadata(data, spec, found, split, recorded), {}, s.background)
     save_best = _BestSaver(checkpoint, model, out)
-    history = _fit(model, s, recorded["lr"], data, split, found, rng, save_best, metrics, device)
+    history = _fit(model, s, recorded["lr"], data, split, found, save_best, metrics, device)
     if s.plot is not None:
         plot_curves(history, s.plot, s.overwrite)
     if save_best.record is None:
@@ -176,7 +177,7 @@ def train_with(images: PathLike | Sequence[PathLike], labels: PathLike | Sequenc
 
 
 def _fit(model: torch.nn.Module, s: TrainSettings, lr: float, data: TrainingData, split: Split,
-         found: Survey, rng: np.random.Generator, save_best: _BestSaver, metrics: MetricsLog,
+         found: Survey, save_best: _BestSaver, metrics: MetricsLog,
          device: torch.device) -> list[dict]:
     """The training loop, resumed from the last saved state when asked; the history."""
     batches = TrainingBatches(
@@ -185,7 +186,7 @@ def _fit(model: torch.nn.Module, s: TrainSettings, lr: float, data: TrainingData
         s.batch_size, s.seed,
     )
     optimiser = build_optimizer(model, s.optimizer, lr)
-    state = RunState(state_path(save_best.out), model, optimiser, rng, _resume_settings(save_best.checkpoint))
+    state = RunState(state_path(save_best.out), model, optimiser, _resume_settings(save_best.checkpoint))
     progress = state.restore() if s.resume else None
     save_best.record = progress.best_record if progress else None
     weights = balanced_class_weights(found.class_pixels) if s.class_weights == "balanced" else None

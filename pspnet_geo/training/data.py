@@ -117,10 +117,15 @@ class TrainingData:
         info = np.iinfo(common)
         return float(info.min), float(info.max)
 
-    def survey_reader(self, split: Split) -> Callable[[int, Window], Sample]:
-        """:meth:`read`, with the holdout region of each image treated as nodata."""
+    def survey_reader(self, split: Split, with_labels: bool = True) -> Callable[[int, Window], Sample]:
+        """:meth:`read`, with the holdout region of each image treated as nodata; without
+        labels (the split counted them already), every label is ``ignore_index``."""
         def read(index: int, window: Window) -> Sample:
-            pixels, valid, labels = self.read(index, window)
+            if with_labels:
+                pixels, valid, labels = self.read(index, window)
+            else:
+                pixels, valid = read_window(self.scenes[index], window, self.bands)
+                labels = np.full(valid.shape, self.ignore_index, dtype=np.int32)
             held = split.images[index].holdout_mask(window)
             if held is not None:
                 valid &= ~held

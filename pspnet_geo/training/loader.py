@@ -78,7 +78,8 @@ def batch_stream(batches: TrainingBatches, start: int, workers: int,
     work), or in this process with 0. The workers stop when the block ends."""
     if workers == 0:
         numbers = itertools.count(start)
-        yield lambda: batches.batch(next(numbers))
+        made = (batches.batch(number) for number in numbers)
+        yield (lambda: tuple(t.pin_memory() for t in next(made))) if pin_memory else (lambda: next(made))
         return
     loader = DataLoader(_Numbered(batches, start), batch_size=None, num_workers=workers,
                         pin_memory=pin_memory, prefetch_factor=PREFETCH_BATCHES,

@@ -204,18 +204,18 @@ def _step(model, optimizer, scaler, batches: list[Batch], config: LoopConfig, it
     if not labelled:
         return None
     optimizer.zero_grad(set_to_none=True)
-    total = 0.0
+    total = torch.zeros((), device=config.device)
     for images, labels in labelled:
         loss = _loss(model, images.to(config.device, non_blocking=True),
                      labels.to(config.device, non_blocking=True), config)
-        if not torch.isfinite(loss):
-            raise RunError(f"training diverged at iteration {it + 1} (loss {loss.item()}); "
-                           "lower the learning rate")
         scaler.scale(loss / len(labelled)).backward()
-        total += float(loss.item())
+        total += loss.detach()
+    mean = float(total) / len(labelled)     # the step's one wait on the device, after its backward passes
+    if not math.isfinite(mean):
+        raise RunError(f"training diverged at iteration {it + 1} (loss {mean}); lower the learning rate")
     scaler.step(optimizer)
     scaler.update()
-    return total / len(labelled)
+    return mean
 
 
 def _loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: LoopConfig) -> torch.Tensor:

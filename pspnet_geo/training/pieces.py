@@ -25,6 +25,7 @@ from pspnet_geo.errors import LabelError, first_line
 from pspnet_geo.labels.read import VectorLabels
 from pspnet_geo.scene import Scene
 from pspnet_geo.training.groups import Rect, check_one_crs
+from pspnet_geo.vector.vectorize import to_world
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def _ground(sources: Sequence[VectorLabels], names: Sequence, held: list[Piece])
     trees = []
     for index, source in enumerate(sources):
         to_here = ~source.scene.transform
-        shapes = [shapely.affinity.affine_transform(shape, (to_here @ sources[i].scene.transform).to_shapely())
+        shapes = [to_world(np.array([shape]), to_here @ sources[i].scene.transform)[0]
                   for i, shape in by_group.get(names[index], []) if i != index]
         trees.append(shapely.STRtree(shapes))
     return trees
@@ -161,8 +162,8 @@ def _pieces(sources: Sequence[VectorLabels], holdouts: Sequence[Rect | None], cl
                 log.warning("%s (%dx%d px) is smaller than the %d px tile: its labels are not used",
                             scene.path, scene.width, scene.height, tile)
             continue
-        shapes = source.frame.geometry.affine_transform((~scene.transform).to_shapely()).to_numpy()
-        shapes = np.where(source.lines, shapely.buffer(shapes, _LINE_HALF_WIDTH), shapes)
+        shapes = to_world(source.frame.geometry.to_numpy(), ~scene.transform)    # the world to pixels
+        shapes[source.lines] = shapely.buffer(shapes[source.lines], _LINE_HALF_WIDTH)
         invalid = ~shapely.is_valid(shapes)
         shapes[invalid] = shapely.make_valid(shapes[invalid])
         inside = box(0, 0, scene.width, scene.height)

@@ -86,7 +86,7 @@ class ImageSplit:
         scored = np.zeros(labels.shape, dtype=bool)
         scored[row0 - window.row_off:row0 - window.row_off + self.tile,
                col0 - window.col_off:col0 - window.col_off + self.tile] = True
-        if self.areas.validation:
+        if self.areas.cells:
             scored &= self.areas.validation_mask(window)
         labels[~scored] = ignore_index
         return labels
@@ -106,9 +106,7 @@ class ImageSplit:
 
     def _reserved_cells(self) -> set[Cell]:
         """Grid cells touching a reserved rectangle."""
-        return {(r, c) for row0, row1, col0, col1 in self.reserved
-                for r in range(row0 // self.tile, (row1 - 1) // self.tile + 1)
-                for c in range(col0 // self.tile, (col1 - 1) // self.tile + 1)}
+        return set(cells_touching(self.reserved, self.tile))
 
     def holdout_mask(self, window: Window) -> np.ndarray | None:
         """True where ``window`` lies in the holdout region; None when it does not touch it."""
@@ -175,12 +173,26 @@ def plan_split(
     if not _positions(images):
         raise InputError(f"no {tile}x{tile} window fits in the images outside the holdout; "
                          "use a smaller tile size")
-    for image, cells in zip(images, usable):
-        image.val_cells = spread(cells, min(len(cells), _MAX_REUSED_CELLS))
-    level = logging.INFO if val_fraction == 0 else logging.WARNING
-    log.log(level, "no separate validation area (%d whole %dx%d cells available): validating on "
-            "training cells, so the validation mIoU is optimistic", sum(map(len, usable)), tile, tile)
+    reuse_training_cells(images, usable, val_fraction, f"no separate validation area ({sum(map(len, usable))} "
+                         f"whole {tile}x{tile} cells available)")
     return Split(images, held_out_validation=False)
+
+
+def reuse_training_cells(images: Sequence[ImageSplit], cells: Sequence[list[Cell]], val_fraction: float,
+                         why: str) -> None:
+    """Validate on up to 16 of each image's ``cells`` (training cells), saying ``why``: a
+    warning unless no validation was asked for."""
+    for image, found in zip(images, cells):
+        image.val_cells = spread(found, min(len(found), _MAX_REUSED_CELLS))
+    level = logging.INFO if val_fraction == 0 else logging.WARNING
+    log.log(level, "%s: validating on training cells, so the validation mIoU is optimistic", why)
+
+
+def cells_touching(rects: Sequence[Rect], tile: int) -> list[Cell]:
+    """The tile cells (raster order) touching one of the pixel rectangles ``rects``."""
+    return sorted({(r, c) for row0, row1, col0, col1 in rects
+                   for r in range(row0 // tile, (row1 - 1) // tile + 1)
+                   for c in range(col0 // tile, (col1 - 1) // tile + 1)})
 
 
 def check_fraction(val_fraction: float) -> None:

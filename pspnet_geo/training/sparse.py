@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -39,36 +38,30 @@ from shapely.geometry.base import BaseGeometry
 from pspnet_geo.errors import InputError, LabelError
 from pspnet_geo.labels.read import VectorLabels
 from pspnet_geo.scene import Scene
-from pspnet_geo.training.groups import Cell, Rect, check_groups, spread
+from pspnet_geo.training.groups import Cell, Rect, check_groups
 from pspnet_geo.training.pieces import bounds_rect, polygonal, split_sparse
 from pspnet_geo.training.sampling import (
     ImageSplit,
     Split,
+    cells_touching,
     check_fraction,
     holdout_rects,
     mark_overlapping,
+    reuse_training_cells,
     window_offsets,
 )
 
 log = logging.getLogger(__name__)
 
-_MAX_REUSED_CELLS = 16
 
-
-@dataclass
 class LabelledAreas:
-    """One image's sparse labels after the split: its validation pieces, cut along the tile
-    grid (so a window rasterises only the parts near it, however large a polygon is), the
-    cells holding them, and the pixel boxes of its training pieces."""
+    """One image's validation pieces, cut along the tile grid (so a window rasterises only the
+    parts near it, however large a polygon is), and the cells holding them."""
 
-    tile: int
-    validation: list[BaseGeometry] = field(default_factory=list)
-    training_boxes: list[Rect] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        parts = [_by_cell(piece, self.tile) for piece in self.validation]
-        self.cells = sorted({cell for found in parts for cell, _ in found})
-        self._parts = [part for found in parts for _, part in found]
+    def __init__(self, tile: int, validation: Sequence[BaseGeometry]) -> None:
+        parts = [found for piece in validation for found in _by_cell(piece, tile)]
+        self.cells = sorted({cell for cell, _ in parts})
+        self._parts = [part for _, part in parts]
         self._tree = shapely.STRtree(self._parts)
 
     def validation_mask(self, window: Window, all_touched: bool = False) -> np.ndarray:
@@ -100,30 +93,27 @@ def plan_sparse_split(
     found = split_sparse(sources, holdouts, val_fraction, class_names, tile, groups)
     if not any(found.class_pixels):
         raise LabelError(f"no labelled feature lies outside the holdout in an image of at least {tile}x{tile} px")
-    areas = [LabelledAreas(tile, held, boxes) for held, boxes in zip(found.validation, found.training_boxes)]
-    images = [_image_split(s, tile, rect, image) for s, rect, image in zip(scenes, holdouts, areas)]
+    images = [_image_split(s, tile, rect, LabelledAreas(tile, held), boxes)
+              for s, rect, held, boxes in zip(scenes, holdouts, found.validation, found.training_boxes)]
     validates = any(found.validation)
     if not sum(len(image.positions) for image in images):
         raise InputError(f"every {tile}x{tile} window holding a labelled feature touches the holdout; "
                          "use a smaller tile size or holdout")
     if not validates:
-        for image in images:
-            cells = _cells_of_boxes(image.areas.training_boxes, tile)
-            image.val_cells = spread(cells, min(len(cells), _MAX_REUSED_CELLS))
-        level = logging.INFO if val_fraction == 0 else logging.WARNING
-        log.log(level, "no class has enough labelled area to hold some back: validating on training "
-                "windows, so the validation mIoU is optimistic")
+        reuse_training_cells(images, [cells_touching(boxes, tile) for boxes in found.training_boxes],
+                             val_fraction, "no class has enough labelled area to hold some back")
     log.info("sparse labels split by feature: %d validation windows, %d training positions",
              sum(len(image.val_cells) for image in images), sum(len(image.positions) for image in images))
     return Split(images, held_out_validation=validates, class_pixels=found.class_pixels)
 
 
-def _image_split(scene: Scene, tile: int, holdout: Rect | None, areas: LabelledAreas) -> ImageSplit:
-    """Training positions overlapping a training piece but not the holdout; validation cells
-    holding a validation piece. (Images smaller than the tile have no pieces.)"""
+def _image_split(scene: Scene, tile: int, holdout: Rect | None, areas: LabelledAreas,
+                 training_boxes: Sequence[Rect]) -> ImageSplit:
+    """Training positions overlapping a training piece's box but not the holdout; validation
+    cells holding a validation piece. (Images smaller than the tile have no pieces.)"""
     rows, cols = window_offsets(scene.height, tile), window_offsets(scene.width, tile)
     allowed = np.zeros((len(rows), len(cols)), dtype=bool)
-    for rect in areas.training_boxes:
+    for rect in training_boxes:
         mark_overlapping(allowed, rows, cols, tile, rect)
     if holdout is not None:
         held = np.zeros_like(allowed)
@@ -143,10 +133,3 @@ def _by_cell(piece: BaseGeometry, tile: int) -> list[tuple[Cell, BaseGeometry]]:
                         [(c + 1) * tile for _, c in cells], [(r + 1) * tile for r, _ in cells])
     parts = polygonal(shapely.intersection(piece, boxes))
     return [(cell, part) for cell, part in zip(cells, parts) if part.area > 0]
-
-
-def _cells_of_boxes(rects: Sequence[Rect], tile: int) -> list[Cell]:
-    """The tile cells (raster order) touching one of ``rects``."""
-    return sorted({(r, c) for row0, row1, col0, col1 in rects
-                   for r in range(row0 // tile, (row1 - 1) // tile + 1)
-                   for c in range(col0 // tile, (col1 - 1) // tile + 1)})

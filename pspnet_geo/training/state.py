@@ -14,7 +14,6 @@ import logging
 import pickle
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pspnet_geo.errors import CheckpointError, InputError, first_line
@@ -30,18 +29,18 @@ def state_path(out: str | Path) -> Path:
 
 
 class RunState:
-    """Saves and restores one run's state, for a model, its optimizer and its sampler's rng."""
+    """Saves and restores one run's state, for a model and its optimizer."""
 
     def __init__(self, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 rng: np.random.Generator, settings: dict) -> None:
-        self.path, self.model, self.optimizer, self.rng = path, model, optimizer, rng
+                 settings: dict) -> None:
+        self.path, self.model, self.optimizer = path, model, optimizer
         self.settings = settings
 
     def save(self, progress: Progress) -> None:
         """Write the state reached at ``progress`` (called after each validation)."""
         state = {
             "settings": self.settings, "progress": vars(progress), "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "numpy_rng": self.rng.bit_generator.state,
+            "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         }
@@ -58,7 +57,6 @@ class RunState:
                              f"({', '.join(differing)}); start over without resume")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])

@@ -136,6 +136,19 @@ def test_a_label_raster_on_the_image_grid_is_read_by_window_with_nodata_ignored(
     assert (labels[:10] == 255).all() and (labels[60:, 10:110] == 1).all() and (labels[60:, :10] == 0).all()
 
 
+def test_a_label_raster_is_opened_once_for_many_windows(tmp_path, monkeypatch):
+    from pspnet_geo import scene as scene_module
+
+    with rasterio.open(IMAGE) as src:
+        path = _write_label_raster(tmp_path / "labels.tif", np.ones((900, 900), "uint8"), src.transform)
+    labels = RasterLabels(str(path), open_scene(IMAGE), ignore_index=255)
+    opened, real_open = [], scene_module.open_raster
+    monkeypatch.setattr(scene_module, "open_raster", lambda p: opened.append(p) or real_open(p))
+    for offset in range(0, 500, 100):
+        assert (labels.read(Window(offset, offset, 64, 64)) == 1).all()
+    assert opened == [str(path)]
+
+
 def test_a_label_raster_on_another_grid_is_an_error(tmp_path):
     with rasterio.open(IMAGE) as src:
         shifted = src.transform @ src.transform.translation(3, 0)

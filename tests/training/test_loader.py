@@ -69,8 +69,10 @@ def test_training_with_two_workers_ends_with_the_weights_of_training_without(tmp
     assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
 
 
-def test_the_default_leaves_a_cpu_to_the_training_loop_and_negative_counts_are_refused():
-    assert 0 <= default_loader_workers() <= 4
+@pytest.mark.parametrize("cpus, workers", [(1, 0), (2, 1), (4, 3), (16, 4)])
+def test_the_default_leaves_a_cpu_to_the_training_loop_and_negative_counts_are_refused(monkeypatch, cpus, workers):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cpus)))
+    assert default_loader_workers() == workers
     with pytest.raises(InputError, match="loader_workers must be 0 or more"):
         TrainSettings(classes="a,b", loader_workers=-1)
 

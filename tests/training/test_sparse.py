@@ -23,7 +23,7 @@ from pspnet_geo.training import train
 from pspnet_geo.training.augment import augmentation, training_transform
 from pspnet_geo.training.batches import TrainingBatches, WindowChoice
 from pspnet_geo.training.data import TrainingData
-from pspnet_geo.training.pieces import MIN_PART_PIXELS
+from pspnet_geo.training.pieces import MIN_PART_PIXELS, split_sparse
 from pspnet_geo.training.sparse import plan_sparse_split
 
 LANDSAT = Path(pspnet_geo.__file__).parent / "sample_data" / "landsat7_rgb" / "RGB.byte.tif"
@@ -95,7 +95,8 @@ def test_training_windows_all_overlap_a_training_piece(tmp_path):
     data = _data(tmp_path)
     split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 128, 0.2, None)
     image = split.images[0]
-    pieces = [box(c0, r0, c1, r1) for r0, r1, c0, c1 in image.areas.training_boxes]
+    boxes = split_sparse(data.sparse_sources(), [None], 0.2, CLASSES.split(","), 128).training_boxes[0]
+    pieces = [box(c0, r0, c1, r1) for r0, r1, c0, c1 in boxes]
     assert len(pieces) == 4 and len(image.positions) > 100
     for row, col in image.positions:
         assert any(box(col, row, col + 128, row + 128).intersects(p) for p in pieces)
@@ -180,7 +181,7 @@ def test_validating_on_training_windows_never_scores_the_holdout(tmp_path, caplo
         x1, y0 = src.transform @ (300, 300)
     with caplog.at_level(logging.WARNING, logger="pspnet_geo"):
         split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 256, 0.01, (x0, y0, x1, y1))
-    assert not split.held_out_validation and "validating on training windows" in caplog.text
+    assert not split.held_out_validation and "validating on training cells" in caplog.text
     image = split.images[0]
     assert (0, 0) in image.val_cells or (0, 1) in image.val_cells
     labelled_in_holdout = 0
@@ -220,7 +221,8 @@ def test_images_of_one_group_never_train_on_the_ground_their_group_validates_on(
     split = plan_sparse_split(data.scenes, data.sparse_sources(), CLASSES.split(","), 128, 0.2, None,
                               groups=["aoi", "aoi"])
     leader, follower = split.images
-    ground = [shapely.affinity.translate(piece, -37, -53) for piece in leader.areas.validation]
+    held = split_sparse(data.sparse_sources(), [None, None], 0.2, CLASSES.split(","), 128, ["aoi", "aoi"]).validation
+    ground = [shapely.affinity.translate(piece, -37, -53) for piece in held[0]]
     assert len(ground) == 4 and follower.val_cells
     scored = np.zeros(4, dtype=np.int64)
     for window in follower.val_windows():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -25,8 +24,7 @@ class _Plant:
 
 def run_state(path: Path) -> RunState:
     model = torch.nn.Linear(2, 2)
-    return RunState(path, model, torch.optim.SGD(model.parameters(), lr=0.1), np.random.default_rng(0),
-                    {"iterations": 4})
+    return RunState(path, model, torch.optim.SGD(model.parameters(), lr=0.1), {"iterations": 4})
 
 
 def test_a_saved_state_comes_back(tmp_path):
