@@ -56,12 +56,10 @@ class GdalOptions:
         if not self.items or self._active():
             yield
             return
-        options = dict(self.items)
-        # rasterio.Env refuses AWS keys as options (they come from a session); setenv takes them,
-        # and goes last so the snapshot wins over what the Env's own session sets.
-        plain = {name: value for name, value in options.items() if not name.startswith("AWS_")}
-        with rasterio.Env(**plain):
-            rasterio.env.setenv(**options)
+        # rasterio.Env refuses AWS keys as options (they come from a session); setenv, inside a
+        # bare Env of this thread, takes them all, and wins over what the Env's session sets.
+        with rasterio.Env():
+            rasterio.env.setenv(**dict(self.items))
             yield
 
     def _active(self) -> bool:

@@ -7,6 +7,7 @@ the block journal of a resumable run and the manifest of a batch.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from importlib.metadata import PackageNotFoundError, version
 import os
@@ -25,7 +26,14 @@ def file_stamp(path: str | os.PathLike) -> dict | None:
 
 
 def content_hash(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's content."""
+    """The SHA-256 of a file's content, computed once per version of the file (a batch names
+    one model in every chip's record)."""
+    stat = os.stat(path)
+    return _hash(os.path.abspath(path), (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
+
+
+@functools.lru_cache(maxsize=64)
+def _hash(path: str, version: tuple) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(_CHUNK), b""):

@@ -26,7 +26,6 @@ import scipy.sparse
 import scipy.sparse.csgraph
 import numpy as np
 import shapely
-import shapely.ops
 
 CONTROL_SPACING_M = 50.0
 SNAP_M = 4.0
@@ -152,8 +151,9 @@ def _inject(graph: nx.MultiGraph, points: np.ndarray, snap: float) -> tuple[nx.M
 
 
 def _split(graph: nx.MultiGraph, positions: dict[tuple, list]) -> tuple[nx.MultiGraph, dict]:
-    """A copy of ``graph`` with each edge (u, v, key) cut at its (distance along, tag) positions;
-    the node of each tag that is not None."""
+    """A copy of ``graph`` with each edge (u, v, key) cut at its (distance along, tag) positions,
+    the pieces carrying their lengths (``weight``) but no geometry; the node of each tag that is
+    not None."""
     graph = graph.copy()
     nodes = {}
     for (u, v, key), found in positions.items():
@@ -168,7 +168,6 @@ def _split(graph: nx.MultiGraph, positions: dict[tuple, list]) -> tuple[nx.Multi
                 nodes[tag] = ends[min(max(position, 0.0), geometry.length)]
         graph.remove_edge(u, v, key)
         marks = sorted(ends)
-        for a, b in zip(marks, marks[1:]):
-            piece = shapely.ops.substring(geometry, a, b)
-            graph.add_edge(ends[a], ends[b], geometry=piece, weight=b - a)
+        for a, b in zip(marks, marks[1:]):      # lengths only: routes need no shapes after the cut
+            graph.add_edge(ends[a], ends[b], weight=b - a)
     return graph, nodes

@@ -48,7 +48,7 @@ from pspnet_geo.segmentation.inference import (
 from pspnet_geo.segmentation.journal import BlockJournal
 from pspnet_geo.segmentation.planning import fill_settings, resolve_model
 from pspnet_geo.segmentation.raster_outputs import ClassInfo
-from pspnet_geo.segmentation.streaming import run_blocks
+from pspnet_geo.segmentation.streaming import stream_blocks
 from pspnet_geo.segmentation.tiling import TilePlan
 from pspnet_geo.segmentation.tta import parse_scales
 from pspnet_geo.sources import check_local_only
@@ -184,7 +184,7 @@ def segment_scene(
                                                     overwrite)) if out is not None else None
         outlines = Outlines(source, classes.colours, options.preview_size) if preview is not None else None
         vectorizer = _vectorizer(source, checkpoint, cleanup, output, outlines) if out or preview else None
-        counts = run_blocks(source, model_path, settings, classes, executor, (mask_tmp, mask_out is not None),
+        counts = stream_blocks(source, model_path, settings, classes, executor, (mask_tmp, mask_out is not None),
                       proba_tmp, vectorizer, progress, journal_for)
         vectors = vectorizer.finish() if vectorizer else None
         features = vectorizer.streamed + len(vectors.polygons) if vectors else 0

@@ -33,7 +33,7 @@ from pspnet_geo.vector.vectorize import MaskVectorizer
 log = logging.getLogger(__name__)
 
 
-def run_blocks(scene: Scene, model_path: str, settings: InferenceSettings, classes: ClassInfo,
+def stream_blocks(scene: Scene, model_path: str, settings: InferenceSettings, classes: ClassInfo,
          executor: Executor, mask: tuple[Path, bool], proba_path: Path | None,
          vectorizer: MaskVectorizer | None, progress: bool,
          journal_for: Callable[[TilePlan], BlockJournal | None]) -> tuple[int, int]:

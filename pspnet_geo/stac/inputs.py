@@ -14,6 +14,7 @@ resolved against the Item's own location and mapped to GDAL's network paths (``s
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import xml.etree.ElementTree as ET
@@ -26,6 +27,7 @@ from rasterio.dtypes import dtype_rev, typename_fwd
 from pspnet_geo.errors import InputError
 from pspnet_geo.paths import gdal_path
 from pspnet_geo.scene import Scene, open_scene
+from pspnet_geo.stamps import file_stamp
 
 IMAGE_TYPES = ("image/tiff", "image/jp2", "image/png", "image/jpeg", "application/x-hdf")
 
@@ -51,12 +53,22 @@ def read_item(source: str | os.PathLike) -> pystac.Item:
 
 
 def _from_collection(location: str, wanted: str) -> pystac.Item:
-    for item in pystac.ItemCollection.from_file(location):
-        if item.id == wanted:
-            if item.get_self_href() is None:    # relative hrefs are relative to the collection's file
-                item.set_self_href(location)
-            return item
-    raise KeyError(f"no Item {wanted!r} in it")
+    stamp = file_stamp(location)
+    feature = _features(location, None if stamp is None else (stamp["size"], stamp["mtime_ns"])).get(wanted)
+    if feature is None:
+        raise KeyError(f"no Item {wanted!r} in it")
+    item = pystac.Item.from_dict(feature)
+    if item.get_self_href() is None:    # relative hrefs are relative to the collection's file
+        item.set_self_href(location)
+    return item
+
+
+@functools.lru_cache(maxsize=4)
+def _features(location: str, version: tuple | None) -> dict[str, dict]:
+    """An ItemCollection's features by id, read once for all its Items (a batch reads one Item
+    per input: parsing the whole collection each time grew with the square of its size)."""
+    data = pystac.StacIO.default().read_json(location)
+    return {feature["id"]: feature for feature in data.get("features", [])}
 
 
 def item_sources(document: str | os.PathLike) -> list[tuple[str, str]]:

@@ -27,22 +27,20 @@ def is_parquet(path: Path) -> bool:
 
 def parquet_crs(path: Path) -> CRS | None:
     """The primary geometry column's CRS (GeoParquet: missing means OGC:CRS84, null unknown)."""
-    geo, column = _geo(path)
-    crs = geo["columns"][column].get("crs", "OGC:CRS84")
-    return None if crs is None else CRS.from_user_input(crs)
+    return _geometry(pyarrow.parquet.read_schema(path), path)[1]
 
 
 def parquet_template(path: Path) -> gpd.GeoDataFrame:
     """The file's columns, without rows."""
-    geo, column = _geo(path)
     schema = pyarrow.parquet.read_schema(path)
-    return _frame(schema.empty_table().select(_columns(schema, column)), column, parquet_crs(path))
+    column, crs = _geometry(schema, path)
+    return _frame(schema.empty_table().select(_columns(schema, column)), column, crs)
 
 
 def parquet_chunks(path: Path, batch_size: int) -> Iterator[gpd.GeoDataFrame]:
     """The file's rows, ``batch_size`` at a time, in file order."""
-    geo, column = _geo(path)
-    parquet, crs = pyarrow.parquet.ParquetFile(path), parquet_crs(path)
+    parquet = pyarrow.parquet.ParquetFile(path)
+    column, crs = _geometry(parquet.schema_arrow, path)
     for batch in parquet.iter_batches(batch_size=batch_size, columns=_columns(parquet.schema_arrow, column)):
         yield _frame(batch, column, crs)
 
@@ -58,9 +56,11 @@ def _frame(rows: pyarrow.Table | pyarrow.RecordBatch, column: str, crs: CRS | No
     return gpd.GeoDataFrame(frame, geometry=shapes, crs=crs)
 
 
-def _geo(path: Path) -> tuple[dict, str]:
-    metadata = pyarrow.parquet.read_schema(path).metadata or {}
-    geo = json.loads(metadata.get(b"geo", b"{}"))
+def _geometry(schema: pyarrow.Schema, path: Path) -> tuple[str, CRS | None]:
+    """The primary geometry column and its CRS, from the schema's ``geo`` metadata."""
+    geo = json.loads((schema.metadata or {}).get(b"geo", b"{}"))
     if "primary_column" not in geo:
         raise ValueError(f"{path} is not GeoParquet (no 'geo' metadata)")
-    return geo, geo["primary_column"]
+    column = geo["primary_column"]
+    crs = geo["columns"][column].get("crs", "OGC:CRS84")
+    return column, None if crs is None else CRS.from_user_input(crs)

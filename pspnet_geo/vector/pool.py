@@ -48,7 +48,7 @@ CORES_PER_PROCESS = 4
 """One polygonising process per this many CPU cores (at least one on two cores or more): the
 rest read, normalise and blend blocks, write the mask and join seams. On two cores one process
 still pays: the client thread it relieves would otherwise hold the GIL the block threads want
-(near-free-model ``segment`` of a 16384^2 mosaic: 26.9-29.8 Mpx/s with one process, 25.3-25.9
+(near-free-model ``segment`` of a 16384^2 mosaic: 26.9-28.4 Mpx/s with one process, 25.3-25.9
 without; see docs/benchmarks.md). On one core a process only adds its copies."""
 
 
