@@ -41,10 +41,3 @@ def write_cog(staged: str | os.PathLike, target: str | os.PathLike, resampling: 
                          BLOCKSIZE=str(BLOCK), OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER",
                          NUM_THREADS="ALL_CPUS")
     log.info("laid %s out as a COG in %.2f s", target, time.perf_counter() - started)
-
-
-def is_cog_layout(path: str | os.PathLike) -> bool:
-    """Whether GDAL reports ``path`` as laid out for the cloud (its ``LAYOUT=COG`` structural
-    metadata, written by the COG driver): tiled, overviews, tile indexes before the data."""
-    with rasterio.open(path) as dataset:
-        return dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"

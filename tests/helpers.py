@@ -143,3 +143,10 @@ def staircase(*shapes: Polygon) -> np.ndarray:
 def iou(first, second) -> float:
     first, second = shapely.union_all(first), shapely.union_all(second)
     return first.intersection(second).area / first.union(second).area
+
+
+def is_cog_layout(path) -> bool:
+    """Whether GDAL reports ``path`` as laid out for the cloud (its ``LAYOUT=COG`` structural
+    metadata, written by the COG driver): tiled, overviews, tile indexes before the data."""
+    with rasterio.open(path) as dataset:
+        return dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"

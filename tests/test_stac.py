@@ -163,7 +163,7 @@ def test_a_batch_over_an_item_collection_names_outputs_by_item_and_describes_eac
     assert again.exit_code == 0 and "0 done, 2 already done" in again.output
 
 
-def test_a_folder_of_items_is_a_batch_of_them_and_other_json_is_left_out(tmp_path, atlanta_model):
+def test_a_folder_of_items_is_a_batch_of_them_and_other_json_is_left_out(tmp_path):
     (tmp_path / "items").mkdir()
     write_item(tmp_path / "items", {"visual": {"href": str(ATLANTA)}})
     (tmp_path / "items" / "notes.json").write_text('{"not": "stac"}')

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from pspnet_geo.config.settings import InferenceSettings
+from pspnet_geo.config.settings import TTA_MODES, InferenceSettings
 from pspnet_geo.errors import InputError
 
 Transform = tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]
@@ -48,6 +48,7 @@ TRANSFORMS: dict[str, list[Transform]] = {
     "flip": [_rotation(0, False), _rotation(0, True)],
     "d4": [_rotation(turns, mirrored) for mirrored in (False, True) for turns in range(4)],
 }
+assert tuple(TRANSFORMS) == TTA_MODES, "the settings' --tta choices are these transforms"
 
 
 @dataclass(frozen=True)

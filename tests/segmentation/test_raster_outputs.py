@@ -13,11 +13,11 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from pspnet_geo.cog import is_cog_layout
 from pspnet_geo.maskfile import NODATA_CLASS, category_names, mask_class_names, mask_colours
 from pspnet_geo.scene import open_scene
 from pspnet_geo.segmentation.raster_outputs import ClassInfo, RasterOutputs
 from pspnet_geo.segmentation.stitch import FinishedPiece
+from helpers import is_cog_layout
 
 HEIGHT, WIDTH = 40, 60
 CLASSES = ClassInfo(("background", "building", "road"), ((0, 0, 0), (255, 0, 0), (10, 20, 30)))
